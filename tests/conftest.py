@@ -1,0 +1,52 @@
+"""Shared fixtures: the repo, the development data in ../shared, and two real photos."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# tests/ helpers (tflite_builder, ...) importable by plain name.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared/data beside the repo (lfw-dev, multiface-dev, ...); skips when absent."""
+    if not (SHARED_DATA / "lfw-dev").is_dir():
+        pytest.skip(
+            f"../shared/data/lfw-dev not present: expected at {SHARED_DATA / 'lfw-dev'} "
+            "(the development data lives beside the repository, never inside it)"
+        )
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def _skimage_photos() -> dict[str, np.ndarray]:
+    data = pytest.importorskip("skimage.data", reason="scikit-image (test extra) ships the photos")
+    astronaut = np.ascontiguousarray(data.astronaut()[..., :3], dtype=np.uint8)
+    camera = data.camera()
+    camera = np.ascontiguousarray(np.repeat(camera[..., None], 3, axis=2), dtype=np.uint8)
+    return {"astronaut": astronaut, "camera": camera}
+
+
+@pytest.fixture
+def astronaut_rgb(_skimage_photos) -> np.ndarray:
+    """skimage's astronaut.png (Eileen Collins, one frontal face): 512×512×3 RGB uint8, a fresh copy."""
+    return _skimage_photos["astronaut"].copy()
+
+
+@pytest.fixture
+def camera_rgb(_skimage_photos) -> np.ndarray:
+    """skimage's camera.png (cameraman, grey, small face in profile) as 512×512×3 RGB uint8, a fresh copy."""
+    return _skimage_photos["camera"].copy()
