@@ -1,0 +1,96 @@
+"""scripts/check_runtimes.py: every shipped model agrees in ai-edge-litert and tflite-runtime 2.14."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "scripts" / "check_runtimes.py"
+TFLITE_PYTHON = REPO / ".venv-tflite214" / "bin" / "python"
+
+
+def _need_tflite_venv() -> None:
+    if TFLITE_PYTHON.exists():
+        return
+    message = f"{TFLITE_PYTHON} is absent: run `bash scripts/setup.sh` to create the tflite-runtime 2.14 venv"
+    if os.environ.get("CI"):
+        pytest.fail(f"under CI the tflite-runtime venv must exist: {message}")
+    pytest.skip(message)
+
+
+def _run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "EDGE_MODELS_DIR"}
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=REPO, stdin=subprocess.DEVNULL)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_every_shipped_model_agrees_in_both_runtimes():
+    _need_tflite_venv()
+    proc = _run("--json", "--runs", "5", "--warmup", "1")
+    report = json.loads(proc.stdout)
+    manifest = json.loads((REPO / "models" / "manifest.json").read_text())
+    failures = [f"{m['key']}: {m['errors'] or m['outputs']}" for m in report["models"] if not m["ok"]]
+    assert proc.returncode == 0 and report["ok"], report.get("error") or failures
+    assert sorted(m["key"] for m in report["models"]) == sorted(manifest["models"])
+    assert report["backends"]["A"]["backend"] == "ai-edge-litert"
+    assert report["backends"]["B"]["backend"] == "tflite-runtime"
+    assert report["backends"]["B"]["version"].startswith("2.14")
+    assert report["backends"]["B"]["numpy"].startswith("1.")
+    for model in report["models"]:
+        assert model["ms"]["A"] > 0 and model["ms"]["B"] > 0
+
+
+def test_table_output_and_an_int8_model(tmp_path):
+    """The quantized path (int8 in, int8 out) through both runtimes, and the printed table."""
+    _need_tflite_venv()
+    builder = pytest.importorskip("tflite_builder")
+    model = builder.requantize_model(tmp_path / "requant_int8.tflite")
+    manifest = {"models": {"requant": {"file": model.name, "role": "embedder", "sha256": _sha256(model)}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    proc = _run("--models-dir", str(tmp_path), "--runs", "2", "--warmup", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "tflite-runtime 2.14" in proc.stdout and "ai-edge-litert" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("requant"))
+    assert " ok " in row and "1.000000" in row  # cosine printed for embedders
+
+
+def test_a_crashing_runtime_is_a_failure_naming_the_model(tmp_path):
+    """A model that kills tflite-runtime's process fails the check by name (no venv needed)."""
+    fake_python = tmp_path / "python"
+    fake_python.write_text("#!/bin/sh\nkill -ABRT $$\n")
+    fake_python.chmod(0o755)
+    key = sorted(json.loads((REPO / "models" / "manifest.json").read_text())["models"])[0]
+    proc = _run("--tflite-python", str(fake_python), "--only", key, "--runs", "1", "--warmup", "0")
+    assert proc.returncode == 1
+    assert f"FAIL {key}" in proc.stdout and "crashed (SIGABRT)" in proc.stdout
+    assert "tflite-runtime" in proc.stdout
+
+
+def test_an_unloadable_model_fails_in_both_runtimes(tmp_path):
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"\0" * 4096)
+    manifest = {"models": {"junk": {"file": junk.name, "role": "detector", "sha256": _sha256(junk)}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    proc = _run("--models-dir", str(tmp_path), "--json", "--tflite-python", sys.executable)
+    assert proc.returncode == 1
+    (model,) = json.loads(proc.stdout)["models"]
+    assert model["key"] == "junk" and not model["ok"]
+    assert any("junk.tflite" in err for err in model["errors"])
+
+
+def test_missing_tflite_venv_is_an_error(tmp_path):
+    proc = _run("--tflite-python", str(tmp_path / "nope" / "python"))
+    assert proc.returncode == 1
+    assert "setup.sh" in proc.stdout
