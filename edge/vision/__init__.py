@@ -1,0 +1,5 @@
+"""The vision stages of the data path: detect faces, align them, (later) embed them.
+
+``detector`` turns an RGB frame into `Detection`s (box, score, six keypoints);
+``align`` turns a detection's keypoints into the 112×112 crop the embedders expect.
+"""
