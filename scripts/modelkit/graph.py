@@ -1,0 +1,270 @@
+"""A tiny graph IR for the two embedders and a writer to the TFLite flatbuffer.
+
+Both embedders are plain CNNs (convolutions, depthwise convolutions, PReLU,
+residual adds, a final reshape), so instead of routing them through TensorFlow's
+converter -- which emits op versions tflite-runtime 2.14 cannot load and turns
+PReLU into elementwise ABS/SUB/MUL chains -- we describe them in this IR and
+write the flatbuffer ourselves with LiteRT's generated schema. Every op is
+written at version 1, which every runtime we target knows.
+
+Layout is NHWC throughout; convolution weights are OHWI, depthwise weights
+1HWC, PReLU slopes (1, 1, C).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import flatbuffers
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+OPS = schema.BuiltinOperator
+SAME, VALID = schema.Padding.SAME, schema.Padding.VALID
+
+
+@dataclass
+class Op:
+    kind: str  # conv, dwconv, prelu, add, pad, reshape
+    inputs: list[str]
+    output: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class Graph:
+    name: str
+    input_name: str
+    input_shape: tuple[int, ...]
+    output_name: str
+    consts: dict[str, np.ndarray] = field(default_factory=dict)
+    ops: list[Op] = field(default_factory=list)
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.consts[name] = np.ascontiguousarray(value)
+        return name
+
+    def add(self, kind: str, inputs: list[str], output: str, **params) -> str:
+        self.ops.append(Op(kind, inputs, output, params))
+        return output
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    if padding == SAME:
+        return -(-size // stride)
+    return (size - kernel) // stride + 1
+
+
+def infer_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
+    shapes = {graph.input_name: tuple(graph.input_shape)}
+    shapes.update({k: v.shape for k, v in graph.consts.items()})
+    for op in graph.ops:
+        x = shapes[op.inputs[0]]
+        if op.kind in ("conv", "dwconv"):
+            w = graph.consts[op.inputs[1]]
+            kh, kw = w.shape[1], w.shape[2]
+            out_c = w.shape[0] if op.kind == "conv" else w.shape[3]
+            s = op.params["stride"]
+            p = op.params["padding"]
+            shapes[op.output] = (x[0], _conv_out(x[1], kh, s, p), _conv_out(x[2], kw, s, p), out_c)
+        elif op.kind == "pad":
+            pads = graph.consts[op.inputs[1]]
+            shapes[op.output] = tuple(int(d + a + b) for d, (a, b) in zip(x, pads))
+        elif op.kind == "reshape":
+            shapes[op.output] = tuple(int(v) for v in graph.consts[op.inputs[1]])
+        else:  # prelu, add: elementwise
+            shapes[op.output] = x
+    return shapes
+
+
+def run_numpy(graph: Graph, x: np.ndarray) -> np.ndarray:
+    """Reference evaluation in numpy (float64) -- used to prove a conversion exact."""
+    values: dict[str, np.ndarray] = {graph.input_name: x.astype(np.float64)}
+    values.update({k: v.astype(np.float64) for k, v in graph.consts.items()})
+    for op in graph.ops:
+        a = values[op.inputs[0]]
+        if op.kind in ("conv", "dwconv"):
+            w, b = values[op.inputs[1]], values[op.inputs[2]]
+            s, p = op.params["stride"], op.params["padding"]
+            kh, kw = w.shape[1], w.shape[2]
+            if p == SAME:
+                oh, ow = -(-a.shape[1] // s), -(-a.shape[2] // s)
+                ph = max((oh - 1) * s + kh - a.shape[1], 0)
+                pw = max((ow - 1) * s + kw - a.shape[2], 0)
+                a = np.pad(a, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+            oh = (a.shape[1] - kh) // s + 1
+            ow = (a.shape[2] - kw) // s + 1
+            win = np.lib.stride_tricks.sliding_window_view(a, (kh, kw), axis=(1, 2))
+            win = win[:, : (oh - 1) * s + 1 : s, : (ow - 1) * s + 1 : s]  # N,oh,ow,C,kh,kw
+            if op.kind == "conv":
+                out = np.einsum("nhwcij,oijc->nhwo", win, w, optimize=True)
+            else:
+                out = np.einsum("nhwcij,ijc->nhwc", win, w[0], optimize=True)
+            values[op.output] = out + b
+        elif op.kind == "prelu":
+            alpha = values[op.inputs[1]]
+            values[op.output] = np.where(a >= 0, a, a * alpha)
+        elif op.kind == "add":
+            values[op.output] = a + values[op.inputs[1]]
+        elif op.kind == "pad":
+            values[op.output] = np.pad(a, values[op.inputs[1]].astype(int))
+        elif op.kind == "reshape":
+            values[op.output] = a.reshape(values[op.inputs[1]].astype(int))
+        else:
+            raise ValueError(f"unknown op {op.kind}")
+    return values[graph.output_name].astype(np.float32)
+
+
+_BUILTIN = {
+    "conv": OPS.CONV_2D,
+    "dwconv": OPS.DEPTHWISE_CONV_2D,
+    "prelu": OPS.PRELU,
+    "add": OPS.ADD,
+    "pad": OPS.PAD,
+    "reshape": OPS.RESHAPE,
+    "dequantize": OPS.DEQUANTIZE,
+}
+
+_TYPES = {
+    np.dtype(np.float32): schema.TensorType.FLOAT32,
+    np.dtype(np.float16): schema.TensorType.FLOAT16,
+    np.dtype(np.int32): schema.TensorType.INT32,
+}
+
+
+def _options(op: Op):
+    if op.kind == "conv":
+        o = schema.Conv2DOptionsT()
+        o.padding, o.strideW, o.strideH = op.params["padding"], op.params["stride"], op.params["stride"]
+        o.dilationWFactor = o.dilationHFactor = 1
+        return schema.BuiltinOptions.Conv2DOptions, o
+    if op.kind == "dwconv":
+        o = schema.DepthwiseConv2DOptionsT()
+        o.padding, o.strideW, o.strideH = op.params["padding"], op.params["stride"], op.params["stride"]
+        o.depthMultiplier = 1
+        o.dilationWFactor = o.dilationHFactor = 1
+        return schema.BuiltinOptions.DepthwiseConv2DOptions, o
+    if op.kind == "add":
+        return schema.BuiltinOptions.AddOptions, schema.AddOptionsT()
+    if op.kind == "pad":
+        return schema.BuiltinOptions.PadOptions, schema.PadOptionsT()
+    if op.kind == "reshape":
+        o = schema.ReshapeOptionsT()
+        o.newShape = None  # the shape comes from the second input
+        return schema.BuiltinOptions.ReshapeOptions, o
+    return schema.BuiltinOptions.NONE, None
+
+
+def to_tflite(graph: Graph, *, float16_weights: bool = False, description: str = "") -> bytes:
+    """Serialise `graph` to a .tflite flatbuffer.
+
+    With `float16_weights`, convolution weights are stored as float16 and
+    expanded by DEQUANTIZE ops -- the same layout TensorFlow's float16
+    quantization writes, which XNNPACK folds into float32 weights at load time.
+    """
+    shapes = infer_shapes(graph)
+    model = schema.ModelT()
+    model.version = 3
+    model.description = description.encode()
+    model.buffers = [schema.BufferT()]  # buffer 0 is the empty sentinel
+    tensors: list = []
+    index: dict[str, int] = {}
+    opcodes: dict[int, int] = {}
+    operators: list = []
+
+    def tensor(name: str, shape, dtype, data: np.ndarray | None = None) -> int:
+        t = schema.TensorT()
+        t.name = name.encode()
+        t.shape = np.asarray(shape, dtype=np.int32)
+        t.type = _TYPES[np.dtype(dtype)]
+        if data is not None:
+            buf = schema.BufferT()
+            buf.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
+            model.buffers.append(buf)
+            t.buffer = len(model.buffers) - 1
+        else:
+            t.buffer = 0
+        tensors.append(t)
+        index[name] = len(tensors) - 1
+        return index[name]
+
+    def operator(kind: str, inputs: list[int], outputs: list[int], options=(schema.BuiltinOptions.NONE, None)):
+        code = _BUILTIN[kind]
+        if code not in opcodes:
+            oc = schema.OperatorCodeT()
+            oc.builtinCode = code
+            oc.deprecatedBuiltinCode = min(code, 127)
+            oc.version = 1
+            model.operatorCodes = (model.operatorCodes or []) + [oc]
+            opcodes[code] = len(model.operatorCodes) - 1
+        o = schema.OperatorT()
+        o.opcodeIndex = opcodes[code]
+        o.inputs = np.asarray(inputs, dtype=np.int32)
+        o.outputs = np.asarray(outputs, dtype=np.int32)
+        o.builtinOptionsType, o.builtinOptions = options
+        operators.append(o)
+
+    model.operatorCodes = []
+    tensor(graph.input_name, graph.input_shape, np.float32)
+    weight_inputs = {op.inputs[1] for op in graph.ops if op.kind in ("conv", "dwconv")}
+    for name, value in graph.consts.items():
+        if value.dtype == np.int32 or value.dtype == np.int64:
+            tensor(name, value.shape, np.int32, value.astype(np.int32))
+        elif float16_weights and name in weight_inputs:
+            half = tensor(name + "/fp16", value.shape, np.float16, value.astype(np.float16))
+            full = tensor(name, value.shape, np.float32)
+            operator("dequantize", [half], [full])
+        else:
+            tensor(name, value.shape, np.float32, value.astype(np.float32))
+    for op in graph.ops:
+        out = tensor(op.output, shapes[op.output], np.float32)
+        operator(op.kind, [index[i] for i in op.inputs], [out], _options(op))
+
+    sub = schema.SubGraphT()
+    sub.name = b"main"
+    sub.tensors = tensors
+    sub.inputs = np.asarray([index[graph.input_name]], dtype=np.int32)
+    sub.outputs = np.asarray([index[graph.output_name]], dtype=np.int32)
+    sub.operators = operators
+    model.subgraphs = [sub]
+
+    # A serving_default signature: ai-edge-quantizer's calibrator needs one.
+    sig = schema.SignatureDefT()
+    sig.signatureKey = b"serving_default"
+    sig.subgraphIndex = 0
+    tin, tout = schema.TensorMapT(), schema.TensorMapT()
+    tin.name, tin.tensorIndex = graph.input_name.encode(), index[graph.input_name]
+    tout.name, tout.tensorIndex = graph.output_name.encode(), index[graph.output_name]
+    sig.inputs, sig.outputs = [tin], [tout]
+    model.signatureDefs = [sig]
+
+    builder = flatbuffers.Builder(1 << 20)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def read_model(data: bytes):
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    # Old flatbuffers keep the op in deprecated_builtin_code only; fill the new
+    # field so tools that read it (ai-edge-quantizer, us) see the real op.
+    for oc in model.operatorCodes:
+        if oc.builtinCode < oc.deprecatedBuiltinCode:
+            oc.builtinCode = oc.deprecatedBuiltinCode
+    return model
+
+
+def write_model(model) -> bytes:
+    builder = flatbuffers.Builder(1 << 20)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def buffer_array(model, tensor) -> np.ndarray:
+    dtype = {
+        schema.TensorType.FLOAT32: np.float32,
+        schema.TensorType.FLOAT16: np.float16,
+        schema.TensorType.INT32: np.int32,
+        schema.TensorType.INT8: np.int8,
+    }[tensor.type]
+    data = model.buffers[tensor.buffer].data
+    return np.frombuffer(bytes(np.asarray(data, dtype=np.uint8)), dtype=dtype).reshape(tensor.shape)

@@ -1,0 +1,125 @@
+"""models/README.md, written from the same figures as models/manifest.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _fmt(v, digits=4):
+    return "–" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+
+def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
+    models = manifest["models"]
+    runtimes = list(speed)
+    lines = [
+        "# Models",
+        "",
+        "Built by `python scripts/build_models.py` from registry packages alone; every figure below was",
+        "measured by that build on lfw-dev (see `manifest.json` → `evaluation` for the protocol).",
+        "Do not edit by hand: rebuild. `edge models` verifies the sha256 of each file against the manifest.",
+        "",
+        "## Shipped files",
+        "",
+        "| key | file | role | variant | default | bytes | source | licence |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, m in models.items():
+        src = m["source"]
+        lines.append(
+            f"| `{key}` | `{m['file']}` | {m['role']} | {m['variant']} | {'yes' if m['default'] else ''} | "
+            f"{m['bytes']:,} | {src['registry']} `{src['package']}` {src['version']} `{src['file']}` | {m['license']} |"
+        )
+    lines += ["", "## Inputs", ""]
+    seen = set()
+    for m in models.values():
+        if m["family"] in seen:
+            continue
+        seen.add(m["family"])
+        i = m["input"]
+        outs = ", ".join(f"`{o['name']}` {o['shape']}" for o in m["outputs"])
+        lines.append(
+            f"- **{m['family']}** ({m['what']}): {i['shape']} {i['layout']} {i['colour']} {i['dtype']}, "
+            f"{i['normalisation']}; {i['crop']}. Outputs: {outs}."
+        )
+    lines += [
+        "",
+        "## Embedders: every variant measured against its float32 source",
+        "",
+        "| variant | cosine to float mean / min | 10-fold pair accuracy | TAR at FAR 1e-4 | "
+        + " | ".join(f"ms/face {rt} (x float)" for rt in runtimes)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(runtimes),
+    ]
+    for key, q in quality.items():
+        if "cosine_to_float_mean" not in q:
+            continue
+        family = key.rsplit("_", 1)[0]
+        ref = f"{family}_float32"
+        timing = " | ".join(f"{speed[rt][key]:.2f} ({speed[rt][key] / speed[rt][ref]:.2f})" for rt in runtimes)
+        lines.append(
+            f"| `{key}` | {q['cosine_to_float_mean']:.4f} / {q['cosine_to_float_min']:.4f} | "
+            f"{100 * q['pair_accuracy_10fold']:.2f} % ± {100 * q['pair_accuracy_10fold_std']:.2f} | "
+            f"{100 * q['tar_at_far_1e-04']:.2f} % | {timing} |"
+        )
+    first = next(q for q in quality.values() if "crops" in q)
+    lines += [
+        "",
+        f"Crops: {first['crops']} aligned lfw-dev photos from pairs.csv; pairs: {first['pairs']} "
+        f"({first['pairs_missed_face']} with a missed face, counted as errors).",
+        "",
+        "## Detectors: int8-weight candidate against float16",
+        "",
+        "| candidate | photos | mean / min IoU of the top box | same found/not-found | "
+        + " | ".join(f"ms {rt} (x float16)" for rt in runtimes)
+        + " | shipped |",
+        "|---|---|---|---|" + "---|" * len(runtimes) + "---|",
+    ]
+    for key, q in quality.items():
+        if "mean_iou_top_box_vs_float" not in q:
+            continue
+        family = key.rsplit("_", 1)[0]
+        ref = f"{family}_float16"
+        timing = " | ".join(f"{speed[rt][key]:.2f} ({speed[rt][key] / speed[rt][ref]:.2f})" for rt in runtimes)
+        shipped = "int8 weights" if models[family]["variant"] == "int8_weights" else "float16 (candidate rejected)"
+        lines.append(
+            f"| `{key}` | {q['photos']} | "
+            f"{_fmt(q['mean_iou_top_box_vs_float'])} / {_fmt(q['min_iou_top_box_vs_float'])} | "
+            f"{q['found_same_as_float']:.4f} | {timing} | {shipped} |"
+        )
+    study = quality.get("face_mesh_float16", {}).get("alignment_study")
+    if study:
+        lines += [
+            "",
+            "## Landmarks for alignment: BlazeFace 4 points against FaceMesh 5 points (float embedders)",
+            "",
+            "| embedder, alignment | pair accuracy | TAR at FAR 1e-3 | TAR at FAR 1e-4 |",
+            "|---|---|---|---|",
+        ]
+        for label, q in study.items():
+            lines.append(
+                f"| {label} | {100 * q['pair_accuracy_10fold']:.2f} % | {100 * q['tar_at_far_1e-03']:.2f} % | "
+                f"{100 * q['tar_at_far_1e-04']:.2f} % |"
+            )
+        ms = quality["face_mesh_float16"]["ms_litert"]
+        lines += ["", f"FaceMesh costs {ms:.2f} ms per face (LiteRT, one thread)."]
+    r = manifest["rules"]
+    lines += [
+        "",
+        "## How defaults are chosen",
+        "",
+        f"An embedder's default is its smallest quantized variant with cosine to float mean ≥ {r['cosine_mean_min']} "
+        f"and min ≥ {r['cosine_min_min']}, pair accuracy within {100 * r['accuracy_tolerance']:.1f} points of float, "
+        f"and LiteRT time ≤ {r['not_slower_ratio']}× float. A detector is quantized only when its top box keeps a mean "
+        f"IoU ≥ {r['detector_iou_min']} against float16, finds a face on the same photos (agreement ≥ "
+        f"{r['detector_agreement_min']}) and is not slower; otherwise float16 ships. The full-int8 "
+        "embedders (`*_int8`) are for int8-only accelerators; on CPUs they are slower and less accurate than "
+        "the default.",
+        "",
+        "Conversion notes: MobileFaceNet is rebuilt at batch 1 with real PRELU ops (its PReLU was spelled "
+        "relu(x) + a·(x − |x|)); fr_feature.onnx is translated op by op (stride-2 convolutions get an explicit PAD "
+        "because ONNX pads symmetrically). Both rebuilt graphs are checked against their sources; every op is "
+        "written at version 1 so tflite-runtime 2.14 loads them (`scripts/check_runtimes.py`).",
+        "",
+    ]
+    (out / "README.md").write_text("\n".join(lines))
