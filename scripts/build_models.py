@@ -625,7 +625,11 @@ def write_models(out: Path, staging: Path, entries, quality, speed, defaults) ->
             continue
         shipped[mkey] = info
     for info in shipped.values():
-        shutil.copyfile(staging / info["file"], out / info["file"])
+        # Write beside, then rename: LiteRT memory-maps model files, and a running engine
+        # whose file is rewritten in place dies with SIGBUS.
+        tmp = out / f".{info['file']}.tmp"
+        shutil.copyfile(staging / info["file"], tmp)
+        os.replace(tmp, out / info["file"])
     for info in shipped.values():
         if info["role"] == "embedder" and info["variant"] != "float32":
             info["float_reference"] = f"{info['family']}_float32"
@@ -733,7 +737,9 @@ def main(argv: list[str] | None = None) -> int:
         },
         "models": shipped,
     }
-    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp = args.out / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, args.out / "manifest.json")
     from modelkit.report import write_readme
 
     write_readme(args.out, manifest, quality, speed)
