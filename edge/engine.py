@@ -1,0 +1,349 @@
+"""The face engine: one object that wires the stages and answers the public API.
+
+    image ─▶ intake ─▶ detector ─▶ landmarks ─▶ aligner ─▶ embedder(s) ─▶ matcher
+                                        └────────▶ quality
+
+`Engine()` loads every model once; keep it and reuse it. The CLI, MQTT and HTTP
+transports all call this class; none of the stages import it.
+
+Coordinates (`rect`, `landmarks`) are pixels of the image as it is displayed:
+after its EXIF orientation, before any `auto_rotate` turn the engine tried.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from edge.errors import FACE_OCCLUDED, INVALID_ARGUMENT, NO_FACE_DETECTED, SUCCESS, EdgeError
+from edge.images import DEFAULT_LIMITS, Image, IntakeLimits, load_image
+from edge.matching import CALIBRATION_FILE, Calibration, load_calibrations
+from edge.runtime import ModelError, load_manifest, model_info, models_dir, open_model
+from edge.vision import landmarks as mesh_points
+from edge.vision.align import align, points_from_detection
+from edge.vision.detector import Detection, FaceDetector
+from edge.vision.embedder import Embedder
+from edge.vision.landmarks import FaceMesh
+
+Profile = Literal["accurate", "fast"]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the engine runs. Profiles set the defaults; every field can be overridden."""
+
+    embedders: tuple[str, ...] = ("mobilefacenet", "fr_feature")
+    flip: bool = False  # also embed the mirrored crop and average
+    landmarks: Literal["facemesh", "blazeface"] = "facemesh"
+    # Which BlazeFace models look for faces when every face is wanted (`faces`,
+    # `compare_faces`). When only the largest face matters (`verify`,
+    # `faces(max_faces=1)`) "both" is narrowed to "cascade": short range, then full
+    # range only if short range saw nothing -- the largest face is near enough for
+    # short range whenever there is one, at a quarter of the cost.
+    detector_mode: Literal["both", "cascade", "full", "short"] = "both"
+    threads: int = 0  # per model; 0 = number of CPU cores, at most 4
+    limits: IntakeLimits = DEFAULT_LIMITS
+    quality_level: int = 2
+    models_dir: str | None = None
+
+    @classmethod
+    def profile(cls, name: Profile = "accurate", **overrides: Any) -> EngineConfig:
+        if name == "accurate":
+            base = cls()
+        elif name == "fast":
+            base = cls(embedders=("mobilefacenet",))
+        else:
+            raise ValueError(f"unknown engine profile {name!r}; choose 'accurate' or 'fast'")
+        return replace(base, **overrides)
+
+    def signature(self) -> dict:
+        """What a calibration must have been measured with to be valid for this config."""
+        manifest = load_manifest(self.models_dir)["models"]
+        return {
+            "embedders": {key: manifest[key]["sha256"] for key in self.embedders},
+            "flip": self.flip,
+            "landmarks": self.landmarks,
+        }
+
+
+@dataclass
+class Face:
+    rect: tuple[int, int, int, int]  # x, y, w, h in pixels of the original image
+    landmarks: np.ndarray  # (5, 2): left eye, right eye, nose tip, mouth left, mouth right (image left/right)
+    score: float  # detection confidence
+    quality: dict | None
+    embedding: np.ndarray  # 1-D float32, unit length
+    detection: Detection | None = field(default=None, repr=False)
+    rotation: int = 0  # degrees the image was turned to find this face (auto_rotate)
+
+    def to_dict(self) -> dict:
+        return {
+            "rect": list(self.rect),
+            "landmarks": np.round(self.landmarks, 1).tolist(),
+            "score": round(float(self.score), 4),
+            "quality": self.quality,
+            "rotation": self.rotation,
+        }
+
+
+def _five_points(mesh: np.ndarray) -> np.ndarray:
+    """FaceMesh's 468 points → (5, 2) eye centres, nose tip, mouth corners (image left, right)."""
+    return np.stack(
+        [
+            mesh[list(mesh_points.EYE_IMAGE_LEFT)].mean(axis=0),
+            mesh[list(mesh_points.EYE_IMAGE_RIGHT)].mean(axis=0),
+            mesh[mesh_points.NOSE_TIP],
+            mesh[mesh_points.MOUTH_IMAGE_LEFT],
+            mesh[mesh_points.MOUTH_IMAGE_RIGHT],
+        ]
+    ).astype(np.float32)
+
+
+def _default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _error(code: int, message: str, request_id: str) -> dict:
+    return {"code": code, "message": message, "request_id": request_id}
+
+
+_ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+def _unrotate_points(points: np.ndarray, rotation: int, width: int, height: int) -> np.ndarray:
+    """Map (x, y) from an image turned clockwise by `rotation` back to the original (w×h)."""
+    x, y = points[..., 0], points[..., 1]
+    if rotation == 0:
+        return points
+    if rotation == 90:  # rotated (h × w): x' = h - 1 - y, y' = x
+        return np.stack([y, height - 1 - x], axis=-1)
+    if rotation == 180:
+        return np.stack([width - 1 - x, height - 1 - y], axis=-1)
+    if rotation == 270:  # x' = y, y' = w - 1 - x
+        return np.stack([width - 1 - y, x], axis=-1)
+    raise ValueError(rotation)
+
+
+def _upright(det: Detection) -> bool:
+    """Eyes above the mouth: the face reads upright in this frame."""
+    right_eye, left_eye, _, mouth = det.keypoints[:4]
+    eyes = (right_eye + left_eye) / 2
+    down = mouth - eyes
+    eye_line = left_eye - right_eye
+    return bool(down[1] > 0 and abs(down[0]) < down[1] and eye_line[0] > 0)
+
+
+class Engine:
+    """Loads once, then answers `faces`, `similarity`, `verify` and `compare_faces`."""
+
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        *,
+        profile: Profile = "accurate",
+        require_calibration: bool = True,
+    ) -> None:
+        self.config = config or EngineConfig.profile(profile)
+        threads = self.config.threads or _default_threads()
+        directory = self.config.models_dir
+        self.detector = FaceDetector.open(self.config.detector_mode, threads=threads, directory=directory)
+        d = self.detector
+        self.largest_face_detector = (
+            FaceDetector(d.full, d.short, mode="cascade", min_face=d.min_face) if d.mode == "both" else d
+        )
+        self.mesh = FaceMesh(open_model("face_mesh", threads=threads, directory=directory))
+        self.embedders = [Embedder.open(key, threads=threads, directory=directory) for key in self.config.embedders]
+        self.dim = sum(e.dim for e in self.embedders)
+        self.calibration = self._load_calibration()
+        if self.calibration is None and require_calibration:
+            raise ModelError(
+                f"models/{CALIBRATION_FILE} has no calibration for this engine configuration "
+                f"(embedders {list(self.config.embedders)}, flip={self.config.flip}, "
+                f"landmarks={self.config.landmarks}); "
+                "scores would not mean what the threshold table says. Use a shipped profile, or run "
+                "`python scripts/calibrate.py`"
+            )
+
+    # --- calibration -------------------------------------------------------------------
+
+    def _load_calibration(self) -> Calibration | None:
+        """The calibration measured for exactly this embedding recipe, if there is one."""
+        directory = models_dir() if self.config.models_dir is None else Path(self.config.models_dir)
+        path = directory / CALIBRATION_FILE
+        if not path.exists():
+            return None
+        signature = self.config.signature()
+        return next((c for c in load_calibrations(path) if c.signature == signature), None)
+
+    # --- stages ------------------------------------------------------------------------
+
+    def load(self, image: Any) -> Image:
+        return load_image(image, limits=self.config.limits)
+
+    def _detect(
+        self, rgb: np.ndarray, auto_rotate: bool, detector: FaceDetector
+    ) -> tuple[list[Detection], int, np.ndarray]:
+        """Faces, the clockwise turn (degrees) they were found at, and the turned frame.
+
+        With `auto_rotate` all four turns are tried and the one whose best upright face
+        scores highest wins: an upside-down face is still "found" upright, with a low
+        score and keypoints in the wrong places, so only a comparison tells them apart.
+        """
+        faces = detector.detect(rgb)
+        if not auto_rotate:
+            return faces, 0, rgb
+        best: tuple[list[Detection], int, np.ndarray] = ([d for d in faces if _upright(d)], 0, rgb)
+        best_score = max((d.score for d in best[0]), default=-1.0)
+        for rotation, code in _ROTATE.items():
+            turned = cv2.rotate(rgb, code)
+            found = [d for d in detector.detect(turned) if _upright(d)]
+            score = max((d.score for d in found), default=-1.0)
+            if score > best_score:
+                best, best_score = (found, rotation, turned), score
+        return best
+
+    def _embed(self, crop: np.ndarray) -> np.ndarray:
+        parts = []
+        for embedder in self.embedders:
+            if self.config.flip:
+                e = embedder.infer(np.stack([crop, crop[:, ::-1]])).sum(axis=0)
+                e /= np.linalg.norm(e)
+            else:
+                e = embedder.infer(crop)[0]
+            parts.append(e)
+        # Concatenated unit vectors scaled by 1/√k: the dot product of two such
+        # embeddings is the mean of the per-model cosines (score-level fusion).
+        return (np.concatenate(parts) / np.sqrt(len(parts))).astype(np.float32)
+
+    def faces(self, image: Any, *, auto_rotate: bool = False, max_faces: int | None = None) -> list[Face]:
+        """Every face in `image` (bytes, path, array or base64), largest first.
+
+        `max_faces` stops after the largest N (they are still found among all).
+        """
+        return self._faces(image, auto_rotate=auto_rotate, max_faces=max_faces)[0]
+
+    def _faces(self, image: Any, *, auto_rotate: bool, max_faces: int | None) -> tuple[list[Face], int]:
+        img = image if isinstance(image, Image) else self.load(image)
+        rgb = img.rgb
+        height, width = rgb.shape[:2]
+        detector = self.largest_face_detector if max_faces == 1 else self.detector
+        detections, rotation, frame = self._detect(rgb, auto_rotate, detector)
+        detections = sorted(detections, key=lambda d: d.area, reverse=True)
+        out = []
+        for det in detections[:max_faces]:
+            if self.config.landmarks == "facemesh":
+                mesh = self.mesh.infer(frame, det)
+                points = _five_points(mesh)
+            else:
+                mesh = None
+                points = points_from_detection(det)
+            crop = align(frame, points)
+            quality = self._quality(frame, det, mesh, crop)
+            x0, y0, x1, y1 = det.xyxy
+            corners = _unrotate_points(np.array([[x0, y0], [x1, y1]], np.float64), rotation, width, height)
+            (ax, ay), (bx, by) = corners.min(axis=0), corners.max(axis=0)
+            ax, ay = max(0.0, ax), max(0.0, ay)
+            bx, by = min(float(width), bx), min(float(height), by)
+            rect = (int(round(ax)), int(round(ay)), int(round(bx - ax)), int(round(by - ay)))
+            landmarks = _unrotate_points(np.asarray(points, np.float64), rotation, width, height).astype(np.float32)
+            out.append(Face(rect, landmarks, float(det.score), quality, self._embed(crop), det, rotation))
+        return out, len(detections)
+
+    def _quality(self, rgb, det, mesh, crop) -> dict | None:
+        try:
+            from edge.vision import quality
+        except ImportError:  # pragma: no cover - quality stage not installed
+            return None
+        if mesh is None:
+            return None
+        return quality.assess(rgb, det, mesh, crop, level=self.config.quality_level).to_dict()
+
+    # --- matching ----------------------------------------------------------------------
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
+        """Calibrated score in 0..1 for embeddings (d,) → float, or (n, d) → (n,) row by row."""
+        a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+        if a.shape != b.shape or a.ndim not in (1, 2) or a.shape[-1] != self.dim:
+            raise EdgeError(
+                INVALID_ARGUMENT,
+                f"embeddings must both be ({self.dim},) or (n, {self.dim}); got {a.shape} and {b.shape}",
+            )
+        raw = np.einsum("...i,...i->...", a, b)
+        return self.score(raw)
+
+    def score(self, raw: np.ndarray | float) -> np.ndarray | float:
+        if self.calibration is None:
+            raise ModelError(
+                f"this engine has no calibration (models/{CALIBRATION_FILE}); run `python scripts/calibrate.py`"
+            )
+        return self.calibration(raw)
+
+    # --- the classic API ---------------------------------------------------------------
+
+    def verify(self, image_a: Any, image_b: Any, *, auto_rotate: bool = False, check_quality: bool = False) -> dict:
+        request_id = _request_id()
+        try:
+            chosen, counts = [], {}
+            for label, image in (("first", image_a), ("second", image_b)):
+                found, total = self._faces(image, auto_rotate=auto_rotate, max_faces=1)
+                if not found:
+                    raise EdgeError(NO_FACE_DETECTED, f"no face detected in the {label} image")
+                face = found[0]  # the largest
+                if check_quality:
+                    self._check_quality(face, label)
+                chosen.append(face)
+                counts[label] = total
+            score = float(self.similarity(chosen[0].embedding, chosen[1].embedding))
+            return {
+                "code": SUCCESS,
+                "verification_score": round(score, 4),
+                "face_count": counts,
+                "request_id": request_id,
+            }
+        except EdgeError as exc:
+            return _error(exc.code, exc.message, request_id)
+
+    def compare_faces(self, image_a: Any, image_b: Any, *, auto_rotate: bool = False) -> dict:
+        request_id = _request_id()
+        try:
+            sides = []
+            for label, image in (("first", image_a), ("second", image_b)):
+                found = self.faces(image, auto_rotate=auto_rotate)
+                if not found:
+                    raise EdgeError(NO_FACE_DETECTED, f"no face detected in the {label} image")
+                sides.append(found)
+            first, second = sides
+            a = np.stack([f.embedding for f in first])
+            b = np.stack([f.embedding for f in second])
+            scores = np.asarray(self.score(a @ b.T), dtype=np.float64)
+            return {
+                "code": SUCCESS,
+                "scores": np.round(scores, 4).tolist(),
+                "face_rects": {"first": [list(f.rect) for f in first], "second": [list(f.rect) for f in second]},
+                "request_id": request_id,
+            }
+        except EdgeError as exc:
+            return _error(exc.code, exc.message, request_id)
+
+    def _check_quality(self, face: Face, label: str) -> None:
+        q = face.quality
+        if q is None:
+            return
+        if q.get("occluded"):
+            raise EdgeError(FACE_OCCLUDED, f"the face in the {label} image is occluded")
+        if not q.get("ok", True):
+            failed = ", ".join(q.get("failures", [])) or "quality"
+            raise EdgeError(INVALID_ARGUMENT, f"the face in the {label} image fails the quality check: {failed}")
+
+
+__all__ = ["Engine", "EngineConfig", "Face", "model_info"]

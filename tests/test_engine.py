@@ -1,0 +1,234 @@
+"""The compare engine end to end, on real photos, with the shipped models and calibration."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.engine import Engine, EngineConfig
+from edge.matching import far_of_threshold
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine()
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    return buf.tobytes()
+
+
+def _jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return buf.tobytes()
+
+
+def _png_bomb(side: int = 30000) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    ihdr = side.to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
+    idat = zlib.compress(b"\0" * 4096, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _other_view(rgb: np.ndarray) -> np.ndarray:
+    """The same person, another picture: rescaled, shifted, a little brighter, re-encoded."""
+    h, w = rgb.shape[:2]
+    moved = cv2.warpAffine(rgb, np.float32([[0.8, 0, 40], [0, 0.8, 30]]), (w, h), borderMode=cv2.BORDER_REFLECT)
+    moved = cv2.convertScaleAbs(moved, alpha=1.1, beta=8)
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(_jpeg(moved, 80), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def test_faces_returns_rect_landmarks_score_quality_embedding(engine, astronaut_rgb):
+    faces = engine.faces(astronaut_rgb)
+    assert len(faces) == 1
+    f = faces[0]
+    x, y, w, h = f.rect
+    assert 150 <= x <= 200 and 50 <= y <= 100 and 80 <= w <= 130 and 80 <= h <= 130
+    assert f.landmarks.shape == (5, 2)
+    left_eye, right_eye, nose, mouth_left, mouth_right = f.landmarks
+    assert left_eye[0] < right_eye[0] and mouth_left[0] < mouth_right[0]
+    assert max(left_eye[1], right_eye[1]) < nose[1] < min(mouth_left[1], mouth_right[1])
+    assert x <= nose[0] <= x + w and y <= nose[1] <= y + h
+    assert 0.5 < f.score <= 1.0
+    assert f.embedding.dtype == np.float32 and f.embedding.shape == (engine.dim,)
+    assert abs(float(np.linalg.norm(f.embedding)) - 1.0) < 1e-4
+
+
+def test_faces_accepts_bytes_path_and_base64(engine, astronaut_rgb, tmp_path):
+    data = _png(astronaut_rgb)
+    path = tmp_path / "a.png"
+    path.write_bytes(data)
+    ref = engine.faces(astronaut_rgb)[0].embedding
+    for source in (data, path, str(path), base64.b64encode(data).decode()):
+        got = engine.faces(source)[0].embedding
+        assert float(ref @ got) > 0.999
+
+
+def test_similarity_is_calibrated_and_vectorised(engine, astronaut_rgb, camera_rgb):
+    a = engine.faces(astronaut_rgb)[0].embedding
+    b = engine.faces(_other_view(astronaut_rgb))[0].embedding
+    s = engine.similarity(a, b)
+    assert isinstance(s, float) and 0.7 < s <= 1.0
+    rows = np.stack([a, a, b])
+    out = engine.similarity(rows, np.stack([b, a, b]))
+    assert out.shape == (3,) and np.all((out >= 0) & (out <= 1))
+    assert out[1] == pytest.approx(engine.similarity(a, a))
+    # The map is monotone in raw similarity and the threshold table holds on its knots.
+    raw = np.linspace(-1, 1, 201)
+    scores = engine.score(raw)
+    assert np.all(np.diff(scores) >= 0) and scores[0] == 0.0 and scores[-1] <= 1.0
+    assert far_of_threshold(0.7) == pytest.approx(1e-4)
+
+
+def test_similarity_refuses_wrong_shapes(engine):
+    from edge.errors import EdgeError
+
+    with pytest.raises(EdgeError) as err:
+        engine.similarity(np.zeros(3, np.float32), np.zeros(3, np.float32))
+    assert err.value.code == 1200
+
+
+def test_verify_same_person_and_strangers(engine, astronaut_rgb, camera_rgb):
+    same = engine.verify(astronaut_rgb, _other_view(astronaut_rgb))
+    assert same["code"] == 1000 and same["verification_score"] >= 0.7, same
+    assert same["request_id"] and same["face_count"] == {"first": 1, "second": 1}
+    if engine.faces(camera_rgb):
+        other = engine.verify(astronaut_rgb, camera_rgb)
+        assert other["code"] == 1000 and other["verification_score"] < 0.5, other
+    assert same["request_id"] != engine.verify(astronaut_rgb, astronaut_rgb)["request_id"]
+
+
+def test_verify_uses_the_largest_face_and_counts_them(engine, astronaut_rgb, camera_rgb):
+    # Two prominent faces side by side: the astronaut, and a smaller stranger (the cameraman).
+    head = astronaut_rgb[0:300, 100:350]
+    stranger = cv2.resize(camera_rgb[40:240, 160:360], (180, 180), interpolation=cv2.INTER_AREA)
+    canvas = np.full((300, 470, 3), 90, np.uint8)
+    canvas[:, :250] = head
+    canvas[60:240, 270:450] = stranger
+    assert len(engine.faces(canvas)) == 2
+    result = engine.verify(canvas, astronaut_rgb)
+    assert result["code"] == 1000 and result["face_count"]["first"] == 2, result
+    assert result["verification_score"] > 0.9  # the largest face, the astronaut, was used
+
+
+def test_compare_faces_matrix_and_rects(engine, astronaut_rgb, camera_rgb):
+    canvas = np.full((600, 1100, 3), 90, np.uint8)
+    canvas[40:552, 20:532] = astronaut_rgb
+    canvas[40:552, 570:1082] = _other_view(astronaut_rgb)
+    result = engine.compare_faces(canvas, astronaut_rgb)
+    assert result["code"] == 1000 and result["request_id"]
+    first, second = result["face_rects"]["first"], result["face_rects"]["second"]
+    assert len(first) == 2 and len(second) == 1
+    assert np.array(result["scores"]).shape == (2, 1)
+    assert all(row[0] >= 0.7 for row in result["scores"])
+    for x, y, w, h in first:
+        assert 0 <= x and 0 <= y and x + w <= 1100 and y + h <= 600
+    # Row i belongs to rect i: the face on the left half is in the left rect.
+    assert {r[0] < 550 for r in first} == {True, False}
+
+
+def test_no_face_is_4000(engine):
+    skimage_data = pytest.importorskip("skimage.data")
+    result = engine.verify(skimage_data.coffee(), skimage_data.astronaut())
+    assert result["code"] == 4000 and "first" in result["message"] and result["request_id"]
+    result = engine.compare_faces(skimage_data.astronaut(), skimage_data.coffee())
+    assert result["code"] == 4000 and "second" in result["message"]
+
+
+@pytest.mark.parametrize(
+    "make, code",
+    [
+        (lambda a: b"", 2004),
+        (lambda a: _jpeg(a)[: len(_jpeg(a)) // 2], 2006),
+        (lambda a: b"this is a text file, not a photo\n" * 20, 2005),
+        (
+            lambda a: (
+                b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x00\x00\x00\x00\x00,"
+                b"\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+            ),
+            2005,
+        ),
+        (lambda a: _png(np.zeros((1, 1, 3), np.uint8)), 2003),
+        (lambda a: _png_bomb(), 2003),
+        (lambda a: _jpeg(a) + b"\0" * (6 * 1024 * 1024), 2004),
+        (lambda a: "not base64 at all!!", 1200),
+    ],
+    ids=["empty", "truncated-jpeg", "text", "gif", "1x1-png", "png-bomb", "6MB", "bad-base64"],
+)
+def test_bad_input_gets_its_code(engine, astronaut_rgb, make, code):
+    for result in (
+        engine.verify(make(astronaut_rgb), astronaut_rgb),
+        engine.compare_faces(astronaut_rgb, make(astronaut_rgb)),
+    ):
+        assert result["code"] == code, result
+        assert result["message"] and result["request_id"]
+
+
+@pytest.mark.parametrize("turn", [cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_180, cv2.ROTATE_90_COUNTERCLOCKWISE])
+def test_auto_rotate_finds_turned_faces(engine, astronaut_rgb, turn):
+    turned = cv2.rotate(astronaut_rgb, turn)
+    upright = engine.faces(astronaut_rgb)[0]
+    face = engine.faces(turned, auto_rotate=True)[0]
+    assert face.rotation in (90, 180, 270)
+    assert float(face.embedding @ upright.embedding) > 0.8
+    # The rect is in the turned photo's own pixels: it must cover the turned face's nose.
+    nose = np.zeros((upright.landmarks.shape[0], 1, 2), np.float32)
+    h, w = astronaut_rgb.shape[:2]
+    x, y = upright.landmarks[2]
+    nx, ny = {
+        cv2.ROTATE_90_CLOCKWISE: (h - 1 - y, x),
+        cv2.ROTATE_180: (w - 1 - x, h - 1 - y),
+        cv2.ROTATE_90_COUNTERCLOCKWISE: (y, w - 1 - x),
+    }[turn]
+    rx, ry, rw, rh = face.rect
+    assert rx <= nx <= rx + rw and ry <= ny <= ry + rh, (face.rect, (nx, ny))
+    del nose
+    result = engine.verify(turned, astronaut_rgb, auto_rotate=True)
+    assert result["code"] == 1000 and result["verification_score"] >= 0.7
+
+
+def test_fast_profile_is_calibrated_too(astronaut_rgb):
+    fast = Engine(EngineConfig.profile("fast"))
+    assert fast.config.embedders == ("mobilefacenet",)
+    assert fast.verify(astronaut_rgb, _other_view(astronaut_rgb))["verification_score"] >= 0.7
+
+
+def test_uncalibrated_configuration_is_refused():
+    from edge.runtime import ModelError
+
+    with pytest.raises(ModelError, match="calibrat"):
+        Engine(EngineConfig.profile("accurate", flip=True, embedders=("fr_feature",)))
+
+
+def _edge(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_compare_prints_one_json_line(tmp_path, astronaut_rgb):
+    a, b, empty = tmp_path / "a.png", tmp_path / "b.jpg", tmp_path / "empty.jpg"
+    a.write_bytes(_png(astronaut_rgb))
+    b.write_bytes(_jpeg(_other_view(astronaut_rgb)))
+    empty.write_bytes(b"")
+    ok = _edge("compare", str(a), str(b))
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stdout.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["code"] == 1000 and result["verification_score"] >= 0.7 and result["request_id"]
+    bad = _edge("compare", str(a), str(empty))
+    assert bad.returncode != 0 and json.loads(bad.stdout)["code"] == 2004
+    faces = _edge("compare-faces", str(a), str(b), "--auto-rotate")
+    assert faces.returncode == 0 and len(json.loads(faces.stdout)["face_rects"]["first"]) == 1
