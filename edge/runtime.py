@@ -212,9 +212,7 @@ def _manifest_cached(directory: str, mtime: float) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise ModelError(
-            f"{path} is missing; reinstall the package or run `python scripts/build_models.py`"
-        ) from None
+        raise ModelError(f"{path} is missing; reinstall the package or run `python scripts/build_models.py`") from None
     except json.JSONDecodeError as exc:
         raise ModelError(f"{path} is not valid JSON ({exc}); reinstall the package") from None
 

@@ -15,8 +15,17 @@ def test_codes_are_the_apis():
 
 @pytest.mark.parametrize(
     "code,status",
-    [(1000, 200), (1200, 400), (2003, 400), (2004, 413), (2005, 400), (2006, 400), (4000, 400), (4004, 400),
-     (9999, 500)],
+    [
+        (1000, 200),
+        (1200, 400),
+        (2003, 400),
+        (2004, 413),
+        (2005, 400),
+        (2006, 400),
+        (4000, 400),
+        (4004, 400),
+        (9999, 500),
+    ],
 )
 def test_http_status(code, status):
     assert errors.http_status(code) == status

@@ -23,7 +23,9 @@ def _source_files() -> list[str]:
     try:
         out = subprocess.run(
             ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-            cwd=REPO, capture_output=True, check=True,
+            cwd=REPO,
+            capture_output=True,
+            check=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("needs git to list the checkout's files")
@@ -50,8 +52,20 @@ def wheel(tmp_path_factory) -> Path:
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, src / name)
     dist = tmp_path_factory.mktemp("dist")
-    _sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-        "-q", "-w", dist, src, cwd=src)
+    _sh(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "-q",
+        "-w",
+        dist,
+        src,
+        cwd=src,
+    )
     (built,) = dist.glob("edge-*.whl")
     return built
 
@@ -61,8 +75,14 @@ def test_wheel_contents(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for info in manifest["models"].values():
         assert f"edge/models/{info['file']}" in names
-    assert {"edge/models/manifest.json", "edge/models/README.md", "edge/__init__.py", "edge/runtime.py",
-            "edge/cli.py", "edge/errors.py"} <= names
+    assert {
+        "edge/models/manifest.json",
+        "edge/models/README.md",
+        "edge/__init__.py",
+        "edge/runtime.py",
+        "edge/cli.py",
+        "edge/errors.py",
+    } <= names
     # every package of the checkout ships (automatic discovery of edge*)
     for init in (REPO / "edge").rglob("__init__.py"):
         if "__pycache__" not in init.parts:

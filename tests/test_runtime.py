@@ -229,8 +229,9 @@ def test_import_edge_is_light():
         "heavy = [m for m in ('numpy', 'cv2', 'ai_edge_litert', 'tflite_runtime') if m in sys.modules]; "
         "print(edge.__version__); sys.exit(1 if heavy else 0)"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parent.parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent
+    )
     assert proc.returncode == 0, f"importing edge loaded heavy modules: {proc.stdout} {proc.stderr}"
 
 
@@ -317,7 +318,11 @@ def test_cli_version_and_help(capsys):
 
 
 def test_cli_as_a_module():
-    proc = subprocess.run([sys.executable, "-m", "edge.cli", "models"], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parent.parent)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "models"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert proc.returncode == 0, proc.stderr
     assert all(key in proc.stdout for key in KEYS)

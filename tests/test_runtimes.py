@@ -27,8 +27,15 @@ def _need_tflite_venv() -> None:
 
 def _run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "EDGE_MODELS_DIR"}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=REPO, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _sha256(path: Path) -> str:

@@ -4,11 +4,17 @@ BlazeFace gives only the mouth *centre*; the ArcFace template wants both mouth
 corners. FaceMesh (468 landmarks on a 192×192 crop) supplies them. The crop is
 MediaPipe's: the detection box, squared and enlarged 1.5×, rotated so the eye
 line is horizontal.
+
+The model has a second output, ``conv2d_30`` ([1, 1, 1, 1]): the face-presence logit
+(MediaPipe's "face flag", sigmoid → probability that the crop holds a face). `run`
+returns it with the landmarks; `edge.vision.quality` can use it as an extra occlusion
+cue (see that module for what it is worth).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import cv2
@@ -28,8 +34,35 @@ MOUTH_IMAGE_LEFT = 61
 MOUTH_IMAGE_RIGHT = 291
 
 
+@dataclass(frozen=True, eq=False)
+class MeshResult:
+    """One FaceMesh run: 468 landmarks in image pixels and the face-presence score.
+
+    ``landmarks`` (468, 2) float (x, y) in image pixels, exactly what `FaceMesh.infer`
+    returns; ``depth`` (468,) the model's relative z in image-pixel scale (smaller = nearer
+    the camera); ``presence_logit`` the raw ``conv2d_30`` value and ``presence`` its sigmoid.
+    """
+
+    landmarks: np.ndarray
+    depth: np.ndarray
+    presence_logit: float
+
+    @property
+    def presence(self) -> float:
+        return presence_probability(self.presence_logit)
+
+
+def presence_probability(logit: float) -> float:
+    """Sigmoid of the presence logit, safe for large magnitudes."""
+    logit = float(logit)
+    if logit >= 0:
+        return 1.0 / (1.0 + math.exp(-logit))
+    z = math.exp(logit)
+    return z / (1.0 + z)
+
+
 class FaceMesh:
-    """FaceMesh model: `infer` gives 468 (x, y) landmarks in image pixels."""
+    """FaceMesh model: `infer` gives 468 (x, y) landmarks in image pixels; `run` adds depth and presence."""
 
     def __init__(self, model: Model) -> None:
         self.model = model
@@ -38,6 +71,8 @@ class FaceMesh:
             raise ValueError(f"FaceMesh wants a [1,192,192,3] input, model has {spec.shape}")
         # The landmark tensor is the one with 1404 = 468 × 3 values.
         self._landmarks = next(o.name for o in model.outputs if int(np.prod(o.shape)) == 468 * 3)
+        # The presence logit is the one-value output (absent from a stripped model: then None).
+        self._presence = next((o.name for o in model.outputs if int(np.prod(o.shape)) == 1), None)
 
     @staticmethod
     def crop_transform(detection: Detection) -> np.ndarray:
@@ -51,13 +86,20 @@ class FaceMesh:
         m[:, 2] += (INPUT / 2 - centre[0], INPUT / 2 - centre[1])
         return m
 
-    def infer(self, rgb: np.ndarray, detection: Detection) -> np.ndarray:
+    def run(self, rgb: np.ndarray, detection: Detection) -> MeshResult:
+        """Landmarks (image pixels), their relative depth, and the presence logit (NaN if the model lacks it)."""
         m = self.crop_transform(detection)
         crop = cv2.warpAffine(rgb, m, (INPUT, INPUT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        out = self.model.run(crop[None].astype(np.float32) / 255.0)[self._landmarks]
-        xy = out.reshape(468, 3)[:, :2]
+        outputs = self.model.run(crop[None].astype(np.float32) / 255.0)
+        xyz = outputs[self._landmarks].reshape(468, 3)
         inverse = cv2.invertAffineTransform(m)
-        return xy @ inverse[:, :2].T + inverse[:, 2]
+        xy = xyz[:, :2] @ inverse[:, :2].T + inverse[:, 2]
+        scale = 1.0 / math.sqrt(abs(float(np.linalg.det(m[:, :2]))))  # crop px → image px
+        logit = float(outputs[self._presence].reshape(-1)[0]) if self._presence is not None else math.nan
+        return MeshResult(xy, xyz[:, 2] * scale, logit)
+
+    def infer(self, rgb: np.ndarray, detection: Detection) -> np.ndarray:
+        return self.run(rgb, detection).landmarks
 
     def five_points(self, rgb: np.ndarray, detection: Detection) -> np.ndarray:
         """(5, 2): image-left eye, image-right eye, nose tip, image-left and image-right mouth corner."""
