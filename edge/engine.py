@@ -47,7 +47,11 @@ class EngineConfig:
     # range only if short range saw nothing -- the largest face is near enough for
     # short range whenever there is one, at a quarter of the cost.
     detector_mode: Literal["both", "cascade", "full", "short"] = "both"
-    threads: int = 0  # per model; 0 = number of CPU cores, at most 4
+    # Interpreter threads per model. One: these models are small (a 112×112 embedder is
+    # ~7 ms), and on the 2-core dev machine a second thread cost more in hand-offs than
+    # it saved (scripts/bench_vs_dlib.py: 21.7 ms a photo with 1 thread, 25.5 ms with 2).
+    # 0 = one per CPU core, at most 4, for bigger devices that want to try.
+    threads: int = 1
     limits: IntakeLimits = DEFAULT_LIMITS
     quality_level: int = 2
     models_dir: str | None = None
