@@ -155,7 +155,8 @@ def _face_input(info: dict, out: Path) -> Path | None:
     embedder's 112x112 input and normalised as the manifest says. None when not an
     embedder or scikit-image is absent (then both runtimes get seeded noise).
     """
-    if "embed" not in str(info.get("role")):
+    spec = info.get("input", {})
+    if "embed" not in str(info.get("role")) or list(spec.get("shape", [])) != [1, 112, 112, 3]:
         return None
     try:
         import cv2
@@ -164,7 +165,6 @@ def _face_input(info: dict, out: Path) -> Path | None:
     except ImportError:
         return None
     crop = cv2.resize(data.astronaut()[60:190, 160:290], (112, 112), interpolation=cv2.INTER_AREA)
-    spec = info.get("input", {})
     x = (crop[None].astype(np.float32) - float(spec.get("mean", 127.5))) / float(spec.get("std", 128.0))
     np.savez(out, in_0=x)
     return out
