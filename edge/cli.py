@@ -81,13 +81,21 @@ def _print_result(result: dict) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """1:1 verification of the largest face in each photo."""
-    result = _engine(args).verify(args.a, args.b, auto_rotate=args.auto_rotate, check_quality=args.check_quality)
+    inputs = _sealed_inputs(args, "compare", [args.a, args.b], ["first", "second"])
+    if isinstance(inputs, int):
+        return inputs
+    a, b = inputs
+    result = _engine(args).verify(a, b, auto_rotate=args.auto_rotate, check_quality=args.check_quality)
     return _print_result(result)
 
 
 def cmd_compare_faces(args: argparse.Namespace) -> int:
     """Every face of photo A against every face of photo B."""
-    return _print_result(_engine(args).compare_faces(args.a, args.b, auto_rotate=args.auto_rotate))
+    inputs = _sealed_inputs(args, "compare-faces", [args.a, args.b], ["first", "second"])
+    if isinstance(inputs, int):
+        return inputs
+    a, b = inputs
+    return _print_result(_engine(args).compare_faces(a, b, auto_rotate=args.auto_rotate))
 
 
 def _progress_bar(done: int, total: int) -> None:
@@ -135,6 +143,296 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """The appliance loop: frames → verdicts as JSON lines (and the audit log); run stats on exit."""
+    from edge.appliance.loop import appliance_from_config
+    from edge.config import ConfigError, load_config
+
+    overrides = {
+        "camera": {"source": args.source, "realtime": True if args.realtime else None},
+        "device": {"id": args.device_id},
+        # --vault picks the vault even when the file names a development gallery
+        **({"vault": {"path": args.vault}, "gallery": {"path": ""}} if args.vault is not None else {}),
+    }
+    if args.max_frames is not None and args.max_frames < 1:
+        print("edge run: --max-frames must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.config, overrides=overrides)
+        appliance = appliance_from_config(config)
+    except ConfigError as exc:
+        print(f"edge run: {exc.message}", file=sys.stderr)
+        return 2
+    try:
+        stats = appliance.run(max_frames=args.max_frames)
+        code = 0
+    except KeyboardInterrupt:  # a second SIGINT/SIGTERM: stopped at once (sinks were still closed)
+        stats, code = appliance.stats(), 130
+    print(json.dumps(stats, separators=(",", ":")), flush=True)
+    return code
+
+
+# --- the enrolment vault (edge.vault; docs/vault.md) -------------------------------------------
+
+
+def _vault_error(command: str, exc: Exception) -> int:
+    """A vault or argument problem on stderr; exit 1."""
+    from edge.errors import EdgeError
+
+    message = f"{exc.message} [{exc.code}]" if isinstance(exc, EdgeError) else str(exc)
+    print(f"edge {command}: {message}", file=sys.stderr)
+    return 1
+
+
+def _report_problems(command: str, problems: list) -> None:
+    """Damaged records, each named; everything else was used."""
+    for problem in problems:
+        print(f"edge {command}: warning: {problem} (skipped; the other records are in use)", file=sys.stderr)
+
+
+def _open_vault(args: argparse.Namespace):
+    from edge.vault import Vault
+
+    return Vault.open(args.vault)
+
+
+def _sealed_inputs(args: argparse.Namespace, command: str, sources: Sequence[str], labels: Sequence[str]):
+    """With --encrypted: each photo argument (a file or base64, raw or base64 ciphertext) opened with
+    the vault's key; without it the arguments as given. An int is an exit code (the error is printed)."""
+    if not getattr(args, "encrypted", False):
+        return list(sources)
+    import uuid
+
+    from edge.errors import EdgeError
+    from edge.vault import VaultError, load_private_key, unseal_image
+
+    if not args.vault:
+        print(f"edge {command}: --encrypted needs --vault DIR (the device key that opens the images)", file=sys.stderr)
+        return 2
+    try:
+        key = load_private_key(args.vault)
+        return [unseal_image(s, key, label=f"the {label} encrypted image") for s, label in zip(sources, labels)]
+    except VaultError as exc:
+        return _vault_error(command, exc)
+    except EdgeError as exc:
+        return _print_result({**exc.to_dict(), "request_id": uuid.uuid4().hex})
+
+
+def cmd_keys_init(args: argparse.Namespace) -> int:
+    """Create the device's X25519 key pair in the vault directory."""
+    from edge.vault import Vault, VaultError
+
+    try:
+        vault = Vault.init(args.vault)
+    except (VaultError, OSError) as exc:
+        return _vault_error("keys init", exc)
+    print(f"created the device key pair in {args.vault} (private key {vault.directory / 'device.key'}, mode 0600)")
+    print(f"public key: {vault.public_key_b64}")
+    return 0
+
+
+def cmd_keys_show(args: argparse.Namespace) -> int:
+    """Print the device's public key (base64), for `edge enroll --seal-for` and clients that seal images."""
+    from edge.vault import VaultError, load_private_key, public_key_b64
+
+    try:
+        print(public_key_b64(load_private_key(args.vault)))
+    except VaultError as exc:
+        return _vault_error("keys show", exc)
+    return 0
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    """Enrol a person into the vault, seal a bundle for a remote device, or import such a bundle."""
+    from edge.errors import EdgeError
+    from edge.vault import VaultError
+
+    photos = args.photos or []
+    try:
+        if args.seal_for is not None:
+            if args.vault or args.import_bundle or not args.output or not args.name or not photos:
+                print(
+                    "edge enroll: --seal-for PUBKEY needs -o BUNDLE NAME PHOTO… (and no --vault/--import)",
+                    file=sys.stderr,
+                )
+                return 2
+            from edge.vault import make_bundle, parse_public_key, public_key_b64
+            from edge.vault.fs import atomic_write
+
+            key = parse_public_key(args.seal_for)
+            atomic_write(args.output, make_bundle(key, args.name, photos), mode=0o600)
+            print(
+                f"wrote {args.output}: {args.name!r}, {len(photos)} photo(s), sealed for the device with public key "
+                f"{public_key_b64(key)}; only that device can open it"
+            )
+            return 0
+        if not args.vault:
+            print(
+                "edge enroll: --vault DIR is needed (or --seal-for PUBKEY -o BUNDLE for a remote device)",
+                file=sys.stderr,
+            )
+            return 2
+        from edge.vault import enroll, import_bundle, model_version
+
+        if args.import_bundle is not None:
+            if args.name or photos:
+                print("edge enroll: --import BUNDLE takes no NAME or PHOTO (the bundle carries them)", file=sys.stderr)
+                return 2
+            vault = _open_vault(args)
+            engine = _engine(args)
+            entry = import_bundle(engine, vault, args.import_bundle)
+            print(
+                f"imported {entry.name!r} from {args.import_bundle}: {entry.photos} photo(s), "
+                f"model version {model_version(engine)}"
+            )
+            return 0
+        if not args.name or not photos:
+            print("edge enroll: give NAME and at least one PHOTO", file=sys.stderr)
+            return 2
+        vault = _open_vault(args)
+        engine = _engine(args)
+        entry = enroll(engine, vault, args.name, photos)
+        print(f"enrolled {entry.name!r}: {entry.photos} photo(s), model version {model_version(engine)}")
+        return 0
+    except (VaultError, EdgeError, OSError) as exc:
+        return _vault_error("enroll", exc)
+
+
+def cmd_people(args: argparse.Namespace) -> int:
+    """Who is enrolled: names, photo counts, dates (never templates)."""
+    from edge.engine import EngineConfig
+    from edge.vault import VaultError, model_version
+
+    try:
+        people, problems = _open_vault(args).people(model_version(EngineConfig.profile(args.profile)))
+    except VaultError as exc:
+        return _vault_error("people", exc)
+    _report_problems("people", problems)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in people], indent=1, ensure_ascii=False))
+        return 0
+    header = ("name", "photos", "enrolled", "updated", "templates")
+    rows = [
+        (
+            p.name,
+            str(p.photos),
+            p.enrolled,
+            p.updated,
+            f"{p.templates}/{p.photos}" + ("" if p.templates == p.photos else " (rebuild)"),
+        )
+        for p in people
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    print(f"{len(people)} people, {sum(p.photos for p in people)} photos")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    """Remove a person: every photo and template overwritten, then unlinked."""
+    from edge.errors import EdgeError
+    from edge.vault import VaultError
+
+    if (args.name is None) == (args.entry is None):
+        print("edge revoke: give NAME, or --entry ID for an entry whose meta record is damaged", file=sys.stderr)
+        return 2
+    try:
+        vault = _open_vault(args)
+        if args.entry is not None:
+            files = vault.revoke_entry(args.entry)
+            print(f"revoked entry {args.entry}: {files} file(s) overwritten and removed")
+            return 0
+        report = vault.revoke(args.name)
+    except (VaultError, EdgeError) as exc:
+        return _vault_error("revoke", exc)
+    print(
+        f"revoked {report.name!r}: {report.photos} photo(s) in {report.entries} enrolment(s); "
+        f"{report.files} file(s) overwritten and removed"
+    )
+    return 0
+
+
+def cmd_vault_rebuild(args: argparse.Namespace) -> int:
+    """Recompute templates from the sealed photos for the current model version."""
+    from edge.vault import VaultError, rebuild
+
+    try:
+        vault = _open_vault(args)
+        report = rebuild(_engine(args), vault, force=args.force)
+    except VaultError as exc:
+        return _vault_error("vault rebuild", exc)
+    _report_problems("vault rebuild", report.problems)
+    print(
+        f"model version {report.model_version}: {report.written} template(s) computed, {report.current} already "
+        f"current, {report.dropped} of other versions overwritten and removed, {len(report.problems)} problem(s)"
+    )
+    return 1 if report.problems else 0
+
+
+def cmd_vault_check(args: argparse.Namespace) -> int:
+    """Open every record of the vault; name each one that does not."""
+    from edge.vault import VaultError
+
+    try:
+        good, problems = _open_vault(args).check()
+    except VaultError as exc:
+        return _vault_error("vault check", exc)
+    for problem in problems:
+        print(f"damaged: {problem}")
+    print(f"{good} record(s) open and authenticate; {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    """1:N: the largest face of PHOTO against everyone in the vault (prints JSON)."""
+    from edge.vault import VaultError, identify, vault_gallery
+
+    inputs = _sealed_inputs(args, "identify", [args.photo], ["probe"])
+    if isinstance(inputs, int):
+        return inputs
+    try:
+        vault = _open_vault(args)
+        engine = _engine(args)
+        gallery = vault_gallery(engine, vault)
+    except VaultError as exc:
+        return _vault_error("identify", exc)
+    _report_problems("identify", gallery.problems)
+    if gallery.stale and gallery.missing:
+        print(
+            f"edge identify: warning: {gallery.missing} photo(s) have no template for model version "
+            f"{gallery.model_version} ({gallery.stale} of other versions are never used); run "
+            f"`edge vault rebuild --vault {args.vault}`",
+            file=sys.stderr,
+        )
+    return _print_result(identify(engine, gallery, inputs[0], threshold=args.threshold, auto_rotate=args.auto_rotate))
+
+
+def cmd_seal(args: argparse.Namespace) -> int:
+    """Encrypt a photo to a device's public key, as clients send `first_encrypted_image`."""
+    import base64
+
+    from edge.errors import EdgeError
+    from edge.vault import VaultError, parse_public_key, seal_image
+    from edge.vault.photos import read_photos
+
+    try:
+        ((_, data),) = read_photos([args.photo])
+        sealed = seal_image(data, parse_public_key(args.seal_for))
+    except (VaultError, EdgeError) as exc:
+        return _vault_error("seal", exc)
+    out = base64.b64encode(sealed) + b"\n" if args.base64 else sealed
+    if args.output:
+        with open(args.output, "wb") as handle:
+            handle.write(out)
+    elif args.base64:
+        sys.stdout.write(out.decode())
+    else:
+        print("edge seal: give -o FILE for raw output, or --base64 to print it", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description="Offline face verification appliance.")
     parser.add_argument("--version", action="version", version=f"edge {__version__}")
@@ -160,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--check-quality", action="store_true", help="refuse blurred, tiny, turned, badly lit or occluded faces"
     )
+    p.add_argument("--encrypted", action="store_true", help="A and B are sealed to the device key (raw or base64)")
+    p.add_argument("--vault", metavar="DIR", help="with --encrypted: the vault whose device key opens them")
     engine_options(p)
     p.set_defaults(func=cmd_compare)
 
@@ -167,6 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--auto-rotate", action="store_true")
+    p.add_argument("--encrypted", action="store_true", help="A and B are sealed to the device key (raw or base64)")
+    p.add_argument("--vault", metavar="DIR", help="with --encrypted: the vault whose device key opens them")
     engine_options(p)
     p.set_defaults(func=cmd_compare_faces)
 
@@ -177,6 +479,83 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     engine_options(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("run", help="the appliance: camera → verdicts as JSON lines; run stats on exit")
+    p.add_argument("--config", default=None, help="TOML config (default: the built-in defaults, as in edge.toml)")
+    p.add_argument("--source", default=None, help="override camera.source: 0, /dev/video0, rtsp://…, clip.avi, DIR")
+    p.add_argument("--vault", default=None, help="override vault.path (and ignore gallery.path)")
+    p.add_argument("--device-id", default=None, help="override device.id")
+    p.add_argument("--realtime", action="store_true", help="pace a video file or directory at its frame rate")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after N processed frames")
+    p.set_defaults(func=cmd_run)
+
+    def vault_option(p: argparse.ArgumentParser, required: bool = True) -> None:
+        p.add_argument("--vault", required=required, metavar="DIR", help="the vault directory (holds the device key)")
+
+    p = sub.add_parser("keys", help="the device key pair: init, show")
+    keys_sub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    q = keys_sub.add_parser("init", help="create the device's X25519 key pair (private key mode 0600)")
+    vault_option(q)
+    q.set_defaults(func=cmd_keys_init)
+    q = keys_sub.add_parser("show", help="print the device's public key (base64)")
+    vault_option(q)
+    q.set_defaults(func=cmd_keys_show)
+
+    p = sub.add_parser(
+        "enroll",
+        help="enrol a person (photos sealed, templates encrypted); or seal/import a remote-enrolment bundle",
+        description="edge enroll --vault DIR NAME PHOTO…  |  edge enroll --seal-for PUBKEY -o BUNDLE NAME PHOTO…  |  "
+        "edge enroll --vault DIR --import BUNDLE",
+    )
+    p.add_argument("name", nargs="?", help="the person's name (letters, digits, spaces, . - ' _; at most 64)")
+    p.add_argument("photos", nargs="*", metavar="PHOTO", help="photos with exactly one usable face each")
+    vault_option(p, required=False)
+    p.add_argument(
+        "--seal-for", metavar="PUBKEY", help="make a bundle for the device with this public key (base64 or file)"
+    )
+    p.add_argument("-o", "--output", metavar="BUNDLE", help="where --seal-for writes the bundle")
+    p.add_argument("--import", dest="import_bundle", metavar="BUNDLE", help="enrol from a bundle sealed to this device")
+    engine_options(p)
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("people", help="list enrolled names, photo counts and dates (never templates)")
+    vault_option(p)
+    p.add_argument("--json", action="store_true")
+    engine_options(p)
+    p.set_defaults(func=cmd_people)
+
+    p = sub.add_parser("revoke", help="remove a person's photos and templates (overwrite, then unlink)")
+    p.add_argument("name", nargs="?")
+    vault_option(p)
+    p.add_argument("--entry", metavar="ID", help="remove one enrolment by id (for one whose name no longer opens)")
+    p.set_defaults(func=cmd_revoke)
+
+    p = sub.add_parser("vault", help="vault maintenance: rebuild, check")
+    vault_sub = p.add_subparsers(dest="vault_command", metavar="ACTION", required=True)
+    q = vault_sub.add_parser("rebuild", help="recompute templates from the sealed photos after a model change")
+    vault_option(q)
+    q.add_argument("--force", action="store_true", help="recompute current templates too")
+    engine_options(q)
+    q.set_defaults(func=cmd_vault_rebuild)
+    q = vault_sub.add_parser("check", help="open every record; name the damaged ones")
+    vault_option(q)
+    q.set_defaults(func=cmd_vault_check)
+
+    p = sub.add_parser("identify", help="1:N: who in the vault is this (prints JSON)")
+    p.add_argument("photo", help="photo: path, or base64")
+    vault_option(p)
+    p.add_argument("--threshold", type=float, default=0.7, help="calibrated score needed for a name (default 0.7)")
+    p.add_argument("--encrypted", action="store_true", help="PHOTO is sealed to the device key (raw or base64)")
+    p.add_argument("--auto-rotate", action="store_true")
+    engine_options(p)
+    p.set_defaults(func=cmd_identify)
+
+    p = sub.add_parser("seal", help="encrypt a photo to a device's public key (for --encrypted)")
+    p.add_argument("photo")
+    p.add_argument("--for", dest="seal_for", required=True, metavar="PUBKEY", help="device public key (base64 or file)")
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.add_argument("--base64", action="store_true", help="base64 instead of raw bytes")
+    p.set_defaults(func=cmd_seal)
 
     return parser
 

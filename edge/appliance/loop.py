@@ -1,0 +1,444 @@
+"""The run loop: camera frames in, verdicts about tracked faces out.
+
+    source ─▶ capture thread ─▶ detect ─▶ track ─▶ [landmarks ─▶ align ─▶ quality gate ─▶ embed ─▶ 1:N]
+                                                      (only for tracks due: undecided, or a re-check)
+                                           ─▶ decision policy ─▶ verdicts ─▶ sinks
+
+Every frame is detected and tracked. A track is identified on every frame until the
+policy has decided it (granted or denied); after that only every `recheck_every` frames,
+so a person standing at the door costs a detection per frame, not a full face pipeline.
+The appliance wires the stages; none of them imports it.
+
+`Appliance.run` owns the capture thread, signals (SIGTERM/SIGINT: stop after the current
+frame, flush and close the sinks; SIGHUP: re-read the enrolments), systemd
+notifications, and returns the run statistics.
+`Appliance.process(frame)` is one frame, for tests and benchmarks that drive the loop.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from edge.appliance.identify import Identifier, open_identifier
+from edge.appliance.metrics import Timings, peak_rss_mb, process_age
+from edge.appliance.notify import Notifier
+from edge.appliance.policy import DecisionPolicy, Observation
+from edge.appliance.stages import FaceStages
+from edge.appliance.tracker import Tracker
+from edge.appliance.verdict import Verdict, iso
+from edge.camera import Capture, Frame, Source, SourceError, open_source
+from edge.config import Config, ConfigError
+from edge.sinks import AuditLogSink, Sink, StdoutSink
+
+POLL_S = 0.25  # the longest the loop waits for a frame before it looks at signals and the watchdog
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Appliance:
+    def __init__(
+        self,
+        engine: Any,
+        identifier: Identifier,
+        source: Source,
+        *,
+        config: Config | None = None,
+        sinks: Sequence[Sink] = (),
+        device_id: str | None = None,
+        notifier: Notifier | None = None,
+        seq_start: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        log: Callable[[str], None] = _stderr,
+    ) -> None:
+        self.config = config or Config()
+        self.engine = engine
+        self.identifier = identifier
+        self.source = source
+        self.sinks = list(sinks)
+        self.device_id = device_id or self.config.device_id
+        self.notifier = notifier or Notifier({})
+        self.clock, self.wall, self.log = clock, wall, log
+        d = self.config.decision
+        self.stages = FaceStages(engine)
+        self.tracker = Tracker(iou=d.track_iou, max_shift=d.track_max_shift, max_age=d.track_max_age)
+        self.policy = DecisionPolicy(
+            threshold=d.threshold,
+            k=d.k,
+            n=d.n,
+            deny_after=d.deny_after,
+            unknown_after=d.unknown_after,
+            cooldown_s=d.cooldown_s,
+        )
+        self.threshold = d.threshold
+        self.recheck_every = d.recheck_every
+        self.max_faces = self.config.engine.max_faces
+        self.min_face = self.config.quality.min_face
+        self.min_score = self.config.quality.min_score
+        self.gate = self.config.quality.gate
+        self.seq = int(seq_start)
+        self.timings = Timings()
+        self.counts: Counter[str] = Counter()
+        self.capture: Capture | None = None
+        self.first_frame_s: float | None = None
+        self.stop_reason: str | None = None
+        self._stopping = threading.Event()
+        self._reload = threading.Event()
+        self._offset = wall() - clock()  # monotonic → epoch seconds
+        self._first_start: float | None = None
+        self._last_done: float | None = None
+
+    # --- one frame -------------------------------------------------------------------------
+
+    def process(self, frame: Frame) -> list[Verdict]:
+        """Detect, track, identify the tracks that are due, decide; publish and return the verdicts."""
+        c = self.clock
+        t0 = c()
+        if self._first_start is None:
+            self._first_start = t0
+        rgb = frame.image
+        stages, timings = self.stages, self.timings
+        dets = stages.detect(rgb)
+        t1 = c()
+        if dets:
+            dets = [d for d in dets if d.box[2] >= self.min_face and d.score >= self.min_score]
+            if len(dets) > 1:
+                dets.sort(key=lambda d: d.area, reverse=True)
+            del dets[self.max_faces :]
+        tracks, ended = self.tracker.update([d.box for d in dets], frame.pts, frame.index)
+        for tr in ended:
+            self.policy.end(tr.id)
+        t2 = c()
+        self.counts["faces"] += len(dets)
+        due = []
+        for det, tr in zip(dets, tracks):
+            data = tr.data
+            if "first_wall" not in data:
+                data["first_wall"] = frame.captured + self._offset
+                data["since"] = 0
+            else:
+                data["since"] += 1
+            if not self.policy.decided(tr.id) or data["since"] >= self.recheck_every:
+                due.append((det, tr))
+        kept, crops = [], []
+        if due:
+            t_mesh = t_align = t_quality = 0.0
+            for det, tr in due:
+                a = c()
+                points, mesh = stages.landmarks(rgb, det)
+                b = c()
+                crop = stages.align(rgb, points)
+                e = c()
+                quality = stages.quality(rgb, det, mesh, crop)
+                f = c()
+                t_mesh, t_align, t_quality = t_mesh + b - a, t_align + e - b, t_quality + f - e
+                if self.gate and quality is not None and quality.get("ok") is False:
+                    self.counts["quality_rejected"] += 1
+                    continue
+                kept.append((det, tr, quality))
+                crops.append(crop)
+            timings.add("landmarks", t_mesh * 1e3)
+            timings.add("align", t_align * 1e3)
+            timings.add("quality", t_quality * 1e3)
+        verdicts: list[Verdict] = []
+        t3 = c()
+        if crops:
+            embeddings = stages.embed(crops)
+            t4 = c()
+            matches = self.identifier.identify(embeddings)
+            t5 = c()
+            timings.add("embed", (t4 - t3) * 1e3)
+            timings.add("match", (t5 - t4) * 1e3)
+            self.counts["identified"] += len(crops)
+            for (det, tr, quality), m in zip(kept, matches):
+                tr.data["since"] = 0
+                for decision in self.policy.observe(tr.id, Observation(m.name, m.score, m.margin), frame.pts):
+                    verdicts.append(self._verdict(decision, tr, det, quality, frame, rgb.shape))
+            t3 = c()
+            timings.add("decide", (t3 - t5) * 1e3)
+        for v in verdicts:
+            self._publish(v)
+        done = c()
+        timings.add("detect", (t1 - t0) * 1e3)
+        timings.add("track", (t2 - t1) * 1e3)
+        if verdicts:
+            timings.add("publish", (done - t3) * 1e3)
+            timings.add("verdict_latency", (done - frame.captured) * 1e3)
+        timings.add("frame", (done - t0) * 1e3)
+        timings.add("latency", (done - frame.captured) * 1e3)
+        self.counts["frames"] += 1
+        self._last_done = done
+        if self.first_frame_s is None:
+            self.first_frame_s = process_age()
+        return verdicts
+
+    def _verdict(self, decision, track, det, quality, frame: Frame, shape) -> Verdict:
+        self.seq += 1
+        height, width = shape[:2]
+        x, y, w, h = det.box
+        x0, y0 = max(0.0, x), max(0.0, y)
+        x1, y1 = min(float(width), x + w), min(float(height), y + h)
+        rect = (int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)))
+        now = self.clock()
+        self.counts[decision.kind] += 1
+        return Verdict(
+            device_id=self.device_id,
+            seq=self.seq,
+            decision=decision.kind,
+            name=decision.name,
+            score=float(decision.score),
+            threshold=self.threshold,
+            margin=decision.margin,
+            frames_used=decision.frames_used,
+            track_id=track.id,
+            rect=rect,
+            quality=quality,
+            first_seen=track.data.get("first_wall", frame.captured + self._offset),
+            frame_time=frame.captured + self._offset,
+            decided=now + self._offset,
+            latency_ms=(now - frame.captured) * 1e3,
+            frame_index=frame.index,
+            pts=frame.pts,
+        )
+
+    # --- sinks -----------------------------------------------------------------------------
+
+    def _publish(self, verdict: Verdict) -> None:
+        for sink in self.sinks:
+            try:
+                sink.publish(verdict)
+            except Exception as exc:  # noqa: BLE001 - a sink never stops the loop
+                self.counts["sink_errors"] += 1
+                self.log(f"edge: sink {getattr(sink, 'name', sink)}: {exc}")
+
+    def event(self, kind: str, **fields: Any) -> dict:
+        """Publish an operational event to every sink (and log it on stderr)."""
+        ts = fields.pop("ts", None) or self.wall()
+        event = {"type": "event", "event": kind, "device_id": self.device_id, "ts": iso(ts), **fields}
+        for sink in self.sinks:
+            try:
+                sink.event(event)
+            except Exception as exc:  # noqa: BLE001
+                self.counts["sink_errors"] += 1
+                self.log(f"edge: sink {getattr(sink, 'name', sink)}: {exc}")
+        if kind.startswith("source_") and kind != "source_opened":
+            detail = ", ".join(f"{k}={v}" for k, v in fields.items())
+            self.log(f"edge: {kind}: {detail}")
+        return event
+
+    def _pump_events(self) -> None:
+        if self.capture is not None:
+            for e in self.capture.events():
+                self.event(e.pop("event"), **e)
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the loop to stop after the current frame (thread- and signal-safe)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._stopping.set()
+
+    def reload(self) -> None:
+        """Ask the loop to re-read the enrolments (SIGHUP) before its next frame."""
+        self._reload.set()
+
+    def _reload_identifier(self) -> None:
+        self._reload.clear()
+        reload = getattr(self.identifier, "reload", None)
+        if reload is None:
+            self.log("edge: this identifier cannot reload; restart to see new enrolments")
+            return
+        try:
+            reload()
+        except Exception as exc:  # noqa: BLE001 - keep the enrolments we have
+            self.log(f"edge: reloading the enrolments failed, keeping the old ones: {exc}")
+            self.event("reload_failed", error=str(exc))
+            return
+        self.event("reloaded", people=len(getattr(self.identifier, "people", ())))
+
+    def _on_hangup(self, _signum, _frame) -> None:
+        self.reload()
+
+    def _on_signal(self, signum, _frame) -> None:
+        if self._stopping.is_set():  # a second signal: stop now (sinks are still flushed)
+            raise KeyboardInterrupt
+        self.stop(f"signal {signal.Signals(signum).name}")
+
+    def run(self, *, max_frames: int | None = None, handle_signals: bool = True, close_sinks: bool = True) -> dict:
+        """Run until the source ends, `max_frames` frames, `stop()` or SIGTERM/SIGINT; return the stats."""
+        cam = self.config.camera
+        self.capture = Capture(
+            self.source,
+            realtime=cam.realtime,
+            fps=cam.fps,
+            backoff=cam.reopen_backoff,
+            backoff_max=cam.reopen_backoff_max,
+            clock=self.clock,
+            wall=self.wall,
+        )
+        previous = {}
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, self._on_signal)
+            if hasattr(signal, "SIGHUP"):
+                previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
+        poll = POLL_S
+        if self.notifier.watchdog_interval:
+            poll = min(poll, self.notifier.watchdog_interval / 2)
+        try:
+            self.capture.start()
+            self.event(
+                "started",
+                source=self.source.name,
+                realtime=cam.realtime,
+                people=len(getattr(self.identifier, "people", ())) or None,
+            )
+            self.notifier.ready(f"running: {self.source.name}")
+            last_status = self.clock()
+            while not self._stopping.is_set():
+                self._pump_events()
+                self.notifier.watchdog()
+                if self._reload.is_set():
+                    self._reload_identifier()
+                frame = self.capture.next(timeout=poll)
+                if frame is None:
+                    if self.capture.ended:
+                        self.stop("end of source")
+                    continue
+                try:
+                    self.process(frame)
+                except Exception as exc:  # noqa: BLE001 - one bad frame never ends the run
+                    self.counts["frame_errors"] += 1
+                    if self.counts["frame_errors"] <= 5 or self.counts["frame_errors"] % 1000 == 0:
+                        self.log(f"edge: frame {frame.index}: {type(exc).__name__}: {exc}")
+                if max_frames is not None and self.counts["frames"] >= max_frames:
+                    self.stop("max_frames")
+                now = self.clock()
+                if self.notifier.enabled and now - last_status >= 10.0:
+                    last_status = now
+                    self.notifier.status(f"{self._fps():.1f} fps, {self.seq} verdicts")
+        finally:
+            if self.stop_reason is None:
+                self.stop_reason = "interrupted"
+            self.notifier.stopping(f"stopping: {self.stop_reason}")
+            self.capture.stop()
+            self._pump_events()
+            for tr in self.tracker.clear():
+                self.policy.end(tr.id)
+            stats = self.stats()
+            self.event("stopped", reason=self.stop_reason, frames=stats["frames"], verdicts=stats["verdicts"])
+            for sink in self.sinks:
+                try:
+                    sink.close() if close_sinks else sink.flush()
+                except Exception as exc:  # noqa: BLE001
+                    self.counts["sink_errors"] += 1
+                    self.log(f"edge: sink {getattr(sink, 'name', sink)}: {exc}")
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return self.stats()
+
+    def _fps(self) -> float:
+        if self._first_start is None or self._last_done is None or self._last_done <= self._first_start:
+            return 0.0
+        return self.counts["frames"] / (self._last_done - self._first_start)
+
+    def stats(self) -> dict:
+        """The run statistics: one JSON-able dict (what `edge run` prints on exit)."""
+        timings = self.timings.summary()
+        cap = self.capture
+        c = self.counts
+        duration = 0.0 if self._first_start is None or self._last_done is None else self._last_done - self._first_start
+        return {
+            "type": "stats",
+            "device_id": self.device_id,
+            "reason": self.stop_reason,
+            "frames": c["frames"],
+            "duration_s": round(duration, 3),
+            "fps": round(self._fps(), 2),
+            "source_frames": cap.produced if cap else c["frames"],
+            "dropped": cap.dropped if cap else 0,
+            "source_errors": cap.failures if cap else 0,
+            "source_reopens": cap.reopens if cap else 0,
+            "faces": c["faces"],
+            "identified": c["identified"],
+            "quality_rejected": c["quality_rejected"],
+            "verdicts": {k: c[k] for k in ("granted", "denied", "unknown")},
+            "suppressed": self.policy.suppressed,
+            "last_seq": self.seq,
+            "frame_errors": c["frame_errors"],
+            "sink_errors": c["sink_errors"],
+            "first_frame_s": None if self.first_frame_s is None else round(self.first_frame_s, 3),
+            "peak_rss_mb": peak_rss_mb(),
+            "latency_ms": timings.pop("latency", {"n": 0}),
+            "verdict_latency_ms": timings.pop("verdict_latency", {"n": 0}),
+            "frame_ms": timings.pop("frame", {"n": 0}),
+            "stages_ms": timings,
+        }
+
+
+# --- wiring from a config --------------------------------------------------------------------
+
+
+def engine_from_config(config: Config):
+    from edge.engine import Engine, EngineConfig
+
+    e = config.engine
+    return Engine(EngineConfig.profile(e.profile, detector_mode=e.detector, threads=e.threads))
+
+
+def sinks_from_config(config: Config, *, stdout=None) -> list[Sink]:
+    sinks: list[Sink] = []
+    if config.sinks.stdout:
+        sinks.append(StdoutSink(stdout))
+    if config.audit.path:
+        a = config.audit
+        try:
+            sinks.append(AuditLogSink(a.path, max_bytes=a.max_bytes, backups=a.backups, fsync=a.fsync))
+        except OSError as exc:
+            raise ConfigError("audit.path", f"cannot open {a.path}: {exc.strerror or exc}") from None
+    return sinks
+
+
+def source_from_config(config: Config) -> Source:
+    cam = config.camera
+    try:
+        return open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps)
+    except SourceError as exc:
+        raise ConfigError("camera.source", str(exc)) from None
+
+
+def appliance_from_config(
+    config: Config,
+    *,
+    engine: Any = None,
+    identifier: Identifier | None = None,
+    source: Source | None = None,
+    sinks: Sequence[Sink] | None = None,
+    stdout=None,
+    notifier: Notifier | None = None,
+) -> Appliance:
+    """Everything `edge run` builds, from the config (pass any part to use your own)."""
+    source = source or source_from_config(config)
+    engine = engine or engine_from_config(config)
+    identifier = identifier or open_identifier(config, engine)
+    if sinks is None:
+        sinks = sinks_from_config(config, stdout=stdout)
+    seq_start = max((s.last_seq() for s in sinks if isinstance(s, AuditLogSink)), default=0)
+    return Appliance(
+        engine,
+        identifier,
+        source,
+        config=config,
+        sinks=sinks,
+        notifier=notifier or Notifier(),
+        seq_start=seq_start,
+    )

@@ -1,0 +1,142 @@
+"""The decision policy: per tracked face, frames of (name, score) in, verdicts out.
+
+Pure logic. It does not know which detector or embedder ran, nor where the scores came
+from; the loop feeds it one `Observation` per track for every frame that track was
+identified in (frames where a face was not identified, because it failed the quality
+gate or the track is decided and not due for a re-check, are simply not observed).
+
+An observation is a **match** when it names a person and its score is at least
+`threshold`; otherwise it is a **confident non-match**: the face passed the quality gate,
+was embedded and compared, and resembles no enrolled person enough.
+
+``granted``  when `k` of the track's last `n` observations match the same person. Once per
+             person per track; and not again for that person, on any track, within
+             `cooldown_s` of their last `granted` (suppressed grants are counted, and still
+             count as the track's grant). The score is the k-th best matching score in the
+             window: each of the k frames scored at least that.
+``unknown``  once per track, when `unknown_after` non-matches came in a row (no match
+             in between) and the track was never granted: "a face we do not know is here".
+             0 turns it off.
+``denied``   once per track, when `deny_after` non-matches came in a row and the track was
+             never granted: the access decision for that face. A denied track may still be
+             granted later if it then matches (a better view); a granted track is never
+             denied.
+
+Time (`t`) is the frame time the loop passes (seconds, any origin), so cooldowns hold
+the same in a replay at any speed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+Kind = Literal["granted", "denied", "unknown"]
+
+
+class Observation(NamedTuple):
+    name: str | None  # the best-matching enrolled person (None: nobody enrolled / no candidate)
+    score: float  # calibrated 0..1
+    margin: float = 0.0  # best person's score minus the second best's
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: Kind
+    track_id: int
+    name: str | None
+    score: float
+    margin: float | None
+    frames_used: int  # observations the decision rests on (the window, or the non-match run)
+    t: float
+
+
+@dataclass
+class _TrackState:
+    window: deque  # (matched name or None, score, margin), at most n
+    run: int = 0  # non-matches since the last match
+    run_best: float = 0.0  # the best score among them
+    frames: int = 0
+    granted: set[str] = field(default_factory=set)
+    denied: bool = False
+    unknown: bool = False
+
+
+class DecisionPolicy:
+    def __init__(
+        self,
+        *,
+        threshold: float = 0.7,
+        k: int = 3,
+        n: int = 5,
+        deny_after: int = 10,
+        unknown_after: int = 5,
+        cooldown_s: float = 15.0,
+    ) -> None:
+        if not 1 <= k <= n:
+            raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
+        if deny_after < 1 or unknown_after < 0 or cooldown_s < 0:
+            raise ValueError("deny_after must be >= 1, unknown_after >= 0, cooldown_s >= 0")
+        self.threshold = float(threshold)
+        self.k, self.n = int(k), int(n)
+        self.deny_after = int(deny_after)
+        self.unknown_after = int(unknown_after)
+        self.cooldown_s = float(cooldown_s)
+        self.suppressed = 0  # grants withheld by a cooldown
+        self._tracks: dict[int, _TrackState] = {}
+        self._last_grant: dict[str, float] = {}
+
+    def _state(self, track_id: int) -> _TrackState:
+        st = self._tracks.get(track_id)
+        if st is None:
+            st = self._tracks[track_id] = _TrackState(deque(maxlen=self.n))
+        return st
+
+    def decided(self, track_id: int) -> bool:
+        """The track was granted or denied (the loop then only re-checks it now and then)."""
+        st = self._tracks.get(track_id)
+        return st is not None and (bool(st.granted) or st.denied)
+
+    def observe(self, track_id: int, obs: Observation, t: float) -> list[Decision]:
+        """One identified frame of a track → the verdicts it completes (usually none)."""
+        st = self._state(track_id)
+        st.frames += 1
+        match = obs.name is not None and obs.score >= self.threshold
+        st.window.append((obs.name if match else None, float(obs.score), float(obs.margin)))
+        out: list[Decision] = []
+        if match:
+            st.run, st.run_best = 0, 0.0
+            if obs.name not in st.granted:
+                scores = sorted((s for name, s, _ in st.window if name == obs.name), reverse=True)
+                if len(scores) >= self.k:
+                    st.granted.add(obs.name)
+                    last = self._last_grant.get(obs.name)
+                    if last is not None and 0 <= t - last < self.cooldown_s:
+                        self.suppressed += 1
+                    else:
+                        self._last_grant[obs.name] = t
+                        self._prune(t)
+                        out.append(
+                            Decision("granted", track_id, obs.name, scores[self.k - 1], obs.margin, len(st.window), t)
+                        )
+            return out
+        st.run += 1
+        st.run_best = max(st.run_best, float(obs.score))
+        if st.granted:
+            return out
+        if self.unknown_after and not st.unknown and st.run >= self.unknown_after:
+            st.unknown = True
+            out.append(Decision("unknown", track_id, None, st.run_best, None, st.run, t))
+        if not st.denied and st.run >= self.deny_after:
+            st.denied = True
+            out.append(Decision("denied", track_id, None, st.run_best, None, st.run, t))
+        return out
+
+    def end(self, track_id: int) -> None:
+        """The track is gone; forget it (the per-person cooldowns stay)."""
+        self._tracks.pop(track_id, None)
+
+    def _prune(self, t: float) -> None:
+        if len(self._last_grant) > 1024:
+            self._last_grant = {n: s for n, s in self._last_grant.items() if t - s < self.cooldown_s}

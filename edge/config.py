@@ -1,0 +1,322 @@
+"""The appliance's configuration: typed dataclasses, loaded from TOML, validated at load.
+
+    cfg = load_config("firmware_config/edge.toml", overrides={"camera": {"source": "clip.avi"}})
+
+Every key has a type, a default and (where it matters) a range or a set of choices. A
+value of the wrong type, out of range, or a key the schema does not know stops loading
+with a `ConfigError` that names the key path (``decision.k: must be an integer between 1
+and decision.n (5), got 7``). `firmware_config/edge.toml` documents every key; its
+values are the defaults here (tests/test_config.py holds the two together).
+
+Paths are used as written: a relative path is relative to the working directory of the
+process (systemd units should give absolute paths).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import socket
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from edge.errors import INVALID_ARGUMENT, EdgeError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10 (JetPack 6): the same parser as a package
+    import tomli as tomllib
+
+
+class ConfigError(EdgeError):
+    """A config value is missing, unknown, of the wrong type or out of range; `key` names it."""
+
+    def __init__(self, key: str, detail: str, *, source: str | None = None) -> None:
+        self.key = key
+        self.detail = detail
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        super().__init__(INVALID_ARGUMENT, f"{prefix}{key}: {detail}")
+
+
+def _opt(default: Any, *, lo: float | None = None, hi: float | None = None, choices: tuple = (), **meta: Any) -> Any:
+    """A config field with its default and the limits `_check` enforces."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, **meta})
+
+
+DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    # Names the device in every verdict (and, later, in MQTT topics). Empty: the hostname.
+    id: str = _opt("")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    # "picamera2" or "picamera2:N" (Pi CSI camera N), a device index ("0"), a V4L2 path
+    # ("/dev/video0"), an rtsp://, http:// or https:// URL, a video file, or a directory of images.
+    source: str = _opt("0", int_ok=True)
+    width: int = _opt(640, lo=16, hi=8192)  # asked of live cameras; files and directories keep their size
+    height: int = _opt(480, lo=16, hi=8192)
+    fps: float = _opt(30.0, lo=0.1, hi=240.0)  # asked of live cameras; the pace of a directory in realtime mode
+    realtime: bool = _opt(False)  # pace files and directories at their frame rate (dropping frames like a camera)
+    reopen_backoff: float = _opt(0.5, lo=0.01, hi=60.0)  # first wait before reopening a failed source, seconds
+    reopen_backoff_max: float = _opt(10.0, lo=0.01, hi=3600.0)  # the wait doubles up to this
+
+
+@dataclass(frozen=True)
+class EngineSection:
+    profile: str = _opt("accurate", choices=("accurate", "fast"))
+    threads: int = _opt(1, lo=0, hi=16)  # interpreter threads per model; 0 = one per core (at most 4)
+    detector: str = _opt("cascade", choices=("cascade", "both", "full", "short"))
+    max_faces: int = _opt(2, lo=1, hi=32)  # the largest N faces of a frame are tracked and identified
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    min_face: int = _opt(40, lo=0, hi=4096)  # faces narrower than this (pixels) are ignored
+    min_score: float = _opt(0.6, lo=0.0, hi=1.0)  # detections less confident than this are ignored
+    gate: bool = _opt(True)  # skip faces the quality stage marks not ok (when edge.vision.quality is installed)
+
+
+@dataclass(frozen=True)
+class VaultConfig:
+    path: str = _opt("/var/lib/edge/vault")  # the encrypted enrolment vault
+
+
+@dataclass(frozen=True)
+class GalleryConfig:
+    # Development only: a folder with one sub-folder of photos per person, enrolled at
+    # start-up, unencrypted. Set this or vault.path, not both.
+    path: str = _opt("")
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    threshold: float = _opt(0.7, lo=0.0, hi=1.0)  # calibrated score; 0.7 ↔ FAR 1/10,000
+    k: int = _opt(3, lo=1, hi=1000)  # granted when k of the last n identified frames match one person
+    n: int = _opt(5, lo=1, hi=1000)
+    deny_after: int = _opt(10, lo=1, hi=100_000)  # denied after this many confident non-matches
+    unknown_after: int = _opt(5, lo=0, hi=100_000)  # one `unknown` event after this many; 0 = never
+    cooldown_s: float = _opt(15.0, lo=0.0, hi=86_400.0)  # no second `granted` for a person within this
+    recheck_every: int = _opt(15, lo=1, hi=100_000)  # a decided track is re-identified every N frames
+    track_iou: float = _opt(0.3, lo=0.0, hi=1.0)  # a face continues a track when they overlap this much
+    track_max_shift: float = _opt(0.5, lo=0.0, hi=10.0)  # ... or its centre moved ≤ this × the box width
+    track_max_age: int = _opt(10, lo=0, hi=100_000)  # frames a track survives unseen
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    path: str = _opt("/var/lib/edge/audit.jsonl")  # append-only JSONL; "" = no audit log
+    max_bytes: int = _opt(10 * 1024 * 1024, lo=1024, hi=1 << 40)  # rotate before a file grows past this
+    backups: int = _opt(5, lo=1, hi=1000)  # rotated files kept: audit.jsonl.1 … .N
+    fsync: bool = _opt(True)  # fsync every batch of records (see docs/appliance.md)
+
+
+@dataclass(frozen=True)
+class SinksConfig:
+    stdout: bool = _opt(True)  # verdicts (and events) as JSON lines on stdout
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    # Reserved for the MQTT publisher (next issue); only `enabled = false` is accepted today.
+    enabled: bool = _opt(False)
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    engine: EngineSection = field(default_factory=EngineSection)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    vault: VaultConfig = field(default_factory=VaultConfig)
+    gallery: GalleryConfig = field(default_factory=GalleryConfig)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    sinks: SinksConfig = field(default_factory=SinksConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+
+    @property
+    def device_id(self) -> str:
+        """`device.id`, or the hostname when it is empty."""
+        return self.device.id or _hostname()
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: _asdict(getattr(self, name)) for name in _SECTIONS}
+
+
+def _asdict(section: Any) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in fields(section)}
+
+
+def _hostname() -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:64].strip("-.")
+    return name or "edge"
+
+
+# section name → its dataclass, in file order
+_SECTIONS: dict[str, type] = {f.name: get_type_hints(Config)[f.name] for f in fields(Config)}
+
+
+# --- checking one value ------------------------------------------------------------------
+
+
+def _type_name(tp: type) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[tp]
+
+
+def _check(key: str, value: Any, tp: type, meta: dict) -> Any:
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"must be an integer{_range(meta)}, got {value!r}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(key, f"must be a number{_range(meta)}, got {value!r}")
+        value = float(value)
+    elif tp is str:
+        if meta.get("int_ok") and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be a string, got {value!r}")
+    choices = meta.get("choices") or ()
+    if choices and value not in choices:
+        raise ConfigError(key, f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(key, f"must be {_type_name(tp)}{_range(meta)}, got {value!r}")
+    return value
+
+
+def _range(meta: dict) -> str:
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and hi is not None:
+        return f" between {lo:g} and {hi:g}"
+    if lo is not None:
+        return f" of at least {lo:g}"
+    if hi is not None:
+        return f" of at most {hi:g}"
+    return ""
+
+
+def _section(name: str, cls: type, data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(name, f"must be a table ([{name}]), got {data!r}")
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{name}.{key}", f"unknown key; [{name}] takes {', '.join(sorted(known))}")
+    values = {}
+    for key, value in data.items():
+        values[key] = _check(f"{name}.{key}", value, hints[key], dict(known[key].metadata))
+    return cls(**values)
+
+
+# --- whole-config rules ----------------------------------------------------------------
+
+
+def _validate(cfg: Config) -> None:
+    if cfg.device.id and not DEVICE_ID.fullmatch(cfg.device.id):
+        raise ConfigError(
+            "device.id",
+            f"must be 1–64 characters of letters, digits, '.', '_' or '-' (starting with a letter or digit), "
+            f"got {cfg.device.id!r}",
+        )
+    if not cfg.camera.source.strip():
+        raise ConfigError("camera.source", "must not be empty")
+    if cfg.camera.reopen_backoff_max < cfg.camera.reopen_backoff:
+        raise ConfigError(
+            "camera.reopen_backoff_max",
+            f"must be at least camera.reopen_backoff ({cfg.camera.reopen_backoff:g}), "
+            f"got {cfg.camera.reopen_backoff_max:g}",
+        )
+    d = cfg.decision
+    if d.k > d.n:
+        raise ConfigError("decision.k", f"must be an integer between 1 and decision.n ({d.n}), got {d.k}")
+    if cfg.vault.path and cfg.gallery.path:
+        raise ConfigError("gallery.path", 'set either vault.path or gallery.path, not both (set vault.path = "")')
+    if cfg.mqtt.enabled:
+        raise ConfigError("mqtt.enabled", "MQTT publishing is not in this version yet; leave it false")
+
+
+def config_from_dict(data: dict[str, Any], *, source: str | None = None) -> Config:
+    """A validated `Config` from nested dicts (as TOML parses them); missing keys take defaults."""
+    try:
+        if not isinstance(data, dict):
+            raise ConfigError("(top level)", "must be a table of sections")
+        for name in data:
+            if name not in _SECTIONS:
+                raise ConfigError(name, f"unknown section; the config takes [{'], ['.join(_SECTIONS)}]")
+        cfg = Config(**{name: _section(name, _SECTIONS[name], value) for name, value in data.items()})
+        _validate(cfg)
+        return cfg
+    except ConfigError as exc:
+        if source and not exc.source:
+            raise ConfigError(exc.key, exc.detail, source=source) from None
+        raise
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """`base` with `overrides` ({section: {key: value}}) laid over it (None values skipped)."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in (overrides or {}).items():
+        for key, value in values.items():
+            if value is None:
+                continue
+            target = out.setdefault(section, {})
+            if not isinstance(target, dict):
+                raise ConfigError(section, f"must be a table ([{section}]), got {target!r}")
+            target[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> Config:
+    """Read and validate a TOML config (or the defaults when `path` is None), with overrides applied.
+
+    Overrides are checked like the file's own values, so an error names the same key.
+    """
+    data: dict[str, Any] = {}
+    source = None
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError("(file)", "no such config file", source=source) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("(file)", f"not valid TOML: {exc}", source=source) from None
+    return config_from_dict(merge(data, overrides), source=source)
+
+
+def field_paths() -> list[str]:
+    """Every key as "section.key", in schema order (for docs and the firmware config test)."""
+    return [f"{name}.{f.name}" for name, cls in _SECTIONS.items() for f in fields(cls)]
+
+
+__all__ = [
+    "AuditConfig",
+    "CameraConfig",
+    "Config",
+    "ConfigError",
+    "DecisionConfig",
+    "DeviceConfig",
+    "EngineSection",
+    "GalleryConfig",
+    "MqttConfig",
+    "QualityConfig",
+    "SinksConfig",
+    "VaultConfig",
+    "config_from_dict",
+    "field_paths",
+    "load_config",
+    "merge",
+]

@@ -1,0 +1,504 @@
+"""The appliance loop end to end: real photos replayed as camera frames through the real engine.
+
+Replays are built from lfw-dev (../shared) when present: one enrolled person seen in
+photos that were not enrolled, a stranger, both at the door together. Without it they
+come from scikit-image's photos (astronaut enrolled and replayed transformed; the
+cameraman as the stranger). Frames are 640×480, the photo pasted with a little jitter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.appliance.identify import GalleryIdentifier
+from edge.appliance.loop import Appliance, appliance_from_config, engine_from_config
+from edge.appliance.notify import Notifier
+from edge.camera import DirectorySource, SourceError
+from edge.config import Config, config_from_dict
+from edge.sinks import Sink
+
+ENROLLED, SECOND, STRANGER = "Tony_Blair", "Colin_Powell", "Hugo_Chavez"
+FPS = 15.0
+
+
+class ListSink(Sink):
+    name = "list"
+
+    def __init__(self):
+        self.verdicts, self.events, self.closed = [], [], False
+
+    def publish(self, verdict):
+        self.verdicts.append(verdict)
+
+    def event(self, event):
+        self.events.append(event)
+
+    def close(self):
+        self.closed = True
+
+    def decisions(self):
+        return [(v.decision, v.name) for v in self.verdicts]
+
+
+@dataclass
+class People:
+    enrol: dict  # name → [RGB photo]
+    visitor: str  # an enrolled person ...
+    visits: list  # ... in photos that were not enrolled
+    strangers: list  # someone not enrolled
+    no_face: list
+    scale: float  # photo → frame
+
+
+def rgb(path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def people(request) -> People:
+    skdata = pytest.importorskip("skimage.data")
+    no_face = [skdata.coffee(), skdata.rocket(), np.full((300, 300, 3), 128, np.uint8)]
+    try:
+        shared = request.getfixturevalue("shared_dir")
+    except pytest.skip.Exception:
+        shared = None
+    if shared is not None:
+        lfw = shared / "lfw-dev" / "images"
+
+        def photos(name, numbers):
+            return [rgb(lfw / name / f"{name}_{i:04d}.jpg") for i in numbers]
+
+        return People(
+            enrol={ENROLLED: photos(ENROLLED, [1, 2]), SECOND: photos(SECOND, [1, 2])},
+            visitor=ENROLLED,
+            visits=photos(ENROLLED, [3, 4, 5]),
+            strangers=photos(STRANGER, [1, 2, 3]),
+            no_face=no_face,
+            scale=1.6,
+        )
+    astronaut = np.ascontiguousarray(skdata.astronaut()[..., :3])
+    brighter = cv2.convertScaleAbs(astronaut, alpha=1.1, beta=10)
+    camera = np.repeat(skdata.camera()[..., None], 3, axis=2)
+    return People({"astronaut": [astronaut]}, "astronaut", [astronaut, brighter], [camera], no_face, 1.0)
+
+
+def scene(photo: np.ndarray, rng, scale: float, centre=(320, 240)) -> np.ndarray:
+    """The photo pasted into a 640×480 frame, a little moved and resized (someone at the door)."""
+    canvas = np.full((480, 640, 3), 96, np.uint8)
+    return paste(canvas, photo, rng, scale, centre)
+
+
+def paste(canvas, photo, rng, scale, centre):
+    s = scale * rng.uniform(0.97, 1.03)
+    img = cv2.resize(photo, (round(photo.shape[1] * s), round(photo.shape[0] * s)))
+    h, w = img.shape[:2]
+    x = int(centre[0] - w // 2 + rng.integers(-8, 9))
+    y = int(centre[1] - h // 2 + rng.integers(-5, 6))
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, canvas.shape[1]), min(y + h, canvas.shape[0])
+    canvas[y0:y1, x0:x1] = img[y0 - y : y1 - y, x0 - x : x1 - x]
+    return canvas
+
+
+def frames_of(photos, scale, per_photo=12, seed=0):
+    rng = np.random.default_rng(seed)
+    return [scene(p, rng, scale) for p in photos for _ in range(per_photo)]
+
+
+def write_dir(path: Path, frames) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(path / f"{i:05d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return path
+
+
+def write_clip(path: Path, frames, fps=FPS) -> Path:
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
+    for f in frames:
+        vw.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    vw.release()
+    return path
+
+
+def test_config(**sections) -> Config:
+    base = {"vault": {"path": ""}, "audit": {"path": ""}, "camera": {"fps": FPS}}
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    return config_from_dict(base)
+
+
+test_config.__test__ = False  # a helper, not a test
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return engine_from_config(Config())  # accurate profile, cascade detector
+
+
+@pytest.fixture(scope="module")
+def identifier(engine, people):
+    names, templates = [], []
+    for name, photos in people.enrol.items():
+        for photo in photos:
+            faces = engine.faces(photo, max_faces=1)
+            assert faces, f"no face in an enrolment photo of {name}"
+            names.append(name)
+            templates.append(faces[0].embedding)
+    return GalleryIdentifier(names, np.stack(templates), engine)
+
+
+def run(engine, identifier, source, config=None, **kwargs):
+    sink = ListSink()
+    app = Appliance(engine, identifier, source, config=config or test_config(), sinks=[sink], **kwargs)
+    stats = app.run(handle_signals=False)
+    return sink, stats, app
+
+
+# --- what the issue asks ----------------------------------------------------------------------
+
+
+def test_an_enrolled_person_is_granted_exactly_once(engine, identifier, people, tmp_path):
+    frames = frames_of(people.visits, people.scale)
+    sink, stats, _ = run(engine, identifier, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS))
+    assert sink.decisions() == [("granted", people.visitor)]
+    v = sink.verdicts[0]
+    assert v.seq == 1 and v.device_id == Config().device_id
+    assert 0.7 <= v.score <= 1.0 and v.far <= 1e-4 and v.threshold == 0.7
+    assert v.frames_used >= 3 and v.frame_index >= 2
+    x, y, w, h = v.rect
+    assert 0 <= x and 0 <= y and x + w <= 640 and y + h <= 480 and w >= 60
+    assert v.first_seen <= v.frame_time <= v.decided and v.latency_ms > 0
+    d = v.to_dict()
+    listed = {"device_id", "seq", "decision", "name", "score", "far", "frames_used", "rect", "quality", "timestamps"}
+    assert listed <= d.keys()
+    assert stats["frames"] == len(frames) and stats["dropped"] == 0 and stats["verdicts"]["granted"] == 1
+    assert sink.closed and [e["event"] for e in sink.events][-1] == "stopped"
+
+
+def test_a_stranger_is_never_granted(engine, identifier, people, tmp_path):
+    frames = frames_of(people.strangers, people.scale)
+    sink, stats, _ = run(engine, identifier, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS))
+    assert "granted" not in [d for d, _ in sink.decisions()]
+    assert all(v.name is None for v in sink.verdicts)
+    if stats["identified"] >= 10:  # the face was seen and identified: one unknown, one denied, per track
+        tracks = {v.track_id for v in sink.verdicts}
+        assert sorted(d for d, _ in sink.decisions()) == sorted(["unknown", "denied"] * len(tracks))
+
+
+def test_no_face_gives_no_verdict(engine, identifier, people, tmp_path):
+    frames = frames_of(people.no_face, 1.0, per_photo=10)
+    sink, stats, _ = run(engine, identifier, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS))
+    assert sink.verdicts == [] and stats["faces"] == 0 and stats["frames"] == len(frames)
+
+
+def test_detections_below_min_score_are_not_faces(engine, identifier):
+    skdata = pytest.importorskip("skimage.data")
+    cat = scene(skdata.chelsea(), np.random.default_rng(0), 1.0)  # BlazeFace sees a face here, at ~0.55
+    assert 0.5 < max(d.score for d in engine.detector.detect(cat)) < 0.6
+    frames = [cat] * 12
+    _, stats, _ = run(engine, identifier, FlakyCamera(frames, ()))
+    assert stats["faces"] == 0
+    _, stats, _ = run(engine, identifier, FlakyCamera(frames, ()), test_config(quality={"min_score": 0.0}))
+    assert stats["faces"] >= 12  # every frame has at least one (weak) detection
+
+
+class FlakyCamera:
+    """A camera that fails mid-run (read errors, a failed reopen), then works again; real frames."""
+
+    def __init__(self, frames, fail_reads, fail_open_after_first=1):
+        self.frames, self.fail_reads = frames, set(fail_reads)
+        self.name, self.finite, self.fps = "flaky", True, FPS
+        self.position = self.reads = self.opens = 0
+        self.fail_open_after_first = fail_open_after_first
+
+    def open(self):
+        self.opens += 1
+        if 1 < self.opens <= 1 + self.fail_open_after_first:
+            raise SourceError("device busy")
+
+    def read(self):
+        self.reads += 1
+        if self.reads in self.fail_reads:
+            raise SourceError("USB disconnect")
+        if self.position >= len(self.frames):
+            return None
+        self.position += 1
+        return self.frames[self.position - 1]
+
+    def close(self):
+        pass
+
+
+def test_a_source_failing_mid_run_is_reopened_and_the_loop_goes_on(engine, identifier, people):
+    frames = frames_of(people.visits, people.scale)
+    config = test_config(camera={"reopen_backoff": 0.01, "reopen_backoff_max": 0.05})
+    sink, stats, _ = run(engine, identifier, FlakyCamera(frames, fail_reads={6, 7, 20}), config)
+    kinds = [e["event"] for e in sink.events]
+    assert kinds.count("source_error") == 4  # reads 6 and 7, the failed reopen, read 20
+    assert kinds.count("source_reopened") == 2
+    errors = [e for e in sink.events if e["event"] == "source_error"]
+    assert {"USB disconnect" in e["error"] or "device busy" in e["error"] for e in errors} == {True}
+    assert all(e["device_id"] and e["ts"].endswith("Z") for e in sink.events)
+    assert stats["frames"] == len(frames) and stats["source_reopens"] == 2 and stats["source_errors"] == 4
+    assert sink.decisions() == [("granted", people.visitor)]
+
+
+def test_a_frame_that_breaks_a_stage_does_not_end_the_run(engine, identifier, people, capsys):
+    frames = frames_of(people.visits[:1], people.scale, per_photo=6)
+    frames.insert(2, np.zeros((480, 640), np.float32))  # not an RGB uint8 frame
+    source = FlakyCamera(frames, fail_reads=(), fail_open_after_first=0)
+    sink, stats, _ = run(engine, identifier, source)
+    assert stats["frame_errors"] == 1 and stats["frames"] == len(frames) - 1
+    assert sink.decisions() == [("granted", people.visitor)]
+    assert "frame 2" in capsys.readouterr().err
+
+
+def test_a_decided_face_is_only_re_identified_every_few_frames(engine, identifier, people, tmp_path):
+    frames = frames_of(people.visits[:1], people.scale, per_photo=60)
+    config = test_config(decision={"recheck_every": 15})
+    sink, stats, _ = run(engine, identifier, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS), config)
+    granted_at = sink.verdicts[0].frame_index
+    assert stats["identified"] <= granted_at + 1 + (len(frames) - granted_at) // 15 + 1
+    assert stats["faces"] == len(frames)  # but it is detected and tracked on every frame
+    assert stats["stages_ms"]["detect"]["n"] == len(frames) and stats["stages_ms"]["embed"]["n"] < len(frames) / 4
+
+
+def test_two_people_at_the_door_are_two_tracks(engine, identifier, people, shared_dir):
+    rng = np.random.default_rng(3)
+    frames = []
+    for i in range(36):
+        canvas = np.full((480, 640, 3), 96, np.uint8)
+        paste(canvas, people.visits[i // 12], rng, 1.15, (170, 240))
+        paste(canvas, people.strangers[i // 12], rng, 1.15, (470, 240))
+        frames.append(canvas)
+    sink, stats, _ = run(engine, identifier, FlakyCamera(frames, fail_reads=(), fail_open_after_first=0))
+    by_track = {}
+    for v in sink.verdicts:
+        by_track.setdefault(v.track_id, []).append((v.decision, v.name))
+    assert sorted(by_track.values()) == [[("granted", people.visitor)], [("unknown", None), ("denied", None)]]
+
+
+def test_the_sequence_continues_from_the_audit_log(engine, identifier, people, tmp_path):
+    audit = tmp_path / "audit.jsonl"
+    audit.write_text(json.dumps({"type": "verdict", "seq": 41}) + "\n")
+    frames = frames_of(people.visits, people.scale)
+    config = test_config(audit={"path": str(audit)}, sinks={"stdout": False})
+    app = appliance_from_config(config, engine=engine, identifier=identifier, source=FlakyCamera(frames, ()))
+    stats = app.run(handle_signals=False)
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    verdicts = [r for r in records if r["type"] == "verdict"]
+    assert [r["seq"] for r in verdicts] == [41, 42] and verdicts[1]["decision"] == "granted"
+    assert [r["event"] for r in records if r["type"] == "event"][::2][:1] == ["started"]
+    assert records[-1]["event"] == "stopped" and stats["last_seq"] == 42
+
+
+def test_sighup_reloads_the_enrolments(engine, identifier, people):
+    class Reloading:
+        people = ["x"]
+        reloads = 0
+
+        def identify(self, embeddings):
+            return identifier.identify(embeddings)
+
+        def reload(self):
+            self.reloads += 1
+
+    ident = Reloading()
+    app = Appliance(engine, ident, FlakyCamera(frames_of(people.visits[:1], people.scale, 3), ()), config=test_config())
+    app.reload()
+    sink = ListSink()
+    app.sinks = [sink]
+    app.run(handle_signals=False)
+    assert ident.reloads == 1 and "reloaded" in [e["event"] for e in sink.events]
+
+
+def test_systemd_gets_ready_watchdog_and_stopping(engine, identifier, people, tmp_path):
+    path = str(tmp_path / "notify.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.settimeout(0.1)
+    messages: list[str] = []
+
+    def listen():
+        while True:
+            try:
+                data = server.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            messages.append(data.decode())
+            if data.startswith(b"STOPPING=1"):
+                return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})  # ping every 50 ms
+    frames = frames_of(people.visits[:1], people.scale, per_photo=12)
+    config = test_config(camera={"realtime": True, "fps": 30.0})
+    source = DirectorySource(write_dir(tmp_path / "f", frames), fps=30.0)  # 0.4 s of frames
+    run(engine, identifier, source, config, notifier=notifier)
+    listener.join(2)
+    server.close()
+    assert messages[0].startswith("READY=1")
+    assert messages[-1].startswith("STOPPING=1")
+    assert messages.count("WATCHDOG=1") >= 4
+
+
+# --- `edge run` -------------------------------------------------------------------------------
+
+
+def write_gallery(root: Path, people: People) -> Path:
+    for name, photos in people.enrol.items():
+        (root / name).mkdir(parents=True)
+        for i, photo in enumerate(photos):
+            cv2.imwrite(str(root / name / f"{i}.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    return root
+
+
+def write_config(path: Path, **sections) -> Path:
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def edge_run(*args, **kwargs):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("NOTIFY_SOCKET", None)
+    return [sys.executable, "-m", "edge.cli", "run", *args], env
+
+
+@pytest.mark.slow
+def test_edge_run_replays_a_clip_and_prints_verdicts_then_stats(people, tmp_path, repo_root):
+    frames = frames_of(people.visits, people.scale)
+    clip = write_clip(tmp_path / "door.avi", frames)
+    audit = tmp_path / "log" / "audit.jsonl"
+    config = write_config(
+        tmp_path / "edge.toml",
+        device={"id": "door-7"},
+        camera={"source": "/nonexistent.avi"},  # replaced by --source
+        vault={"path": ""},
+        gallery={"path": str(write_gallery(tmp_path / "gallery", people))},
+        audit={"path": str(audit)},
+    )
+    cmd, env = edge_run("--config", str(config), "--source", str(clip))
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=repo_root, env=env)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["type"] for r in records][-1] == "stats"
+    verdicts = [r for r in records if r["type"] == "verdict"]
+    assert [(v["decision"], v["name"], v["device_id"]) for v in verdicts] == [("granted", people.visitor, "door-7")]
+    stats = records[-1]
+    assert stats["frames"] == len(frames) and stats["reason"] == "end of source" and stats["verdicts"]["granted"] == 1
+    for key in ("fps", "dropped", "latency_ms", "verdict_latency_ms", "stages_ms", "first_frame_s", "peak_rss_mb"):
+        assert key in stats
+    assert {"p50", "p99"} <= stats["latency_ms"].keys() and {"detect", "embed"} <= stats["stages_ms"].keys()
+    logged = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [r for r in logged if r["type"] == "verdict"] == verdicts
+    assert logged[-1]["event"] == "stopped"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_edge_run_cleanly_and_flushes_the_sinks(people, tmp_path, repo_root):
+    frames = write_dir(tmp_path / "frames", frames_of(people.visits, people.scale, per_photo=40))  # 8 s at 15 fps
+    audit = tmp_path / "audit.jsonl"
+    config = write_config(
+        tmp_path / "edge.toml",
+        camera={"source": str(frames), "fps": FPS, "realtime": True},
+        vault={"path": ""},
+        gallery={"path": str(write_gallery(tmp_path / "gallery", people))},
+        audit={"path": str(audit)},
+    )
+    cmd, env = edge_run("--config", str(config))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=repo_root, env=env)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(json.loads(line))
+            if lines[-1].get("type") == "verdict":
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    tail = [json.loads(line) for line in out.splitlines()]
+    stats = tail[-1]
+    assert stats["type"] == "stats" and stats["reason"] == "signal SIGTERM"
+    assert 0 < stats["frames"] < 40 * len(people.visits) and stats["verdicts"]["granted"] == 1
+    logged = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert logged[-1]["event"] == "stopped" and logged[-1]["reason"] == "signal SIGTERM"
+    assert [r["decision"] for r in logged if r["type"] == "verdict"] == ["granted"]
+
+
+def test_edge_run_with_a_vault(engine, people, tmp_path):
+    vault_mod = pytest.importorskip("edge.vault", reason="the enrolment vault is not in this build")
+    vault = vault_mod.Vault.init(tmp_path / "vault")
+    for name, photos in people.enrol.items():
+        encoded = [cv2.imencode(".png", cv2.cvtColor(p, cv2.COLOR_RGB2BGR))[1].tobytes() for p in photos]
+        vault_mod.enroll(engine, vault, name.replace("_", " "), encoded)
+    config = replace(test_config(), vault=replace(Config().vault, path=str(tmp_path / "vault")))
+    frames = frames_of(people.visits, people.scale)
+    sink = ListSink()
+    app = appliance_from_config(config, engine=engine, source=FlakyCamera(frames, ()), sinks=[sink])
+    assert app.identifier.people == sorted(n.replace("_", " ") for n in people.enrol)
+    app.run(handle_signals=False)
+    assert sink.decisions() == [("granted", people.visitor.replace("_", " "))]
+
+
+def test_a_vault_that_is_not_there_is_a_config_error(engine, tmp_path):
+    from edge.config import ConfigError
+
+    config = replace(Config(), vault=replace(Config().vault, path=str(tmp_path / "none")))
+    with pytest.raises(ConfigError) as err:
+        appliance_from_config(config, engine=engine, source=FlakyCamera([], ()))
+    assert err.value.key == "vault.path"
+
+
+def test_first_frame_timing_is_measured_from_process_start():
+    from edge.appliance.metrics import process_age
+
+    age = process_age()
+    assert 0 < age < time.monotonic()  # this process started before now, after boot
+
+
+def test_notify_speaks_the_protocol_on_an_abstract_socket_and_honours_watchdog_pid():
+    name = f"edge-test-{os.getpid()}-{time.monotonic_ns()}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind("\0" + name)
+    server.settimeout(1)
+    clock = [100.0]
+    n = Notifier({"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "2000000"}, clock=lambda: clock[0])
+    assert n.enabled and n.watchdog_interval == 1.0
+    n.ready("running")
+    assert server.recv(100) == b"READY=1\nSTATUS=running"
+    n.watchdog()
+    assert server.recv(100) == b"WATCHDOG=1"
+    clock[0] += 0.5
+    n.watchdog()  # too early: nothing sent
+    clock[0] += 0.6
+    n.watchdog()
+    assert server.recv(100) == b"WATCHDOG=1"
+    n.stopping()
+    assert server.recv(100) == b"STOPPING=1"
+    server.close()
+    n.send("STATUS=nobody listens")  # a vanished systemd is never an error
+    other = Notifier({"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "1"})
+    assert other.watchdog_interval is None  # the watchdog is some other process's
+    silent = Notifier({})
+    assert not silent.enabled and silent.send("READY=1") is False

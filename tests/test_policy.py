@@ -1,0 +1,109 @@
+"""The decision policy: K of N grants, denials, unknown events, cooldowns (pure logic)."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.appliance.policy import DecisionPolicy, Observation
+
+
+def feed(policy: DecisionPolicy, track: int, observations, t0: float = 0.0, dt: float = 1 / 30):
+    """Observe a sequence of (name, score) on one track; → [(index, Decision)]."""
+    out = []
+    for i, (name, score) in enumerate(observations):
+        for d in policy.observe(track, Observation(name, score, 0.2), t0 + i * dt):
+            out.append((i, d))
+    return out
+
+
+def test_granted_when_k_of_the_last_n_frames_match_one_person():
+    p = DecisionPolicy(threshold=0.7, k=3, n=5)
+    got = feed(p, 1, [("ann", 0.80), ("ann", 0.60), ("ann", 0.90), ("bob", 0.95), ("ann", 0.75)])
+    assert [(i, d.kind, d.name) for i, d in got] == [(4, "granted", "ann")]
+    d = got[0][1]
+    assert d.score == pytest.approx(0.75)  # the k-th best matching score: each of 3 frames reached it
+    assert d.frames_used == 5 and d.track_id == 1
+
+
+def test_matches_must_be_within_the_window_and_at_the_threshold():
+    p = DecisionPolicy(threshold=0.7, k=3, n=5)
+    # three matches, but never three within five consecutive observations
+    seq = [("ann", 0.8), ("ann", 0.8), (None, 0.1), (None, 0.1), (None, 0.1), ("ann", 0.8), (None, 0.1)]
+    assert feed(p, 1, seq) == []
+    # exactly at the threshold counts; just below does not
+    p = DecisionPolicy(threshold=0.7, k=2, n=2)
+    assert feed(p, 1, [("ann", 0.7), ("ann", 0.7)])[0][1].kind == "granted"
+    p = DecisionPolicy(threshold=0.7, k=2, n=2)
+    assert feed(p, 1, [("ann", 0.7), ("ann", 0.6999)]) == []
+
+
+def test_different_people_do_not_add_up():
+    p = DecisionPolicy(threshold=0.7, k=3, n=5)
+    assert feed(p, 1, [("ann", 0.9), ("bob", 0.9), ("ann", 0.9), ("bob", 0.9), ("cid", 0.9)]) == []
+
+
+def test_one_grant_per_track_however_long_it_stays():
+    p = DecisionPolicy(threshold=0.7, k=3, n=5, cooldown_s=0)
+    got = feed(p, 1, [("ann", 0.9)] * 200)
+    assert [d.kind for _, d in got] == ["granted"]
+    assert p.decided(1)
+
+
+def test_cooldown_per_person_across_tracks():
+    p = DecisionPolicy(threshold=0.7, k=2, n=3, cooldown_s=10.0)
+    assert [d.kind for _, d in feed(p, 1, [("ann", 0.9)] * 3, t0=0.0)] == ["granted"]
+    p.end(1)
+    # ann again on a new track 5 s later: withheld (counted), and the track counts as granted
+    assert feed(p, 2, [("ann", 0.9)] * 3, t0=5.0) == []
+    assert p.suppressed == 1 and p.decided(2)
+    assert feed(p, 2, [(None, 0.1)] * 20, t0=6.0) == []  # a granted track is never denied
+    # bob is not affected by ann's cooldown
+    assert [d.name for _, d in feed(p, 3, [("bob", 0.9)] * 2, t0=6.0)] == ["bob"]
+    # after the cooldown (from the last *emitted* grant, at t≈0.03) ann is granted again
+    assert [d.kind for _, d in feed(p, 4, [("ann", 0.9)] * 2, t0=10.5)] == ["granted"]
+
+
+def test_unknown_once_then_denied_once_for_a_stranger():
+    p = DecisionPolicy(threshold=0.7, k=3, n=5, deny_after=10, unknown_after=5)
+    scores = [0.30, 0.42, 0.35, 0.20, 0.38] + [0.3] * 30
+    got = feed(p, 7, [("ann", s) for s in scores])  # the nearest person is named, but never close
+    assert [(i, d.kind) for i, d in got] == [(4, "unknown"), (9, "denied")]
+    unknown, denied = got[0][1], got[1][1]
+    assert unknown.name is None and denied.name is None
+    assert unknown.score == pytest.approx(0.42)  # the closest the face came
+    assert (unknown.frames_used, denied.frames_used) == (5, 10)
+    assert p.decided(7)
+
+
+def test_a_match_resets_the_non_match_run():
+    p = DecisionPolicy(threshold=0.7, k=3, n=5, deny_after=4, unknown_after=3)
+    seq = [(None, 0.2), (None, 0.2), ("ann", 0.8), (None, 0.2), (None, 0.2), ("ann", 0.8), (None, 0.2)]
+    assert feed(p, 1, seq) == []
+
+
+def test_unknown_after_zero_turns_unknown_events_off():
+    p = DecisionPolicy(threshold=0.7, k=3, n=5, deny_after=3, unknown_after=0)
+    assert [d.kind for _, d in feed(p, 1, [(None, 0.1)] * 10)] == ["denied"]
+
+
+def test_a_denied_track_can_still_be_granted_on_better_frames():
+    p = DecisionPolicy(threshold=0.7, k=2, n=3, deny_after=3, unknown_after=0)
+    got = feed(p, 1, [(None, 0.1)] * 3 + [("ann", 0.9)] * 2)
+    assert [d.kind for _, d in got] == ["denied", "granted"]
+
+
+def test_ending_a_track_forgets_it():
+    p = DecisionPolicy(threshold=0.7, k=2, n=3, deny_after=2, unknown_after=0, cooldown_s=0)
+    feed(p, 1, [(None, 0.1)] * 2)
+    assert p.decided(1)
+    p.end(1)
+    assert not p.decided(1)
+    assert [d.kind for _, d in feed(p, 1, [(None, 0.1)] * 2)] == ["denied"]
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"k": 0}, {"k": 6, "n": 5}, {"deny_after": 0}, {"unknown_after": -1}, {"cooldown_s": -1}]
+)
+def test_bad_parameters_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        DecisionPolicy(**kwargs)
