@@ -103,13 +103,21 @@ class FaceMesh:
 
     def five_points(self, rgb: np.ndarray, detection: Detection) -> np.ndarray:
         """(5, 2): image-left eye, image-right eye, nose tip, image-left and image-right mouth corner."""
-        pts = self.infer(rgb, detection)
-        return np.stack(
-            [
-                pts[list(EYE_IMAGE_LEFT)].mean(axis=0),
-                pts[list(EYE_IMAGE_RIGHT)].mean(axis=0),
-                pts[NOSE_TIP],
-                pts[MOUTH_IMAGE_LEFT],
-                pts[MOUTH_IMAGE_RIGHT],
-            ]
-        ).astype(np.float32)
+        return five_points_of(self.infer(rgb, detection))
+
+
+def five_points_of(landmarks: np.ndarray) -> np.ndarray:
+    """468 FaceMesh landmarks → the (5, 2) float32 alignment points `FaceMesh.five_points` gives."""
+    pts = np.asarray(landmarks)
+    if pts.ndim != 2 or pts.shape[0] != 468 or pts.shape[1] < 2:
+        raise ValueError(f"expected (468, 2) FaceMesh landmarks, got shape {pts.shape}")
+    pts = pts[:, :2]
+    return np.stack(
+        [
+            pts[list(EYE_IMAGE_LEFT)].mean(axis=0),
+            pts[list(EYE_IMAGE_RIGHT)].mean(axis=0),
+            pts[NOSE_TIP],
+            pts[MOUTH_IMAGE_LEFT],
+            pts[MOUTH_IMAGE_RIGHT],
+        ]
+    ).astype(np.float32)
