@@ -21,15 +21,15 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from edge.errors import FACE_OCCLUDED, INVALID_ARGUMENT, NO_FACE_DETECTED, SUCCESS, EdgeError
+from edge.errors import INVALID_ARGUMENT, NO_FACE_DETECTED, SUCCESS, EdgeError
 from edge.images import DEFAULT_LIMITS, Image, IntakeLimits, load_image
 from edge.matching import CALIBRATION_FILE, Calibration, load_calibrations
 from edge.runtime import ModelError, load_manifest, model_info, models_dir, open_model
-from edge.vision import landmarks as mesh_points
+from edge.vision import quality as quality_stage
 from edge.vision.align import align, points_from_detection
 from edge.vision.detector import Detection, FaceDetector
 from edge.vision.embedder import Embedder
-from edge.vision.landmarks import FaceMesh
+from edge.vision.landmarks import FaceMesh, MeshResult, five_points_of
 
 Profile = Literal["accurate", "fast"]
 
@@ -85,6 +85,7 @@ class Face:
     embedding: np.ndarray  # 1-D float32, unit length
     detection: Detection | None = field(default=None, repr=False)
     rotation: int = 0  # degrees the image was turned to find this face (auto_rotate)
+    quality_report: Any = field(default=None, repr=False)  # edge.vision.quality.QualityReport
 
     def to_dict(self) -> dict:
         return {
@@ -94,19 +95,6 @@ class Face:
             "quality": self.quality,
             "rotation": self.rotation,
         }
-
-
-def _five_points(mesh: np.ndarray) -> np.ndarray:
-    """FaceMesh's 468 points → (5, 2) eye centres, nose tip, mouth corners (image left, right)."""
-    return np.stack(
-        [
-            mesh[list(mesh_points.EYE_IMAGE_LEFT)].mean(axis=0),
-            mesh[list(mesh_points.EYE_IMAGE_RIGHT)].mean(axis=0),
-            mesh[mesh_points.NOSE_TIP],
-            mesh[mesh_points.MOUTH_IMAGE_LEFT],
-            mesh[mesh_points.MOUTH_IMAGE_RIGHT],
-        ]
-    ).astype(np.float32)
 
 
 def _default_threads() -> int:
@@ -216,7 +204,68 @@ class Engine:
                 best, best_score = (found, rotation, turned), score
         return best
 
-    def _embed(self, crop: np.ndarray) -> np.ndarray:
+    def faces(
+        self, image: Any, *, auto_rotate: bool = False, max_faces: int | None = None, quality: bool = True
+    ) -> list[Face]:
+        """Every face in `image` (bytes, path, array or base64), largest first.
+
+        `max_faces` stops after the largest N (they are still found among all);
+        `quality=False` skips the quality measurements (`Face.quality` is None).
+        """
+        return self._faces(image, auto_rotate=auto_rotate, max_faces=max_faces, quality=quality)[0]
+
+    def _faces(self, image: Any, *, auto_rotate: bool, max_faces: int | None, quality: bool) -> tuple[list[Face], int]:
+        img = image if isinstance(image, Image) else self.load(image)
+        rgb = img.rgb
+        height, width = rgb.shape[:2]
+        detector = self.largest_face_detector if max_faces == 1 else self.detector
+        detections, rotation, frame = self._detect(rgb, auto_rotate, detector)
+        detections = sorted(detections, key=lambda d: d.area, reverse=True)
+        out = []
+        for det in detections[:max_faces]:
+            points, mesh = self.landmarks(frame, det)
+            crop = align(frame, points)
+            report = self.assess(frame, det, mesh, crop) if quality else None
+            x0, y0, x1, y1 = det.xyxy
+            corners = _unrotate_points(np.array([[x0, y0], [x1, y1]], np.float64), rotation, width, height)
+            (ax, ay), (bx, by) = corners.min(axis=0), corners.max(axis=0)
+            ax, ay = max(0.0, ax), max(0.0, ay)
+            bx, by = min(float(width), bx), min(float(height), by)
+            rect = (int(round(ax)), int(round(ay)), int(round(bx - ax)), int(round(by - ay)))
+            landmarks = _unrotate_points(np.asarray(points, np.float64), rotation, width, height).astype(np.float32)
+            out.append(
+                Face(
+                    rect,
+                    landmarks,
+                    float(det.score),
+                    report.to_dict() if report is not None else None,
+                    self.embed(crop),
+                    det,
+                    rotation,
+                    report,
+                )
+            )
+        return out, len(detections)
+
+    # --- one detection at a time (the camera loop calls these directly) -------------------
+
+    def landmarks(self, rgb: np.ndarray, det: Detection) -> tuple[np.ndarray, MeshResult | None]:
+        """(5-point alignment points, the FaceMesh result or None) for one detection."""
+        if self.config.landmarks == "facemesh":
+            mesh = self.mesh.run(rgb, det)
+            return five_points_of(mesh.landmarks), mesh
+        return points_from_detection(det), None
+
+    def assess(self, rgb: np.ndarray, det: Detection, mesh: MeshResult | None, crop: np.ndarray):
+        """The quality report (edge.vision.quality) at the configured level; None without FaceMesh."""
+        if mesh is None:
+            return None
+        return quality_stage.assess(
+            rgb, det, mesh.landmarks, crop, level=self.config.quality_level, presence=mesh.presence_logit
+        )
+
+    def embed(self, crop: np.ndarray) -> np.ndarray:
+        """Aligned 112×112 crop → the fused, unit-length embedding."""
         parts = []
         for embedder in self.embedders:
             if self.config.flip:
@@ -228,49 +277,6 @@ class Engine:
         # Concatenated unit vectors scaled by 1/√k: the dot product of two such
         # embeddings is the mean of the per-model cosines (score-level fusion).
         return (np.concatenate(parts) / np.sqrt(len(parts))).astype(np.float32)
-
-    def faces(self, image: Any, *, auto_rotate: bool = False, max_faces: int | None = None) -> list[Face]:
-        """Every face in `image` (bytes, path, array or base64), largest first.
-
-        `max_faces` stops after the largest N (they are still found among all).
-        """
-        return self._faces(image, auto_rotate=auto_rotate, max_faces=max_faces)[0]
-
-    def _faces(self, image: Any, *, auto_rotate: bool, max_faces: int | None) -> tuple[list[Face], int]:
-        img = image if isinstance(image, Image) else self.load(image)
-        rgb = img.rgb
-        height, width = rgb.shape[:2]
-        detector = self.largest_face_detector if max_faces == 1 else self.detector
-        detections, rotation, frame = self._detect(rgb, auto_rotate, detector)
-        detections = sorted(detections, key=lambda d: d.area, reverse=True)
-        out = []
-        for det in detections[:max_faces]:
-            if self.config.landmarks == "facemesh":
-                mesh = self.mesh.infer(frame, det)
-                points = _five_points(mesh)
-            else:
-                mesh = None
-                points = points_from_detection(det)
-            crop = align(frame, points)
-            quality = self._quality(frame, det, mesh, crop)
-            x0, y0, x1, y1 = det.xyxy
-            corners = _unrotate_points(np.array([[x0, y0], [x1, y1]], np.float64), rotation, width, height)
-            (ax, ay), (bx, by) = corners.min(axis=0), corners.max(axis=0)
-            ax, ay = max(0.0, ax), max(0.0, ay)
-            bx, by = min(float(width), bx), min(float(height), by)
-            rect = (int(round(ax)), int(round(ay)), int(round(bx - ax)), int(round(by - ay)))
-            landmarks = _unrotate_points(np.asarray(points, np.float64), rotation, width, height).astype(np.float32)
-            out.append(Face(rect, landmarks, float(det.score), quality, self._embed(crop), det, rotation))
-        return out, len(detections)
-
-    def _quality(self, rgb, det, mesh, crop) -> dict | None:
-        try:
-            from edge.vision import quality
-        except ImportError:  # pragma: no cover - quality stage not installed
-            return None
-        if mesh is None:
-            return None
-        return quality.assess(rgb, det, mesh, crop, level=self.config.quality_level).to_dict()
 
     # --- matching ----------------------------------------------------------------------
 
@@ -299,7 +305,7 @@ class Engine:
         try:
             chosen, counts = [], {}
             for label, image in (("first", image_a), ("second", image_b)):
-                found, total = self._faces(image, auto_rotate=auto_rotate, max_faces=1)
+                found, total = self._faces(image, auto_rotate=auto_rotate, max_faces=1, quality=check_quality)
                 if not found:
                     raise EdgeError(NO_FACE_DETECTED, f"no face detected in the {label} image")
                 face = found[0]  # the largest
@@ -322,7 +328,7 @@ class Engine:
         try:
             sides = []
             for label, image in (("first", image_a), ("second", image_b)):
-                found = self.faces(image, auto_rotate=auto_rotate)
+                found = self.faces(image, auto_rotate=auto_rotate, quality=False)
                 if not found:
                     raise EdgeError(NO_FACE_DETECTED, f"no face detected in the {label} image")
                 sides.append(found)
@@ -340,14 +346,14 @@ class Engine:
             return _error(exc.code, exc.message, request_id)
 
     def _check_quality(self, face: Face, label: str) -> None:
-        q = face.quality
-        if q is None:
+        """Occluded → 4004; any other failed check → 1200 (the photo cannot be used; the
+        seed API has no other code for it), naming the image and what failed."""
+        report = face.quality_report
+        if report is None:
             return
-        if q.get("occluded"):
-            raise EdgeError(FACE_OCCLUDED, f"the face in the {label} image is occluded")
-        if not q.get("ok", True):
-            failed = ", ".join(q.get("failures", [])) or "quality"
-            raise EdgeError(INVALID_ARGUMENT, f"the face in the {label} image fails the quality check: {failed}")
+        error = report.to_error(INVALID_ARGUMENT)
+        if error is not None:
+            raise EdgeError(error.code, f"{error.message} (the {label} image)")
 
 
 __all__ = ["Engine", "EngineConfig", "Face", "model_info"]

@@ -137,7 +137,7 @@ def evaluate_pairs(engine, pairs_csv, root, *, progress=None, limit: int | None 
     start = time.perf_counter()
     for i, path in enumerate(photos):
         try:
-            faces = engine.faces(path, max_faces=1)  # the largest face, as `verify` uses
+            faces = engine.faces(path, max_faces=1, quality=False)  # the largest face, as `verify` uses
         except Exception as exc:  # noqa: BLE001 - an unreadable photo is a miss, counted by kind
             faces = []
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1

@@ -27,13 +27,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge.engine import _five_points  # noqa: E402
 from edge.evaluation import kfold_accuracy, tar_at_far  # noqa: E402
 from edge.runtime import open_model  # noqa: E402
 from edge.vision.align import align, points_from_detection  # noqa: E402
 from edge.vision.detector import FaceDetector  # noqa: E402
 from edge.vision.embedder import Embedder  # noqa: E402
-from edge.vision.landmarks import FaceMesh  # noqa: E402
+from edge.vision.landmarks import FaceMesh, five_points_of  # noqa: E402
 
 EMBEDDERS = ("mobilefacenet", "fr_feature")
 
@@ -93,7 +92,7 @@ def main() -> int:
                 face = max(faces, key=lambda d: d.area)
                 found[i] = True
                 crops["4pt"].append(align(rgb, points_from_detection(face)))
-                crops["5pt"].append(align(rgb, _five_points(mesh.infer(rgb, face))))
+                crops["5pt"].append(align(rgb, five_points_of(mesh.infer(rgb, face))))
             else:
                 crops["4pt"].append(np.zeros((112, 112, 3), np.uint8))
                 crops["5pt"].append(np.zeros((112, 112, 3), np.uint8))

@@ -20,7 +20,7 @@ The baseline is used with its library defaults: ``face_locations(img)`` (model="
 number_of_times_to_upsample=1), then ``face_encodings(img, known_face_locations=[largest])``
 (model="small", the 5-point landmark predictor; num_jitters=1); the image comes from
 ``face_recognition.load_image_file`` (PIL). The engine side is ``engine.faces(path,
-max_faces=1)``.
+max_faces=1, quality=False)`` -- what `verify` runs without `check_quality`.
 
 Installing the baseline (not part of setup.sh; CI does not run this benchmark).
 face_recognition 1.3.0 requires the `dlib` distribution, which compiles from source;
@@ -184,7 +184,7 @@ def engine_contestant(label: str, profile: str, threads: int) -> tuple[Contestan
         def run(path: str) -> int:
             cv2.setNumThreads(1)  # "one thread" means OpenCV too
             try:
-                return len(engine.faces(path, max_faces=1))
+                return len(engine.faces(path, max_faces=1, quality=False))
             finally:
                 cv2.setNumThreads(opencv_default)
 
@@ -192,7 +192,7 @@ def engine_contestant(label: str, profile: str, threads: int) -> tuple[Contestan
     else:
 
         def run(path: str) -> int:
-            return len(engine.faces(path, max_faces=1))
+            return len(engine.faces(path, max_faces=1, quality=False))
 
         described = f"{resolved} LiteRT (threads={config.threads}), {opencv_default} OpenCV"
     return Contestant(label, run, described), calibrated

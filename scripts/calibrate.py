@@ -41,7 +41,7 @@ def embed_all(engine: Engine, photos: list[tuple[Path, str]]) -> tuple[np.ndarra
     embeddings, people = [], []
     start = time.perf_counter()
     for i, (path, who) in enumerate(photos):
-        faces = engine.faces(path, max_faces=1)  # the largest face, as `verify` uses
+        faces = engine.faces(path, max_faces=1, quality=False)  # the largest face, as `verify` uses
         if faces:
             embeddings.append(faces[0].embedding)
             people.append(who)

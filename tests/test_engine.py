@@ -232,3 +232,26 @@ def test_cli_compare_prints_one_json_line(tmp_path, astronaut_rgb):
     assert bad.returncode != 0 and json.loads(bad.stdout)["code"] == 2004
     faces = _edge("compare-faces", str(a), str(b), "--auto-rotate")
     assert faces.returncode == 0 and len(json.loads(faces.stdout)["face_rects"]["first"]) == 1
+
+
+def test_check_quality_refuses_occluded_and_poor_faces(engine, astronaut_rgb):
+    good = engine.verify(astronaut_rgb, np.ascontiguousarray(astronaut_rgb[:, ::-1]), check_quality=True)
+    assert good["code"] == 1000, good
+    # Dark sunglasses drawn over both eyes: 4004, naming the image.
+    face = engine.faces(astronaut_rgb)[0]
+    left, right = face.landmarks[0], face.landmarks[1]
+    iod = float(np.linalg.norm(right - left))
+    barred = astronaut_rgb.copy()
+    for eye in (left, right):
+        axes = (int(0.42 * iod), int(0.3 * iod))
+        cv2.ellipse(barred, (int(eye[0]), int(eye[1] + 0.05 * iod)), axes, 0, 0, 360, (25, 22, 20), -1)
+    occluded = engine.verify(astronaut_rgb, barred, check_quality=True)
+    assert occluded["code"] == 4004 and "second" in occluded["message"], occluded
+    # The same photo is still compared when quality is not checked.
+    assert engine.verify(astronaut_rgb, barred)["code"] == 1000
+    # Heavy blur: 1200, saying what failed.
+    blurred = cv2.GaussianBlur(astronaut_rgb, (0, 0), 4)
+    poor = engine.verify(blurred, astronaut_rgb, check_quality=True)
+    assert poor["code"] == 1200 and "blur" in poor["message"] and "first" in poor["message"], poor
+    assert engine.faces(astronaut_rgb)[0].quality["ok"] is True
+    assert engine.faces(astronaut_rgb, quality=False)[0].quality is None

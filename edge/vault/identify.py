@@ -201,7 +201,7 @@ def identify(
         if not 0.0 <= float(threshold) <= 1.0:
             raise EdgeError(INVALID_ARGUMENT, f"threshold must be a calibrated score in 0..1, got {threshold}")
         gallery = vault if isinstance(vault, Gallery) else vault_gallery(engine, vault)
-        faces = engine.faces(image, auto_rotate=auto_rotate, max_faces=1)
+        faces = engine.faces(image, auto_rotate=auto_rotate, max_faces=1, quality=False)
         if not faces:
             raise EdgeError(NO_FACE_DETECTED, "no face detected in the image")
         result = identify_embedding(engine, gallery, faces[0].embedding, threshold=threshold)
