@@ -185,6 +185,9 @@ def read_source(source: object, *, limits: IntakeLimits = DEFAULT_LIMITS, allow_
         if not allow_paths:
             raise EdgeError(INVALID_ARGUMENT, "file paths are not accepted here; send the image content")
         return _read_file(source, limits)
+    unseal = getattr(source, "unseal", None)
+    if callable(unseal):  # an encrypted image (edge.vault.SealedImage), opened here and never stored
+        return _content_bytes(unseal(limits=limits), limits)
     raise EdgeError(
         INVALID_ARGUMENT,
         f"unsupported image source type {type(source).__name__}: expected bytes, a path, a base64 string "

@@ -413,6 +413,22 @@ def test_sealed_images_open_raw_base64_and_from_a_file(engine, vault, photos, tm
     assert sealed["code"] == 1000 and sealed["verification_score"] == clear["verification_score"]
 
 
+def test_engine_takes_sealed_images_directly(engine, vault, photos, tmp_path):
+    from edge.vault import SealedImage
+
+    clear_a = photos["astronaut"].read_bytes()
+    clear_b = photos["astronaut_other"].read_bytes()
+    a = SealedImage(seal_image(clear_a, vault.public_key), vault)
+    b = SealedImage(base64.b64encode(seal_image(clear_b, vault.public_key)).decode(), vault)
+    clear = engine.verify(clear_a, clear_b)
+    sealed = engine.verify(a, b)
+    assert sealed["code"] == 1000 and sealed["verification_score"] == clear["verification_score"]
+    assert engine.compare_faces(a, b)["scores"] == engine.compare_faces(clear_a, clear_b)["scores"]
+    wrong = SealedImage(seal_image(clear_a, Vault.init(tmp_path / "other").public_key), vault)
+    result = engine.verify(wrong, b)
+    assert result["code"] == 1200 and "does not open with this device's key" in result["message"]
+
+
 def test_a_ciphertext_that_does_not_open_is_1200_saying_so(vault, photos, tmp_path):
     clear = photos["astronaut"].read_bytes()
     other = Vault.init(tmp_path / "other")

@@ -18,7 +18,7 @@ from edge.vault.enroll import RebuildReport, check_photo, enroll, import_bundle,
 from edge.vault.errors import KeyPermissionError, RecordError, VaultError
 from edge.vault.identify import DEFAULT_THRESHOLD, Gallery, Match, identify, identify_embedding, vault_gallery
 from edge.vault.keys import init_keys, load_private_key, parse_public_key, public_key_b64
-from edge.vault.sealed import open_sealed, seal_image, unseal_image
+from edge.vault.sealed import SealedImage, open_sealed, seal_image, unseal_image
 from edge.vault.store import Entry, Person, RevokeReport, TemplateSet, Vault, validate_name
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "RebuildReport",
     "RecordError",
     "RevokeReport",
+    "SealedImage",
     "TemplateSet",
     "Vault",
     "VaultError",

@@ -20,6 +20,7 @@ import base64
 import binascii
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,6 +152,24 @@ def unseal_image(
         except OSError as exc:
             raise EdgeError(INVALID_ARGUMENT, f"cannot read {label} {str(path)!r}: {exc.strerror or exc}") from None
     return open_sealed(source, private_key, limits=limits, label=label)
+
+
+@dataclass(frozen=True)
+class SealedImage:
+    """An image sealed to the device key, accepted wherever the engine takes an image.
+
+        engine.verify(SealedImage(first_encrypted_image, vault), SealedImage(second, vault))
+
+    `data` is the raw ciphertext or its base64; `key` a `Vault`, its directory or a
+    `PrivateKey`. The intake stage opens it (`unseal`) and checks the photo inside like
+    any other upload; a ciphertext that does not open is 1200.
+    """
+
+    data: bytes | str
+    key: Any = field(repr=False)
+
+    def unseal(self, *, limits: IntakeLimits = DEFAULT_LIMITS) -> bytes:
+        return unseal_image(self.data, self.key, limits=limits, allow_paths=False)
 
 
 def _is_file(text: str) -> bool:
