@@ -47,11 +47,12 @@ class EngineConfig:
     # range only if short range saw nothing -- the largest face is near enough for
     # short range whenever there is one, at a quarter of the cost.
     detector_mode: Literal["both", "cascade", "full", "short"] = "both"
-    # Interpreter threads per model. One: these models are small (a 112×112 embedder is
-    # ~7 ms), and on the 2-core dev machine a second thread cost more in hand-offs than
-    # it saved (scripts/bench_vs_dlib.py: 21.7 ms a photo with 1 thread, 25.5 ms with 2).
-    # 0 = one per CPU core, at most 4, for bigger devices that want to try.
-    threads: int = 1
+    # Interpreter threads per model; 0 = one per CPU core, at most 4. On an idle 2-core
+    # machine two threads cut a photo from 21.8 to 14.1 ms (scripts/bench_vs_dlib.py);
+    # under CPU contention they cost more than they gain (25.5 against 21.7 ms), which is
+    # why the camera loop, which shares the CPU with its capture thread, runs one
+    # (`[engine] threads` in firmware_config/edge.toml).
+    threads: int = 0
     limits: IntakeLimits = DEFAULT_LIMITS
     quality_level: int = 2
     models_dir: str | None = None
