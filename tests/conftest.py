@@ -50,3 +50,21 @@ def astronaut_rgb(_skimage_photos) -> np.ndarray:
 def camera_rgb(_skimage_photos) -> np.ndarray:
     """skimage's camera.png (cameraman, grey, small face in profile) as 512×512×3 RGB uint8, a fresh copy."""
     return _skimage_photos["camera"].copy()
+
+
+@pytest.fixture(scope="session")
+def short():
+    """The shipped short-range BlazeFace."""
+    from edge.runtime import open_model
+    from edge.vision.detector import MODEL_KEYS, BlazeFace
+
+    return BlazeFace(open_model(MODEL_KEYS["short"]), "short")
+
+
+@pytest.fixture(scope="session")
+def full():
+    """The shipped full-range BlazeFace."""
+    from edge.runtime import open_model
+    from edge.vision.detector import MODEL_KEYS, BlazeFace
+
+    return BlazeFace(open_model(MODEL_KEYS["full"]), "full")

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
-from edge import runtime
 from edge.vision.align import (
     ARCFACE_4,
     ARCFACE_5,
@@ -19,25 +16,7 @@ from edge.vision.align import (
     template,
     transform_for,
 )
-from edge.vision.detector import MODEL_KEYS, BlazeFace, Detection
-
-
-def _open(key: str) -> runtime.Model:
-    try:
-        directory = runtime.models_dir()
-    except ImportError:  # not installed: the checkout's models/ folder
-        directory = Path(__file__).resolve().parent.parent / "models"
-    return runtime.open_model(key, directory=directory)
-
-
-@pytest.fixture(scope="module")
-def short() -> BlazeFace:
-    return BlazeFace(_open(MODEL_KEYS["short"]), "short")
-
-
-@pytest.fixture(scope="module")
-def full() -> BlazeFace:
-    return BlazeFace(_open(MODEL_KEYS["full"]), "full")
+from edge.vision.detector import Detection
 
 
 def _similarity(angle_deg: float, scale: float, tx: float, ty: float) -> np.ndarray:

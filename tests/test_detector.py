@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,7 +17,6 @@ from edge import runtime
 from edge.runtime import TensorSpec
 from edge.vision.detector import (
     CONFIGS,
-    MODEL_KEYS,
     BlazeFace,
     Detection,
     FaceDetector,
@@ -35,24 +33,6 @@ RIGHT_EYE, LEFT_EYE, NOSE, MOUTH = 0, 1, 2, 3
 
 
 # --- fixtures ----------------------------------------------------------------------------
-
-
-def _open(key: str) -> runtime.Model:
-    try:
-        directory = runtime.models_dir()
-    except ImportError:  # not installed: the checkout's models/ folder
-        directory = Path(__file__).resolve().parent.parent / "models"
-    return runtime.open_model(key, directory=directory)
-
-
-@pytest.fixture(scope="module")
-def short() -> BlazeFace:
-    return BlazeFace(_open(MODEL_KEYS["short"]), "short")
-
-
-@pytest.fixture(scope="module")
-def full() -> BlazeFace:
-    return BlazeFace(_open(MODEL_KEYS["full"]), "full")
 
 
 @pytest.fixture(scope="module")
