@@ -337,15 +337,19 @@ class Vault:
         found.sort(key=lambda e: (e.created, e.entry))
         return found, problems
 
-    def _read_meta(self, person: str, entry: str) -> Entry:
-        path = self.directory / PEOPLE / person / entry / META
+    def _read_record_file(self, path: Path, *, missing: str) -> tuple[str, bytes]:
+        """(the record's name for errors, its bytes); a missing or unreadable file is a RecordError."""
         rel = self._rel(path)
         try:
-            data = path.read_bytes()
+            return rel, path.read_bytes()
         except FileNotFoundError:
-            raise RecordError(rel, "missing: the entry has no meta record") from None
+            raise RecordError(rel, missing) from None
         except OSError as exc:
             raise RecordError(rel, f"unreadable: {exc.strerror or exc}") from None
+
+    def _read_meta(self, person: str, entry: str) -> Entry:
+        path = self.directory / PEOPLE / person / entry / META
+        rel, data = self._read_record_file(path, missing="missing: the entry has no meta record")
         header, _ = open_record(
             data,
             record=rel,
@@ -535,13 +539,7 @@ class Vault:
     def read_photo(self, entry: Entry, index: int) -> bytes:
         """Photo `index` of an entry, decrypted; its record must match the hash in the meta record."""
         path = self.directory / entry.path / f"photo-{index}.rec"
-        rel = self._rel(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise RecordError(rel, "missing: the entry's meta record lists this photo") from None
-        except OSError as exc:
-            raise RecordError(rel, f"unreadable: {exc.strerror or exc}") from None
+        rel, data = self._read_record_file(path, missing="missing: the entry's meta record lists this photo")
         if hashlib.sha256(data).hexdigest() != entry.photo_sha256[index]:
             raise RecordError(
                 rel, "does not match the sha256 its entry's meta record holds: modified, truncated or replaced"
@@ -556,13 +554,7 @@ class Vault:
 
     def read_template(self, entry: Entry, index: int, model_version: str, dim: int | None = None) -> np.ndarray:
         path = self.directory / entry.path / f"template-{index}.{model_version}.rec"
-        rel = self._rel(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise RecordError(rel, "missing") from None
-        except OSError as exc:
-            raise RecordError(rel, f"unreadable: {exc.strerror or exc}") from None
+        rel, data = self._read_record_file(path, missing="missing")
         header, payload = open_record(
             data,
             record=rel,
