@@ -24,7 +24,7 @@ import numpy as np
 from edge.errors import INVALID_ARGUMENT, NO_FACE_DETECTED, SUCCESS, EdgeError
 from edge.images import DEFAULT_LIMITS, Image, IntakeLimits, load_image
 from edge.matching import CALIBRATION_FILE, Calibration, load_calibrations
-from edge.runtime import ModelError, load_manifest, model_info, models_dir, open_model
+from edge.runtime import ModelError, load_manifest, models_dir, open_model
 from edge.vision import quality as quality_stage
 from edge.vision.align import align, points_from_detection
 from edge.vision.detector import Detection, FaceDetector
@@ -357,4 +357,4 @@ class Engine:
             raise EdgeError(error.code, f"{error.message} (the {label} image)")
 
 
-__all__ = ["Engine", "EngineConfig", "Face", "model_info"]
+__all__ = ["Engine", "EngineConfig", "Face"]

@@ -35,18 +35,28 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600) -> None:
-    """Write `data` to `path` atomically and durably (tmp in the same dir, fsync, rename, dir fsync)."""
-    path = Path(path)
+def _durable_tmp(path: Path, data: bytes, mode: int) -> Path:
+    """`data` in a new, fsynced temporary file beside `path` (mode exactly `mode`)."""
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{secrets.token_hex(6)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
-        try:
-            os.fchmod(fd, mode)  # the umask may only narrow it; make it exact
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        os.fchmod(fd, mode)  # the umask may only narrow it; make it exact
+        _write_all(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600) -> None:
+    """Write `data` to `path` atomically and durably (tmp in the same dir, fsync, rename, dir fsync)."""
+    path = Path(path)
+    tmp = _durable_tmp(path, data, mode)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -58,15 +68,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600
 def create_exclusive(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600) -> None:
     """Like `atomic_write`, but fails with FileExistsError instead of replacing an existing file."""
     path = Path(path)
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{secrets.token_hex(6)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    tmp = _durable_tmp(path, data, mode)
     try:
-        try:
-            os.fchmod(fd, mode)
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         os.link(tmp, path)  # atomic, and refuses to clobber
     finally:
         with contextlib.suppress(OSError):

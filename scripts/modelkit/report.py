@@ -9,6 +9,11 @@ def _fmt(v, digits=4):
     return "–" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
 
 
+def _timing(speed: dict, key: str, ref: str) -> str:
+    """Table cells: ms of `key` in each runtime, with its ratio to `ref`."""
+    return " | ".join(f"{v[key]:.2f} ({v[key] / v[ref]:.2f})" for v in speed.values())
+
+
 def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
     models = manifest["models"]
     runtimes = list(speed)
@@ -56,7 +61,7 @@ def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
             continue
         family = key.rsplit("_", 1)[0]
         ref = f"{family}_float32"
-        timing = " | ".join(f"{speed[rt][key]:.2f} ({speed[rt][key] / speed[rt][ref]:.2f})" for rt in runtimes)
+        timing = _timing(speed, key, ref)
         lines.append(
             f"| `{key}` | {q['cosine_to_float_mean']:.4f} / {q['cosine_to_float_min']:.4f} | "
             f"{100 * q['pair_accuracy_10fold']:.2f} % ± {100 * q['pair_accuracy_10fold_std']:.2f} | "
@@ -80,7 +85,7 @@ def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
             continue
         family = key.rsplit("_", 1)[0]
         ref = f"{family}_float16"
-        timing = " | ".join(f"{speed[rt][key]:.2f} ({speed[rt][key] / speed[rt][ref]:.2f})" for rt in runtimes)
+        timing = _timing(speed, key, ref)
         shipped = "int8 weights" if models[family]["variant"] == "int8_weights" else "float16 (candidate rejected)"
         lines.append(
             f"| `{key}` | {q['photos']} | "
