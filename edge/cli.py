@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from edge import __version__
 
@@ -151,6 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = {
         "camera": {"source": args.source, "realtime": True if args.realtime else None},
         "device": {"id": args.device_id},
+        "mqtt": {"enabled": True, "url": args.mqtt} if args.mqtt else {},
         # --vault picks the vault even when the file names a development gallery
         **({"vault": {"path": args.vault}, "gallery": {"path": ""}} if args.vault is not None else {}),
     }
@@ -433,6 +436,82 @@ def cmd_seal(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- remote administration (edge.admin, edge.mqtt; docs/mqtt.md) ------------------------------------
+
+
+def cmd_admin_keygen(args: argparse.Namespace) -> int:
+    from edge.admin.signing import generate_admin_key, public_key_text
+    from edge.errors import EdgeError
+
+    try:
+        key = generate_admin_key(args.out)
+    except (EdgeError, OSError) as exc:
+        return _vault_error("admin keygen", exc)
+    public = public_key_text(key)
+    print(f"wrote the admin key {args.out} (mode 0600) and its public half {args.out}.pub")
+    print(f"public key: {public}")
+    print(f'device config: [mqtt] admin_keys = ["{public}"]')
+    return 0
+
+
+def _command_args(action: str, arguments: list[str]) -> dict | str:
+    """The command's args object, or an error message."""
+    import base64
+
+    wanted = {"revoke": 1, "import": 1}.get(action, 0)
+    if len(arguments) != wanted:
+        usage = {"revoke": "revoke NAME", "import": "import BUNDLE"}.get(action, action)
+        return f"usage: edge admin send … {usage}"
+    if action == "revoke":
+        return {"name": arguments[0]}
+    if action == "import":
+        try:
+            data = Path(arguments[0]).read_bytes()
+        except OSError as exc:
+            return f"cannot read {arguments[0]}: {exc.strerror or exc}"
+        return {"bundle": base64.b64encode(data).decode("ascii")}
+    return {}
+
+
+def cmd_admin_send(args: argparse.Namespace) -> int:
+    from edge.admin.signing import load_admin_key
+    from edge.config import MqttConfig
+    from edge.errors import EdgeError
+    from edge.mqtt.admin import send_command
+    from edge.mqtt.client import MqttSettings, MqttSetupError
+
+    command_args = _command_args(args.action, args.arguments)
+    if isinstance(command_args, str):
+        print(f"edge admin send: {command_args}", file=sys.stderr)
+        return 2
+    try:
+        key = load_admin_key(args.admin_key)
+        mqtt = MqttConfig(
+            url=args.mqtt,
+            ca_file=args.ca_file,
+            cert_file=args.cert_file,
+            key_file=args.key_file,
+            protocol=args.protocol,
+        )
+        settings = MqttSettings.from_config(mqtt, client_id="edge-admin", url=args.mqtt)
+        reply = send_command(
+            settings,
+            key,
+            args.device_id,
+            args.action,
+            command_args,
+            topic_prefix=args.topic_prefix,
+            timeout=args.timeout,
+        )
+    except (EdgeError, MqttSetupError) as exc:
+        return _vault_error("admin send", exc)
+    except (ConnectionError, TimeoutError) as exc:
+        print(f"edge admin send: {exc}", file=sys.stderr)
+        return 3
+    print(json.dumps(reply, indent=1, ensure_ascii=False))
+    return 0 if reply.get("ok") else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description="Offline face verification appliance.")
     parser.add_argument("--version", action="version", version=f"edge {__version__}")
@@ -487,6 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device-id", default=None, help="override device.id")
     p.add_argument("--realtime", action="store_true", help="pace a video file or directory at its frame rate")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N processed frames")
+    p.add_argument(
+        "--mqtt", default=None, metavar="URL", help="publish to this broker: mqtt[s]://[user:pass@]host[:port]"
+    )
     p.set_defaults(func=cmd_run)
 
     def vault_option(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -556,6 +638,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE")
     p.add_argument("--base64", action="store_true", help="base64 instead of raw bytes")
     p.set_defaults(func=cmd_seal)
+
+    p = sub.add_parser("admin", help="administrator: keygen, send (Ed25519-signed commands over MQTT)")
+    admin_sub = p.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
+    q = admin_sub.add_parser("keygen", help="create an admin Ed25519 key; its public half goes in mqtt.admin_keys")
+    q.add_argument("--out", default="admin.key", help="private key file (mode 0600; never overwritten)")
+    q.set_defaults(func=cmd_admin_keygen)
+    q = admin_sub.add_parser(
+        "send",
+        help="sign a command, send it to a device, print its reply",
+        description="COMMAND is one of: status; people; revoke NAME; import BUNDLE; reload.",
+    )
+    q.add_argument("--mqtt", required=True, metavar="URL", help="the broker: mqtt[s]://[user:pass@]host[:port]")
+    q.add_argument("--device-id", required=True, help="the device to command")
+    q.add_argument("--admin-key", default=os.environ.get("EDGE_ADMIN_KEY", "admin.key"), help="admin private key")
+    q.add_argument("--topic-prefix", default="", help="the device's mqtt.topic_prefix (default edge/<device-id>)")
+    q.add_argument("--ca-file", default="", help="mqtts: CA of the broker's certificate")
+    q.add_argument("--cert-file", default="", help="mqtts: client certificate")
+    q.add_argument("--key-file", default="", help="mqtts: client certificate key")
+    q.add_argument("--protocol", choices=["auto", "5", "3.1.1"], default="auto")
+    q.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the reply")
+    q.add_argument("action", metavar="COMMAND", choices=["status", "people", "revoke", "import", "reload"])
+    q.add_argument("arguments", nargs="*", metavar="ARG")
+    q.set_defaults(func=cmd_admin_send)
+
+    from edge import doctor
+
+    doctor.register(sub)
 
     return parser
 

@@ -123,8 +123,27 @@ class SinksConfig:
 
 @dataclass(frozen=True)
 class MqttConfig:
-    # Reserved for the MQTT publisher (next issue); only `enabled = false` is accepted today.
-    enabled: bool = _opt(False)
+    # Verdicts, availability, state, events and signed commands over MQTT (docs/mqtt.md).
+    enabled: bool = _opt(False)  # `edge run --mqtt URL` turns it on
+    url: str = _opt("mqtt://localhost:1883")  # mqtt://[user[:pass]@]host[:port] or mqtts:// (TLS)
+    username: str = _opt("")  # overrides the URL's user
+    password_file: str = _opt("")  # the password, read from this file (keeps it out of the config)
+    ca_file: str = _opt("")  # mqtts: the CA that signed the broker's certificate ("" = system CAs)
+    cert_file: str = _opt("")  # mqtts: client certificate (with key_file), for brokers that ask for one
+    key_file: str = _opt("")
+    protocol: str = _opt("auto", choices=("auto", "5", "3.1.1"))  # auto: MQTT 5, falls back to 3.1.1
+    keepalive: int = _opt(30, lo=5, hi=3600)  # seconds
+    topic_prefix: str = _opt("")  # "" = edge/<device_id>
+    reconnect_min: float = _opt(1.0, lo=0.1, hi=600.0)  # first wait before reconnecting, seconds
+    reconnect_max: float = _opt(30.0, lo=0.1, hi=3600.0)  # the wait doubles up to this
+    outbox_path: str = _opt("/var/lib/edge/outbox")  # verdicts wait here (fsynced) until the broker acks
+    outbox_max: int = _opt(100_000, lo=10, hi=10_000_000)  # verdicts kept; beyond, the oldest are dropped
+    state_interval: float = _opt(30.0, lo=1.0, hi=86_400.0)  # the retained state is republished this often
+    discovery: bool = _opt(True)  # Home Assistant MQTT discovery
+    discovery_prefix: str = _opt("homeassistant")
+    admin_keys: tuple = _opt((), item=str)  # Ed25519 public keys (base64) allowed to send commands
+    command_max_age: float = _opt(120.0, lo=5.0, hi=86_400.0)  # older (or that far in the future): refused
+    face_recipient: str = _opt("")  # X25519 public key (base64): verdicts carry the face sealed to it
 
 
 @dataclass(frozen=True)
@@ -166,10 +185,15 @@ _SECTIONS: dict[str, type] = {f.name: get_type_hints(Config)[f.name] for f in fi
 
 
 def _type_name(tp: type) -> str:
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[tp]
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string", tuple: "a list"}[tp]
 
 
 def _check(key: str, value: Any, tp: type, meta: dict) -> Any:
+    if tp is tuple:  # a TOML array of one item type, kept as a tuple (the config is immutable)
+        item = meta["item"]
+        if not isinstance(value, list):
+            raise ConfigError(key, f"must be a list of {_type_name(item).removeprefix('a ')}s, got {value!r}")
+        return tuple(_check(f"{key}[{i}]", v, item, {}) for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(key, f"must be true or false, got {value!r}")
@@ -243,8 +267,41 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("decision.k", f"must be an integer between 1 and decision.n ({d.n}), got {d.k}")
     if cfg.vault.path and cfg.gallery.path:
         raise ConfigError("gallery.path", 'set either vault.path or gallery.path, not both (set vault.path = "")')
-    if cfg.mqtt.enabled:
-        raise ConfigError("mqtt.enabled", "MQTT publishing is not in this version yet; leave it false")
+    _validate_mqtt(cfg.mqtt)
+
+
+TOPIC_PREFIX = re.compile(r"[^#+\x00]{1,200}")
+
+
+def _validate_mqtt(m: MqttConfig) -> None:
+    from edge.mqtt.url import BrokerUrlError, parse_broker_url  # the URL grammar lives with the client
+
+    try:
+        parse_broker_url(m.url)
+    except BrokerUrlError as exc:
+        raise ConfigError("mqtt.url", str(exc)) from None
+    if m.reconnect_max < m.reconnect_min:
+        raise ConfigError("mqtt.reconnect_max", f"must be at least mqtt.reconnect_min ({m.reconnect_min:g})")
+    if (m.cert_file == "") != (m.key_file == ""):
+        raise ConfigError("mqtt.key_file" if m.cert_file else "mqtt.cert_file", "set cert_file and key_file together")
+    for name in ("topic_prefix", "discovery_prefix"):
+        value = getattr(m, name)
+        if value and (not TOPIC_PREFIX.fullmatch(value) or value.startswith("/") or value.endswith("/")):
+            raise ConfigError(f"mqtt.{name}", f"must be a topic without +, # or a leading/trailing '/', got {value!r}")
+    if not m.discovery_prefix:
+        raise ConfigError("mqtt.discovery_prefix", "must not be empty")
+    from edge.admin.signing import KeyFormatError, parse_key32
+
+    for i, key in enumerate(m.admin_keys):
+        try:
+            parse_key32(key, kind="Ed25519 admin")
+        except KeyFormatError as exc:
+            raise ConfigError(f"mqtt.admin_keys[{i}]", str(exc)) from None
+    if m.face_recipient:
+        try:
+            parse_key32(m.face_recipient, kind="X25519 recipient")
+        except KeyFormatError as exc:
+            raise ConfigError("mqtt.face_recipient", str(exc)) from None
 
 
 def config_from_dict(data: dict[str, Any], *, source: str | None = None) -> Config:

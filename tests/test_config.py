@@ -80,7 +80,10 @@ def test_values_are_read_and_typed():
         ({"device": {"id": "door 1"}}, "device.id", "letters, digits"),
         ({"gallery": {"path": "g/"}}, "gallery.path", "either vault.path or gallery.path"),
         ({"audit": {"backups": 0}}, "audit.backups", "between 1 and"),
-        ({"mqtt": {"enabled": True}}, "mqtt.enabled", "not in this version"),
+        ({"mqtt": {"enabled": True, "url": "http://broker"}}, "mqtt.url", "mqtt:// or mqtts://"),
+        ({"mqtt": {"admin_keys": "AAAA"}}, "mqtt.admin_keys", "must be a list of strings"),
+        ({"mqtt": {"reconnect_min": 5.0, "reconnect_max": 1.0}}, "mqtt.reconnect_max", "at least mqtt.reconnect_min"),
+        ({"mqtt": {"cert_file": "c.pem"}}, "mqtt.key_file", "together"),
         ({"mqtt": {"host": "broker"}}, "mqtt.host", "unknown key"),
     ],
 )

@@ -17,11 +17,12 @@ notifications, and returns the run statistics.
 
 from __future__ import annotations
 
+import queue
 import signal
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -95,6 +96,11 @@ class Appliance:
         self._offset = wall() - clock()  # monotonic → epoch seconds
         self._first_start: float | None = None
         self._last_done: float | None = None
+        self._posted: deque[tuple[str, dict]] = deque(maxlen=1000)  # events from other threads
+        self._calls: queue.Queue = queue.Queue()  # work other threads need done on the loop thread
+        self._loop_thread: threading.Thread | None = None
+        self.started_wall = wall()
+        self.want_face = any(getattr(s, "wants_face", False) for s in self.sinks)
 
     # --- one frame -------------------------------------------------------------------------
 
@@ -142,6 +148,9 @@ class Appliance:
                 t_mesh, t_align, t_quality = t_mesh + b - a, t_align + e - b, t_quality + f - e
                 if self.gate and quality is not None and quality.get("ok") is False:
                     self.counts["quality_rejected"] += 1
+                    if not tr.data.get("reject_reported"):  # one event per track, not one per frame
+                        tr.data["reject_reported"] = True
+                        self.event("quality_rejected", track_id=tr.id, failures=quality.get("failures"))
                     continue
                 kept.append((det, tr, quality))
                 crops.append(crop)
@@ -161,7 +170,7 @@ class Appliance:
             for (det, tr, quality), m in zip(kept, matches):
                 tr.data["since"] = 0
                 for decision in self.policy.observe(tr.id, Observation(m.name, m.score, m.margin), frame.pts):
-                    verdicts.append(self._verdict(decision, tr, det, quality, frame, rgb.shape))
+                    verdicts.append(self._verdict(decision, tr, det, quality, frame, rgb))
             t3 = c()
             timings.add("decide", (t3 - t5) * 1e3)
         for v in verdicts:
@@ -180,9 +189,9 @@ class Appliance:
             self.first_frame_s = process_age()
         return verdicts
 
-    def _verdict(self, decision, track, det, quality, frame: Frame, shape) -> Verdict:
+    def _verdict(self, decision, track, det, quality, frame: Frame, rgb) -> Verdict:
         self.seq += 1
-        height, width = shape[:2]
+        height, width = rgb.shape[:2]
         x, y, w, h = det.box
         x0, y0 = max(0.0, x), max(0.0, y)
         x1, y1 = min(float(width), x + w), min(float(height), y + h)
@@ -207,6 +216,7 @@ class Appliance:
             latency_ms=(now - frame.captured) * 1e3,
             frame_index=frame.index,
             pts=frame.pts,
+            face_jpeg=face_crop_jpeg(rgb, rect) if self.want_face else None,
         )
 
     # --- sinks -----------------------------------------------------------------------------
@@ -234,10 +244,74 @@ class Appliance:
             self.log(f"edge: {kind}: {detail}")
         return event
 
+    def post_event(self, kind: str, **fields: Any) -> None:
+        """`event` from any thread: published by the loop thread before its next frame."""
+        self._posted.append((kind, {"ts": self.wall(), **fields}))
+
     def _pump_events(self) -> None:
         if self.capture is not None:
             for e in self.capture.events():
                 self.event(e.pop("event"), **e)
+        while self._posted:
+            kind, fields = self._posted.popleft()
+            self.event(kind, **fields)
+
+    def call_in_loop(self, fn: Callable[[], Any], timeout: float = 120.0) -> Any:
+        """Run `fn` on the loop thread between frames (it owns the engine) and return its result.
+
+        Called from the loop thread itself, or when the loop is not running, `fn` runs at once.
+        """
+        loop = self._loop_thread
+        if loop is None or loop is threading.current_thread() or not loop.is_alive():
+            return fn()
+        done = threading.Event()
+        box: dict[str, Any] = {}
+        self._calls.put((fn, box, done))
+        if not done.wait(timeout):
+            raise TimeoutError(f"the loop did not get to the call within {timeout:g} s")
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    def _run_calls(self) -> None:
+        while True:
+            try:
+                fn, box, done = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                box["result"] = fn()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                box["error"] = exc
+            done.set()
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the device is doing now: for the MQTT state topic and the `status` command."""
+        from edge.vault import model_version
+
+        cap = self.capture
+        return {
+            "enrolled": len(getattr(self.identifier, "people", ())),
+            "model_version": model_version(self.engine) if hasattr(self.engine, "config") else None,
+            "profile": self.config.engine.profile,
+            "fps": round(self._fps(), 2),
+            "frames": self.counts["frames"],
+            "last_seq": self.seq,
+            "verdicts": {k: self.counts[k] for k in ("granted", "denied", "unknown")},
+            "source": self.source.name,
+            "source_errors": cap.failures if cap else 0,
+            "started": iso(self.started_wall),
+            "uptime_s": round(self.wall() - self.started_wall, 1),
+        }
+
+    def _push_state(self) -> None:
+        snap = self.snapshot()
+        for sink in self.sinks:
+            try:
+                sink.state(snap)
+            except Exception as exc:  # noqa: BLE001
+                self.counts["sink_errors"] += 1
+                self.log(f"edge: sink {getattr(sink, 'name', sink)}: {exc}")
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -294,6 +368,7 @@ class Appliance:
         poll = POLL_S
         if self.notifier.watchdog_interval:
             poll = min(poll, self.notifier.watchdog_interval / 2)
+        self._loop_thread = threading.current_thread()
         try:
             self.capture.start()
             self.event(
@@ -303,12 +378,17 @@ class Appliance:
                 people=len(getattr(self.identifier, "people", ())) or None,
             )
             self.notifier.ready(f"running: {self.source.name}")
-            last_status = self.clock()
+            last_status = last_state = self.clock()
+            self._push_state()
             while not self._stopping.is_set():
                 self._pump_events()
+                self._run_calls()
                 self.notifier.watchdog()
                 if self._reload.is_set():
                     self._reload_identifier()
+                if self.clock() - last_state >= 1.0:
+                    last_state = self.clock()
+                    self._push_state()
                 frame = self.capture.next(timeout=poll)
                 if frame is None:
                     if self.capture.ended:
@@ -334,7 +414,10 @@ class Appliance:
             self._pump_events()
             for tr in self.tracker.clear():
                 self.policy.end(tr.id)
+            self._loop_thread = None
+            self._run_calls()  # anyone still waiting gets an answer
             stats = self.stats()
+            self._push_state()
             self.event("stopped", reason=self.stop_reason, frames=stats["frames"], verdicts=stats["verdicts"])
             for sink in self.sinks:
                 try:
@@ -385,6 +468,23 @@ class Appliance:
         }
 
 
+def face_crop_jpeg(rgb, rect: tuple[int, int, int, int], *, margin: float = 0.25, size: int = 160) -> bytes | None:
+    """The face (with a margin) as a small JPEG, for sinks configured to carry it sealed."""
+    import cv2
+
+    x, y, w, h = rect
+    height, width = rgb.shape[:2]
+    dx, dy = int(w * margin), int(h * margin)
+    crop = rgb[max(0, y - dy) : min(height, y + h + dy), max(0, x - dx) : min(width, x + w + dx)]
+    if crop.size == 0:
+        return None
+    scale = size / max(crop.shape[:2])
+    if scale < 1:
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes() if ok else None
+
+
 # --- wiring from a config --------------------------------------------------------------------
 
 
@@ -416,6 +516,62 @@ def source_from_config(config: Config) -> Source:
         raise ConfigError("camera.source", str(exc)) from None
 
 
+def mqtt_sink_from_config(config: Config, *, log: Callable[[str], None] = _stderr):
+    """The MQTT sink (not started) when `mqtt.enabled`, else None. Errors name the config key."""
+    if not config.mqtt.enabled:
+        return None
+    from edge.admin.signing import CommandVerifier
+    from edge.errors import EdgeError
+    from edge.mqtt.client import MqttSettings, MqttSetupError
+    from edge.mqtt.outbox import Outbox
+    from edge.mqtt.sink import MqttSink
+    from edge.mqtt.topics import Topics
+
+    m, device_id = config.mqtt, config.device_id
+    try:
+        settings = MqttSettings.from_config(m, client_id=f"edge-{device_id}")
+    except MqttSetupError as exc:
+        raise ConfigError(exc.key, exc.detail) from None
+    holder: dict[str, Any] = {}
+
+    def dropped(count: int, first: int, last: int) -> None:
+        sink = holder.get("sink")
+        if sink is not None and sink._event_hook is not None:
+            sink._event_hook(
+                "outbox_dropped", {"dropped": count, "first_seq": first, "last_seq": last, "total": sink.outbox.dropped}
+            )
+
+    try:
+        outbox = Outbox(m.outbox_path, max_items=m.outbox_max, on_drop=dropped)
+    except OSError as exc:
+        raise ConfigError("mqtt.outbox_path", f"cannot use {m.outbox_path}: {exc.strerror or exc}") from None
+    verifier = None
+    if m.admin_keys:
+        try:
+            verifier = CommandVerifier(
+                m.admin_keys,
+                device_id=device_id,
+                max_age=m.command_max_age,
+                nonce_log=f"{m.outbox_path}/command-nonces.json",
+            )
+        except EdgeError as exc:
+            raise ConfigError("mqtt.outbox_path", exc.message) from None
+    sink = MqttSink(
+        settings,
+        device_id=device_id,
+        outbox=outbox,
+        topics=Topics.for_device(device_id, m.topic_prefix),
+        discovery=m.discovery,
+        discovery_prefix=m.discovery_prefix,
+        state_interval=m.state_interval,
+        verifier=verifier,
+        face_recipient=m.face_recipient,
+        log=log,
+    )
+    holder["sink"] = sink
+    return sink
+
+
 def appliance_from_config(
     config: Config,
     *,
@@ -426,14 +582,24 @@ def appliance_from_config(
     stdout=None,
     notifier: Notifier | None = None,
 ) -> Appliance:
-    """Everything `edge run` builds, from the config (pass any part to use your own)."""
+    """Everything `edge run` builds, from the config (pass any part to use your own).
+
+    With `mqtt.enabled` the MQTT sink is added (unless `sinks` is given), wired to the
+    appliance for commands and events, and started: it connects while the models load.
+    """
     source = source or source_from_config(config)
     engine = engine or engine_from_config(config)
     identifier = identifier or open_identifier(config, engine)
+    mqtt = None
     if sinks is None:
         sinks = sinks_from_config(config, stdout=stdout)
+        mqtt = mqtt_sink_from_config(config)
+        if mqtt is not None:
+            sinks.append(mqtt)
     seq_start = max((s.last_seq() for s in sinks if isinstance(s, AuditLogSink)), default=0)
-    return Appliance(
+    if mqtt is not None:
+        seq_start = max(seq_start, mqtt.outbox.last_seq)
+    appliance = Appliance(
         engine,
         identifier,
         source,
@@ -442,3 +608,22 @@ def appliance_from_config(
         notifier=notifier or Notifier(),
         seq_start=seq_start,
     )
+    if mqtt is not None:
+        attach_mqtt(appliance, mqtt, vault_path=config.vault.path or None)
+    return appliance
+
+
+def attach_mqtt(appliance: Appliance, mqtt: Any, *, vault_path: str | None) -> None:
+    """Wire an MQTT sink to the appliance (commands, events, status) and start it."""
+    from edge.admin.commands import CommandHandler
+
+    mqtt.commands = CommandHandler(
+        status=lambda: {**appliance.snapshot(), "mqtt": mqtt.state_payload()["mqtt"]},
+        vault_path=vault_path,
+        engine=appliance.engine,
+        reload=appliance.reload,
+        run_in_loop=appliance.call_in_loop,
+    )
+    mqtt.set_event_hook(lambda kind, fields: appliance.post_event(kind, **fields))
+    appliance.want_face = appliance.want_face or mqtt.wants_face
+    mqtt.start()

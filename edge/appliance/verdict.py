@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -54,6 +54,9 @@ class Verdict:
     latency_ms: float  # deciding frame captured → verdict made
     frame_index: int
     pts: float  # the deciding frame's time in its source (seconds; file position for replays)
+    # The face crop as JPEG, only when a sink asked for it (MQTT with mqtt.face_recipient, which
+    # seals it); never in `to_dict`, so stdout and the audit log never hold a face.
+    face_jpeg: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def far(self) -> float:

@@ -31,6 +31,9 @@ class Sink(ABC):
     def event(self, event: dict[str, Any]) -> None:  # noqa: B027 - optional hook, default ignores
         """An operational event (source errors and recoveries, start, stop). Default: ignored."""
 
+    def state(self, snapshot: dict[str, Any]) -> None:  # noqa: B027 - optional hook, default ignores
+        """The appliance's current numbers (fps, enrolled, last seq…), offered about once a second."""
+
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Make everything published so far durable / delivered."""
 

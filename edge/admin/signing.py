@@ -1,0 +1,256 @@
+"""Ed25519-signed commands: one administrator key signs, every device checks.
+
+A command is one JSON object::
+
+    {"v": 1, "command": "revoke", "args": {"name": "Ada Lovelace"}, "device_id": "door-1",
+     "ts": 1763837000.25, "nonce": "9f0c…(32 hex)", "key": "<admin public key, base64>",
+     "reply_to": "edge/door-1/command/response", "sig": "<Ed25519 signature, base64>"}
+
+The signature covers ``SIGNING_CONTEXT`` followed by the canonical JSON (sorted keys, no
+spaces, ASCII) of every field but ``sig`` — so the device id (a command for one door does
+not open another), the time, the nonce and where the reply goes are all signed. A device
+accepts a command only when its key is one of the configured admin keys, the signature
+verifies, ``ts`` is within ``max_age`` seconds of the device's clock (either way), and the
+nonce has not been seen; accepted nonces are remembered on disk until their command would
+be stale anyway, so a replay is refused across restarts too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from edge.errors import INVALID_ARGUMENT, EdgeError
+
+SIGNING_CONTEXT = b"edge-command-v1\n"
+VERSION = 1
+NONCE = re.compile(r"[0-9a-f]{32}")
+COMMAND_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+class KeyFormatError(ValueError):
+    """Text that is not a 32-byte key in base64."""
+
+
+class CommandRefused(EdgeError):
+    """A command that is not carried out; `reason` is one word a program can test."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(INVALID_ARGUMENT, message)
+
+
+def _b64decode(text: str) -> bytes:
+    clean = "".join(text.split())
+    try:
+        altchars = b"-_" if ("-" in clean or "_" in clean) else None
+        return base64.b64decode(clean + "=" * (-len(clean) % 4), altchars=altchars)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def parse_key32(text: str, *, kind: str = "Ed25519") -> bytes:
+    """32 raw bytes from base64 text (standard or URL-safe), or `KeyFormatError` naming `kind`."""
+    raw = _b64decode(text) if isinstance(text, str) else b""
+    if len(raw) != 32:
+        raise KeyFormatError(f"not an {kind} public key: expected the base64 of 32 bytes, got {text!r:.60}")
+    return raw
+
+
+def parse_verify_key(text: str) -> VerifyKey:
+    return VerifyKey(parse_key32(text, kind="Ed25519 admin"))
+
+
+# --- the administrator's key ---------------------------------------------------------------------
+
+
+def generate_admin_key(path: str | os.PathLike[str]) -> SigningKey:
+    """A new Ed25519 key: the private seed in `path` (mode 0600, never overwritten), public half in `path`.pub."""
+    from edge.vault.fs import create_exclusive
+
+    key = SigningKey.generate()
+    target = Path(path)
+    try:
+        create_exclusive(target, (_b64(bytes(key)) + "\n").encode(), mode=0o600)
+    except FileExistsError:
+        raise EdgeError(INVALID_ARGUMENT, f"{target} exists; not overwriting an admin key") from None
+    pub = target.with_name(target.name + ".pub")
+    pub.write_text(public_key_text(key) + "\n")
+    return key
+
+
+def load_admin_key(path: str | os.PathLike[str]) -> SigningKey:
+    target = Path(path)
+    try:
+        mode = target.stat().st_mode & 0o777
+        text = target.read_text()
+    except OSError as exc:
+        raise EdgeError(INVALID_ARGUMENT, f"cannot read the admin key {target}: {exc.strerror or exc}") from None
+    if mode & 0o077:
+        raise EdgeError(
+            INVALID_ARGUMENT,
+            f"the admin key {target} is readable by others (mode {mode:o}); run: chmod 600 {target}",
+        )
+    raw = _b64decode(text)
+    if len(raw) != 32:
+        raise EdgeError(INVALID_ARGUMENT, f"{target} is not an admin key (expected the base64 of a 32-byte seed)")
+    return SigningKey(raw)
+
+
+def public_key_text(key: SigningKey | VerifyKey) -> str:
+    verify = key.verify_key if isinstance(key, SigningKey) else key
+    return _b64(bytes(verify))
+
+
+# --- signing and checking ------------------------------------------------------------------------
+
+
+def canonical(fields: dict[str, Any]) -> bytes:
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+
+
+def sign_command(
+    key: SigningKey,
+    command: str,
+    args: dict[str, Any] | None = None,
+    *,
+    device_id: str,
+    reply_to: str | None = None,
+    ts: float | None = None,
+    nonce: str | None = None,
+) -> dict[str, Any]:
+    """The signed command object (send it as JSON)."""
+    fields: dict[str, Any] = {
+        "v": VERSION,
+        "command": command,
+        "args": dict(args or {}),
+        "device_id": device_id,
+        "ts": round(time.time() if ts is None else ts, 3),
+        "nonce": nonce or secrets.token_hex(16),
+        "key": public_key_text(key),
+    }
+    if reply_to:
+        fields["reply_to"] = reply_to
+    fields["sig"] = _b64(key.sign(SIGNING_CONTEXT + canonical(fields)).signature)
+    return fields
+
+
+class NonceLog:
+    """Nonces of accepted commands with their times, kept (atomically, fsynced) in one JSON file."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = Path(path) if path else None
+        self.seen: dict[str, float] = {}
+        if self.path and self.path.exists():
+            try:
+                data = json.loads(self.path.read_text())
+                self.seen = {str(k): float(v) for k, v in data.items() if NONCE.fullmatch(str(k))}
+            except (OSError, ValueError, AttributeError, TypeError):
+                # A damaged log must not let replays through: refuse until someone looks.
+                raise EdgeError(
+                    INVALID_ARGUMENT,
+                    f"the command nonce log {self.path} is unreadable; remove it only if no command was sent "
+                    f"in the last few minutes",
+                ) from None
+
+    def add(self, nonce: str, ts: float, *, keep_after: float) -> None:
+        self.seen = {n: t for n, t in self.seen.items() if t >= keep_after}
+        self.seen[nonce] = ts
+        if self.path:
+            from edge.vault.fs import atomic_write
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, json.dumps(self.seen, separators=(",", ":")).encode(), mode=0o600)
+
+
+class CommandVerifier:
+    """Checks commands for one device: admin key, signature, device, freshness, nonce."""
+
+    def __init__(
+        self,
+        admin_keys: Iterable[str],
+        *,
+        device_id: str,
+        max_age: float = 120.0,
+        nonce_log: str | os.PathLike[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.keys = {bytes(k): k for k in (parse_verify_key(t) for t in admin_keys)}
+        self.device_id = device_id
+        self.max_age = float(max_age)
+        self.clock = clock
+        self.nonces = NonceLog(nonce_log)
+        self._lock = threading.Lock()
+
+    def parse(self, payload: bytes | str) -> dict[str, Any]:
+        """The command object from a message payload, or `CommandRefused("malformed", …)`."""
+        try:
+            data = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            raise CommandRefused("malformed", "the command is not JSON") from None
+        if not isinstance(data, dict):
+            raise CommandRefused("malformed", "the command must be a JSON object")
+        return data
+
+    def verify(self, data: dict[str, Any]) -> dict[str, Any]:
+        """`data` if it is a genuine, fresh, first-seen command for this device; else `CommandRefused`."""
+        if "sig" not in data:
+            raise CommandRefused("unsigned", "the command is not signed (no 'sig'); use `edge admin send`")
+        if not self.keys:
+            raise CommandRefused("no_admin_keys", "this device has no admin keys configured (mqtt.admin_keys)")
+        command, args, ts, nonce = data.get("command"), data.get("args", {}), data.get("ts"), data.get("nonce")
+        if data.get("v") != VERSION:
+            raise CommandRefused("malformed", f"unsupported command version {data.get('v')!r} (this device: {VERSION})")
+        if not isinstance(command, str) or not COMMAND_NAME.fullmatch(command):
+            raise CommandRefused("malformed", "'command' must be a command name")
+        if not isinstance(args, dict):
+            raise CommandRefused("malformed", "'args' must be an object")
+        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+            raise CommandRefused("malformed", "'ts' must be the signing time in epoch seconds")
+        if not isinstance(nonce, str) or not NONCE.fullmatch(nonce):
+            raise CommandRefused("malformed", "'nonce' must be 32 lowercase hex digits")
+        raw_key = _b64decode(data.get("key", "")) if isinstance(data.get("key"), str) else b""
+        verify_key = self.keys.get(raw_key)
+        if verify_key is None:
+            raise CommandRefused("unknown_key", "the command is signed by a key that is not in mqtt.admin_keys")
+        signature = _b64decode(data["sig"]) if isinstance(data["sig"], str) else b""
+        signed = {k: v for k, v in data.items() if k != "sig"}
+        try:
+            verify_key.verify(SIGNING_CONTEXT + canonical(signed), signature)
+        except (BadSignatureError, ValueError, TypeError):
+            raise CommandRefused(
+                "bad_signature", "the signature does not verify: the command was altered or forged"
+            ) from None
+        if data.get("device_id") != self.device_id:
+            raise CommandRefused(
+                "wrong_device", f"the command is for device {data.get('device_id')!r}, this is {self.device_id!r}"
+            )
+        now = self.clock()
+        if abs(now - ts) > self.max_age:
+            raise CommandRefused(
+                "stale",
+                f"the command was signed {now - ts:+.0f} s from this device's clock (allowed ±{self.max_age:g} s); "
+                f"check both clocks",
+            )
+        with self._lock:
+            if nonce in self.nonces.seen:
+                raise CommandRefused("replayed", "this command (its nonce) was already received; refusing a replay")
+            self.nonces.add(nonce, float(ts), keep_after=now - self.max_age)
+        return data

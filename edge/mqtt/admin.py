@@ -1,0 +1,85 @@
+"""The administrator's side of signed commands: sign, send, wait for the reply (`edge admin send`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+import threading
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from edge.admin.signing import sign_command
+from edge.mqtt.client import MqttLink, MqttSettings, response_properties
+from edge.mqtt.topics import Topics
+
+
+def send_command(
+    settings: MqttSettings,
+    key: SigningKey,
+    device_id: str,
+    command: str,
+    args: dict[str, Any] | None = None,
+    *,
+    topic_prefix: str = "",
+    timeout: float = 15.0,
+    log=lambda _m: None,
+) -> dict[str, Any]:
+    """Sign `command` for `device_id`, publish it, and return the device's reply.
+
+    The reply comes back on ``<prefix>/command/response/<random>``: named in the signed
+    command (`reply_to`, for MQTT 3.1.1 devices) and, under MQTT 5, as the response topic
+    with correlation data. Raises TimeoutError when no reply arrives (device offline, or
+    the broker's ACL does not let it answer).
+    """
+    topics = Topics.for_device(device_id, topic_prefix)
+    reply_topic = f"{topics.response}/{secrets.token_hex(8)}"
+    signed = sign_command(key, command, args, device_id=device_id, reply_to=reply_topic)
+    correlation = signed["nonce"].encode()
+    got: dict[str, Any] = {}
+    done = threading.Event()
+    connected = threading.Event()
+    errors: list[str] = []
+
+    def on_message(message) -> None:
+        try:
+            data = json.loads(message.payload)
+        except ValueError:
+            return
+        if isinstance(data, dict) and data.get("nonce") == signed["nonce"]:
+            got.update(data)
+            done.set()
+
+    def on_connect(_link: MqttLink, _first: bool) -> None:
+        connected.set()
+
+    def on_status(kind: str, detail: str) -> None:
+        if kind in ("refused", "unreachable", "error"):
+            errors.append(detail)
+            done.set()
+
+    link = MqttLink(
+        dataclasses.replace(settings, client_id=f"edge-admin-{secrets.token_hex(4)}"),
+        on_connect=on_connect,
+        on_message=on_message,
+        on_status=on_status,
+        log=log,
+    )
+    link.start()
+    try:
+        connected.wait(timeout)
+        # the reply topic must be subscribed before the device can answer
+        if not link.connected.is_set() or not link.subscribe(reply_topic, qos=1, wait=timeout):
+            raise ConnectionError(errors[0] if errors else f"could not connect to {settings.broker.redacted()}")
+        props = response_properties(reply_topic, correlation)
+        link.publish(topics.command, json.dumps(signed), qos=1, properties=props)
+        if not done.wait(timeout) or not got:
+            if errors:
+                raise ConnectionError(errors[0])
+            raise TimeoutError(
+                f"no reply from {device_id!r} within {timeout:g} s (is it online? does it know this key?)"
+            )
+        return got
+    finally:
+        link.stop(timeout=2.0)

@@ -1,0 +1,345 @@
+"""`MqttSink`: the appliance's verdicts, events and state on MQTT, and signed commands back.
+
+Threads: the appliance calls `publish`, `event` and `state` from its loop; the link's
+network thread runs paho's callbacks; a publisher thread moves verdicts from the outbox to
+the client (at most `window` in flight) and turns PUBACKs into removals; a command thread
+checks and carries out commands. paho calls `on_publish` with its own lock held, so the
+callback only queues the ack; the publisher thread does the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from edge import __version__
+from edge.admin.commands import CommandHandler
+from edge.admin.signing import CommandRefused, CommandVerifier
+from edge.errors import EdgeError
+from edge.mqtt.client import MqttLink, MqttSettings, reply_properties
+from edge.mqtt.outbox import Outbox
+from edge.mqtt.topics import Topics, discovery_messages
+from edge.sinks.base import Record, Sink, json_line
+
+MAX_COMMAND_QUEUE = 64
+MAX_HELD_EVENTS = 200
+
+
+class MqttSink(Sink):
+    name = "mqtt"
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        device_id: str,
+        outbox: Outbox,
+        topics: Topics | None = None,
+        discovery: bool = True,
+        discovery_prefix: str = "homeassistant",
+        state_interval: float = 30.0,
+        verifier: CommandVerifier | None = None,
+        commands: CommandHandler | None = None,
+        face_recipient: str = "",
+        window: int = 64,
+        log: Callable[[str], None] = lambda _m: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.device_id = device_id
+        self.topics = topics or Topics.for_device(device_id)
+        self.outbox = outbox
+        self.discovery = discovery
+        self.discovery_prefix = discovery_prefix
+        self.state_interval = state_interval
+        self.verifier = verifier
+        self.commands = commands
+        self.window = window
+        self.log = log
+        self.clock = clock
+        self._recipient = None
+        if face_recipient:
+            from nacl.public import PublicKey, SealedBox
+
+            from edge.admin.signing import parse_key32
+
+            self._recipient = SealedBox(PublicKey(parse_key32(face_recipient, kind="X25519 recipient")))
+        self.counts = {"published": 0, "acked": 0, "refused_by_broker": 0, "events_dropped": 0, "commands": 0}
+        self._snapshot: dict[str, Any] = {}
+        self._held: deque[str] = deque(maxlen=MAX_HELD_EVENTS)  # events made while disconnected
+        self._started = time.time()
+        self._acks: queue.SimpleQueue = queue.SimpleQueue()
+        self._commands: queue.Queue = queue.Queue(MAX_COMMAND_QUEUE)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._new_session = threading.Event()
+        self._mids: dict[int, int] = {}  # mid → outbox id, for the current session
+        self._session = 0
+        self._last_state = -1e18
+        self._snapshot_sent = False  # the appliance's numbers are in the retained state since the last connect
+        self._state_due = threading.Event()
+        self.link = MqttLink(
+            settings,
+            will=(self.topics.availability, b"offline", 1, True),
+            on_connect=self._on_connect,
+            on_status=self._on_status,
+            on_message=self._on_message,
+            on_publish=lambda session, mid, code: (self._acks.put((session, mid, code)), self._wake.set()),
+            on_new_session=self._on_session,
+            max_inflight=window,
+            log=log,
+        )
+        self._threads = [
+            threading.Thread(target=self._publisher, name="edge-mqtt-out", daemon=True),
+            threading.Thread(target=self._command_worker, name="edge-mqtt-cmd", daemon=True),
+        ]
+        self._event_hook: Callable[[str, dict], None] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> MqttSink:
+        for t in self._threads:
+            t.start()
+        self.link.start()
+        return self
+
+    def set_event_hook(self, hook: Callable[[str, dict], None]) -> None:
+        """Where the sink's own events (broker down, outbox drops, refused commands) go: the appliance."""
+        self._event_hook = hook
+
+    @property
+    def wants_face(self) -> bool:
+        """True when verdicts should carry the face crop (sealed to the configured recipient)."""
+        return self._recipient is not None
+
+    # --- Sink --------------------------------------------------------------------------------------
+
+    def publish(self, verdict: Record) -> None:
+        record = verdict.to_dict()
+        face = getattr(verdict, "face_jpeg", None)
+        if self._recipient is not None and face:
+            record["face"] = {"format": "jpeg", "sealed": base64.b64encode(self._recipient.encrypt(face)).decode()}
+        self.outbox.append(json_line(record).encode(), int(record.get("seq", 0)))
+        self._wake.set()
+        if record.get("decision") == "unknown":
+            self._emit(
+                {
+                    "type": "event",
+                    "event": "unknown_face",
+                    "device_id": self.device_id,
+                    "ts": record.get("timestamps", {}).get("decided"),
+                    "seq": record.get("seq"),
+                    "score": record.get("score"),
+                    "track_id": record.get("track_id"),
+                }
+            )
+
+    def event(self, event: dict[str, Any]) -> None:
+        self._emit(event)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        payload = json_line(event)
+        if self.link.publish(self.topics.event, payload, qos=1) is None:
+            # Not connected: keep the latest few for when the broker is back (every event is in
+            # the audit log all the same); older ones are counted, not kept.
+            if len(self._held) == self._held.maxlen:
+                self.counts["events_dropped"] += 1
+            self._held.append(payload)
+
+    def state(self, snapshot: dict[str, Any]) -> None:
+        """The appliance's latest numbers; published (retained) every `state_interval` and on connect."""
+        self._snapshot = dict(snapshot)
+        if not self._snapshot_sent or self.clock() - self._last_state >= self.state_interval:
+            self._state_due.set()
+            self._wake.set()
+
+    def state_payload(self) -> dict[str, Any]:
+        return {
+            "type": "state",
+            "device_id": self.device_id,
+            "status": "stopped" if self._stop.is_set() else "running",
+            "version": __version__,
+            "uptime_s": round(time.time() - self._started, 1),
+            **self._snapshot,
+            "mqtt": {
+                "protocol": self.link.protocol,
+                "outbox": len(self.outbox),
+                "outbox_dropped": self.outbox.dropped,
+                **self.counts,
+            },
+        }
+
+    def flush(self) -> None:
+        """Wait (a little) for the outbox to drain; what is left stays on disk for the next start."""
+        self.drain(timeout=2.0)
+
+    def drain(self, timeout: float) -> bool:
+        end = self.clock() + timeout
+        while len(self.outbox) and self.clock() < end:
+            self._wake.set()
+            time.sleep(0.02)
+        return len(self.outbox) == 0
+
+    def close(self) -> None:
+        if self.link.connected.is_set():
+            self.drain(timeout=3.0)
+        self._stop.set()
+        self._wake.set()
+        final = (self.topics.availability, b"stopped", 1, True)
+        state = json_line(self.state_payload()).encode()
+        if self.link.connected.is_set():
+            self.link.publish(self.topics.state, state, qos=1, retain=True)
+        self.link.stop(final=final)
+        for t in self._threads:
+            t.join(5.0)
+        self.outbox.close()
+
+    # --- link callbacks (network thread) -----------------------------------------------------------------
+
+    def _on_session(self, session: int) -> None:
+        self._session = session
+        self._new_session.set()
+        self._wake.set()
+
+    def _on_connect(self, link: MqttLink, _first: bool) -> None:
+        link.publish(self.topics.availability, b"online", qos=1, retain=True)
+        self._snapshot_sent = False
+        link.subscribe(self.topics.command, qos=1)
+        if self.discovery:
+            link.subscribe(f"{self.discovery_prefix}/status", qos=1)
+            self._publish_discovery()
+        self._state_due.set()
+        self._wake.set()
+
+    def _publish_discovery(self) -> None:
+        for topic, payload in discovery_messages(
+            self.device_id, self.topics, prefix=self.discovery_prefix, sw_version=__version__
+        ):
+            self.link.publish(topic, json.dumps(payload), qos=1, retain=True)
+
+    def _on_status(self, kind: str, detail: str) -> None:
+        if kind in ("connected", "disconnected", "refused", "unreachable", "fallback", "error"):
+            self._hook(f"mqtt_{kind}", {"detail": detail})
+
+    def _hook(self, kind: str, fields: dict) -> None:
+        if self._event_hook is not None:
+            self._event_hook(kind, fields)
+
+    def _on_message(self, message) -> None:
+        if message.topic == self.topics.command:
+            try:
+                self._commands.put_nowait(message)
+            except queue.Full:
+                self._hook("command_dropped", {"reason": "too many commands queued"})
+        elif self.discovery and message.topic == f"{self.discovery_prefix}/status":
+            if message.payload.strip() == b"online":  # Home Assistant restarted: it forgot the entities
+                self._publish_discovery()
+                self._state_due.set()
+                self._wake.set()
+
+    # --- the publisher thread ---------------------------------------------------------------------------------
+
+    def _publisher(self) -> None:
+        while True:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            if self._new_session.is_set():
+                self._new_session.clear()
+                self._mids.clear()
+                self.outbox.unclaim_all()  # the new client has none of them: hand them over again
+            self._take_acks()
+            if self._stop.is_set():
+                return
+            if not self.link.connected.is_set():
+                continue
+            while self._held and self.link.connected.is_set():
+                if self.link.publish(self.topics.event, self._held[0], qos=1) is None:
+                    break
+                self._held.popleft()
+            if self._state_due.is_set():
+                self._state_due.clear()
+                self._last_state = self.clock()
+                self._snapshot_sent = bool(self._snapshot)
+                self.link.publish(self.topics.state, json_line(self.state_payload()), qos=1, retain=True)
+            room = self.window - len(self._mids)
+            if room <= 0:
+                continue
+            session = self._session
+            for item_id, _seq, payload in self.outbox.claim(room):
+                mid = self.link.publish(self.topics.verdict, payload, qos=1)
+                if mid is None or session != self._session:
+                    self.outbox.unclaim_all()
+                    self._mids.clear()
+                    break
+                self._mids[mid] = item_id
+                self.counts["published"] += 1
+
+    def _take_acks(self) -> None:
+        while True:
+            try:
+                session, mid, code = self._acks.get_nowait()
+            except queue.Empty:
+                return
+            if session != self._session:
+                continue
+            item_id = self._mids.pop(mid, None)
+            if item_id is None:
+                continue  # an event, the state or availability
+            if code >= 0x80:
+                # The broker took the message but refuses it (an ACL, a quota): sending it again
+                # cannot help; it is in the audit log. Count it and say so.
+                self.counts["refused_by_broker"] += 1
+                self._hook("verdict_refused_by_broker", {"reason_code": code, "outbox_id": item_id})
+            self.outbox.remove(item_id)
+            self.counts["acked"] += 1
+            self._wake.set()
+
+    # --- commands ------------------------------------------------------------------------------------------
+
+    def _command_worker(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self._commands.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self._handle_command(message)
+
+    def _handle_command(self, message) -> None:
+        self.counts["commands"] += 1
+        props = getattr(message, "properties", None)
+        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        reply: dict[str, Any] = {
+            "type": "command_response",
+            "device_id": self.device_id,
+            "request_id": uuid.uuid4().hex,
+        }
+        data: dict[str, Any] = {}
+        try:
+            if self.verifier is None:
+                raise CommandRefused("no_admin_keys", "this device takes no commands (mqtt.admin_keys is empty)")
+            data = self.verifier.parse(message.payload)
+            reply["command"], reply["nonce"] = data.get("command"), data.get("nonce")
+            if not response_topic and isinstance(data.get("reply_to"), str):
+                response_topic = data["reply_to"]
+            self.verifier.verify(data)
+            if self.commands is None:
+                raise CommandRefused("no_handler", "this device cannot carry out commands")
+            result = self.commands.handle(data["command"], data.get("args") or {})
+            reply.update(ok=True, code=1000, result=result)
+        except CommandRefused as exc:
+            reply.update(ok=False, code=exc.code, reason=exc.reason, error=exc.message)
+            self._hook("command_refused", {"reason": exc.reason, "command": reply.get("command")})
+        except EdgeError as exc:
+            reply.update(ok=False, code=exc.code, reason="failed", error=exc.message)
+        except Exception as exc:  # noqa: BLE001 - a command never takes the device down
+            reply.update(ok=False, code=1200, reason="failed", error=f"{type(exc).__name__}: {exc}")
+        topic = response_topic if response_topic and self.topics.is_response_topic(response_topic) else None
+        properties = reply_properties(correlation) if correlation else None
+        self.link.publish(topic or self.topics.response, json_line(reply), qos=1, properties=properties)

@@ -1,0 +1,554 @@
+"""MQTT against a real mosquitto: verdicts, availability, state, discovery, outbox, TLS, logins, commands.
+
+Every test that needs the broker starts its own mosquitto (Debian package, installed by
+scripts/setup.sh) on a free port in a temp dir; without mosquitto they skip.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from mqtt_broker import Broker, available, free_port
+from mqtt_helpers import Recorder, make_verdict
+
+from edge.admin.commands import CommandHandler
+from edge.admin.signing import CommandRefused, CommandVerifier, generate_admin_key, load_admin_key, sign_command
+from edge.config import ConfigError, MqttConfig, load_config
+from edge.mqtt.client import MqttSettings
+from edge.mqtt.outbox import Outbox
+from edge.mqtt.sink import MqttSink
+from edge.mqtt.topics import Topics, discovery_messages, ha_id
+from edge.mqtt.url import BrokerUrlError, parse_broker_url
+
+needs_broker = pytest.mark.skipif(not available(), reason="mosquitto is not installed (scripts/setup.sh installs it)")
+DEVICE = "door-1"
+T = Topics.for_device(DEVICE)
+
+
+def settings_for(url: str, **overrides) -> MqttSettings:
+    cfg = MqttConfig(url=url, reconnect_min=0.2, reconnect_max=1.0, **overrides)
+    return MqttSettings.from_config(cfg, client_id=f"edge-{DEVICE}")
+
+
+def make_sink(tmp_path: Path, url: str, *, outbox=None, verifier=None, commands=None, **kw) -> MqttSink:
+    events: list = []
+    sink = MqttSink(
+        kw.pop("settings", None) or settings_for(url, **kw.pop("mqtt", {})),
+        device_id=DEVICE,
+        outbox=outbox or Outbox(tmp_path / "outbox"),
+        verifier=verifier,
+        commands=commands,
+        **kw,
+    )
+    sink.set_event_hook(lambda kind, fields: events.append((kind, fields)))
+    sink.hooked = events
+    return sink
+
+
+# --- URLs and config ---------------------------------------------------------------------------------
+
+
+def test_broker_urls():
+    u = parse_broker_url("mqtts://door-1:p%40ss@broker.local")
+    assert (u.host, u.port, u.tls, u.username, u.password) == ("broker.local", 8883, True, "door-1", "p@ss")
+    assert "p@ss" not in u.redacted() and "***" in u.redacted()
+    assert parse_broker_url("mqtt://[::1]:1884").host == "::1"
+    assert parse_broker_url("mqtt://h").port == 1883
+    for bad in ("", "http://h", "mqtt://", "mqtt://h:99999", "mqtt://h/path", "mqtt://u:secret@h:x"):
+        with pytest.raises(BrokerUrlError) as exc:
+            parse_broker_url(bad)
+        assert "secret" not in str(exc.value)
+
+
+def test_config_errors_name_the_key(tmp_path):
+    cases = {
+        "url": ("ftp://x", "mqtt.url"),
+        "admin_keys": (["not-a-key"], "mqtt.admin_keys[0]"),
+        "face_recipient": ("short", "mqtt.face_recipient"),
+        "topic_prefix": ("a/+/b", "mqtt.topic_prefix"),
+        "protocol": ("4", "mqtt.protocol"),
+        "outbox_max": (1, "mqtt.outbox_max"),
+    }
+    for key, (value, path) in cases.items():
+        with pytest.raises(ConfigError) as exc:
+            load_config(overrides={"mqtt": {"enabled": True, key: value}})
+        assert exc.value.key == path, (key, exc.value)
+    cfg = MqttConfig(url="mqtt://h", password_file=str(tmp_path / "missing"))
+    with pytest.raises(Exception) as exc:
+        MqttSettings.from_config(cfg, client_id="x")
+    assert "mqtt.password_file" in str(exc.value)
+
+
+def test_firmware_config_documents_mqtt(repo_root):
+    cfg = load_config(repo_root / "firmware_config" / "edge.toml")
+    assert cfg.mqtt == MqttConfig()
+
+
+# --- signed commands (no broker) -----------------------------------------------------------------
+
+
+@pytest.fixture
+def admin(tmp_path):
+    key = generate_admin_key(tmp_path / "admin.key")
+    assert (tmp_path / "admin.key").stat().st_mode & 0o777 == 0o600
+    assert load_admin_key(tmp_path / "admin.key").encode() == key.encode()
+    return key
+
+
+def _verifier(admin, tmp_path, **kw):
+    from edge.admin.signing import public_key_text
+
+    return CommandVerifier([public_key_text(admin)], device_id=DEVICE, nonce_log=tmp_path / "nonces.json", **kw)
+
+
+def test_signed_command_checks(admin, tmp_path):
+    from nacl.signing import SigningKey
+
+    v = _verifier(admin, tmp_path)
+    good = sign_command(admin, "status", device_id=DEVICE)
+    assert v.verify(json.loads(json.dumps(good)))["command"] == "status"
+
+    def refused(data) -> str:
+        with pytest.raises(CommandRefused) as exc:
+            v.verify(data)
+        return exc.value.reason
+
+    assert refused(good) == "replayed"
+    assert refused(_verifier(admin, tmp_path).parse(json.dumps(good))) == "replayed"  # remembered on disk
+    assert _verifier(admin, tmp_path).nonces.seen  # a restarted device refuses it too
+    assert (
+        refused({k: v for k, v in sign_command(admin, "status", device_id=DEVICE).items() if k != "sig"}) == "unsigned"
+    )
+    forged = sign_command(admin, "revoke", {"name": "Ada"}, device_id=DEVICE)
+    forged["args"] = {"name": "Grace"}
+    assert refused(forged) == "bad_signature"
+    stranger = SigningKey.generate()
+    assert refused(sign_command(stranger, "status", device_id=DEVICE)) == "unknown_key"
+    impostor = sign_command(stranger, "status", device_id=DEVICE)
+    impostor["key"] = good["key"]  # claims to be the admin, signed by someone else
+    assert refused(impostor) == "bad_signature"
+    assert refused(sign_command(admin, "status", device_id="door-2")) == "wrong_device"
+    assert refused(sign_command(admin, "status", device_id=DEVICE, ts=time.time() - 600)) == "stale"
+    assert refused(sign_command(admin, "status", device_id=DEVICE, ts=time.time() + 600)) == "stale"
+    redirected = sign_command(admin, "status", device_id=DEVICE, reply_to=T.response + "/a")
+    redirected["reply_to"] = "elsewhere"
+    assert refused(redirected) == "bad_signature"
+    with pytest.raises(CommandRefused):
+        v.parse(b"\xff not json")
+
+
+def test_nonce_log_damage_refuses_rather_than_forgets(admin, tmp_path):
+    (tmp_path / "nonces.json").write_text("{broken")
+    with pytest.raises(Exception) as exc:
+        _verifier(admin, tmp_path)
+    assert "nonce log" in str(exc.value)
+
+
+# --- the outbox (no broker) ------------------------------------------------------------------------
+
+
+def test_outbox_order_restart_and_bound(tmp_path):
+    drops = []
+    box = Outbox(tmp_path / "ob", max_items=5, on_drop=lambda n, a, b: drops.append((n, a, b)))
+    for seq in range(1, 6):
+        box.append(f'{{"seq":{seq}}}'.encode(), seq)
+    claimed = box.claim(2)
+    assert [s for _i, s, _p in claimed] == [1, 2]
+    box.append(b'{"seq":6}', 6)  # full: the oldest unclaimed (3) goes, not the in-flight 1 and 2
+    assert drops == [(1, 3, 3)] and box.dropped == 1
+    assert box.seqs() == [1, 2, 4, 5, 6]
+    box.remove(claimed[0][0])
+    (tmp_path / "ob" / ".tmp-00000000000009-9.json.abc").write_bytes(b"half")  # a write cut by a crash
+    reopened = Outbox(tmp_path / "ob", max_items=5)
+    assert reopened.seqs() == [2, 4, 5, 6] and reopened.last_seq == 6
+    assert not any(p.name.startswith(".tmp-") for p in (tmp_path / "ob").iterdir())
+    assert [json.loads(p)["seq"] for _i, _s, p in reopened.claim(10)] == [2, 4, 5, 6]
+    for i, _s, _p in reopened.claim(10):
+        reopened.remove(i)
+    reopened.unclaim_all()
+    for i, _s, _p in reopened.claim(10):
+        reopened.remove(i)
+    reopened.close()
+    assert len(Outbox(tmp_path / "ob")) == 0 and Outbox(tmp_path / "ob").last_seq == 6
+    assert oct((tmp_path / "ob").stat().st_mode & 0o777) == oct(0o700)
+
+
+# --- discovery payloads ------------------------------------------------------------------------------
+
+
+def test_discovery_payloads_ids_and_availability():
+    msgs = dict(discovery_messages("door.1 west", Topics.for_device("door.1 west"), sw_version="0.1.0"))
+    assert set(msgs) == {
+        f"homeassistant/{c}/edge_door_1_west/{o}/config"
+        for c, o in [
+            ("binary_sensor", "access_granted"),
+            ("sensor", "last_person"),
+            ("sensor", "last_score"),
+            ("sensor", "camera_fps"),
+            ("sensor", "enrolled"),
+        ]
+    }
+    for topic, payload in msgs.items():
+        assert ha_id(payload["unique_id"]) == payload["unique_id"]
+        assert all(ha_id(part) == part for part in topic.split("/"))
+        assert payload["availability"][0]["topic"] == "edge/door.1 west/availability"
+        assert payload["device"]["identifiers"] == ["edge_door_1_west"]
+    granted = msgs["homeassistant/binary_sensor/edge_door_1_west/access_granted/config"]
+    assert granted["state_topic"].endswith("/verdict") and granted["off_delay"] == 5
+
+
+# --- against the broker ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broker(tmp_path):
+    if not available():
+        pytest.skip("mosquitto is not installed (scripts/setup.sh installs it)")
+    b = Broker(tmp_path / "broker").start()
+    yield b
+    b.kill()
+
+
+def test_round_trip_availability_state_discovery(broker, tmp_path):
+    rec = Recorder(broker.port, ["edge/#", "homeassistant/#"]).start()
+    sink = make_sink(tmp_path, broker.url).start()
+    try:
+        assert sink.link.wait_connected(10)
+        sink.state({"fps": 29.5, "enrolled": 3})
+        for seq in (1, 2, 3):
+            sink.publish(make_verdict(seq))
+        sink.publish(make_verdict(4, decision="unknown"))
+        assert rec.wait_for(lambda: len(rec.on(T.verdict)) == 4)
+        assert rec.seqs(T.verdict) == [1, 2, 3, 4]
+        first = rec.json_on(T.verdict)[0]
+        assert first["decision"] == "granted" and first["name"] == "Ada" and first["device_id"] == DEVICE
+        assert "face" not in first  # privacy: no face unless configured
+        assert rec.wait_for(lambda: any(e["event"] == "unknown_face" for e in rec.json_on(T.event)))
+        assert rec.wait_for(lambda: len(sink.outbox) == 0)
+        assert rec.wait_for(lambda: any(json.loads(p).get("fps") == 29.5 for p in rec.on(T.state)))
+        assert rec.on(T.availability) == [b"online"]
+        n_discovery = len([t for t, _p, _r in rec.messages if t.startswith("homeassistant/")])
+        assert n_discovery == 5
+        # Home Assistant restarted: discovery again
+        rec.client.publish("homeassistant/status", "online", qos=1)
+        assert rec.wait_for(lambda: len([t for t, _p, _r in rec.messages if t.startswith("homeassistant/")]) >= 10)
+    finally:
+        sink.close()
+    assert rec.wait_for(lambda: rec.on(T.availability)[-1:] == [b"stopped"])
+    rec.stop()
+    # retained: a newcomer sees availability, state and discovery at once
+    late = Recorder(broker.port, ["edge/#", "homeassistant/#"], client_id="late").start()
+    discovery = lambda: [t for t, _p, _r in late.messages if t.startswith("homeassistant/")]  # noqa: E731
+    assert late.wait_for(lambda: late.on(T.availability) == [b"stopped"] and late.on(T.state) and len(discovery()) == 5)
+    time.sleep(0.3)
+    assert all(r for t, _p, r in late.messages)  # only retained messages, no verdict replayed
+    assert len(discovery()) == 5
+    late.stop()
+
+
+def test_verdicts_survive_outage_in_order(broker, tmp_path):
+    """Broker stopped for 10 s while verdicts are produced: every verdict arrives, in order."""
+    rec = Recorder(broker.port, [T.verdict], client_id="rec-outage", persistent=True).start()
+    sink = make_sink(tmp_path, broker.url).start()
+    stop_at, restart_at, total = 1.0, 11.0, 0
+    t0 = time.monotonic()
+    try:
+        assert sink.link.wait_connected(10)
+        stopped = restarted = False
+        while time.monotonic() - t0 < 13.0:
+            total += 1
+            sink.publish(make_verdict(total))
+            elapsed = time.monotonic() - t0
+            if elapsed > stop_at and not stopped:
+                broker.stop()
+                stopped = True
+            if elapsed > restart_at and not restarted:
+                broker.start()
+                restarted = True
+            time.sleep(0.05)
+        assert stopped and restarted and len(sink.outbox) > 0 or total > 0
+        assert rec.wait_for(lambda: set(rec.seqs(T.verdict)) >= set(range(1, total + 1)), timeout=30)
+    finally:
+        sink.close()
+        rec.stop()
+    seqs = rec.seqs(T.verdict)
+    firsts = list(dict.fromkeys(seqs))
+    assert firsts == list(range(1, total + 1)), "delivered out of order"
+    assert total > 200
+    kinds = [k for k, _f in sink.hooked]
+    assert "mqtt_disconnected" in kinds and kinds.count("mqtt_connected") >= 2
+
+
+def test_restart_with_full_outbox_delivers(broker, tmp_path):
+    """Verdicts queued while no broker was there are delivered, in order, by the next process."""
+    dead = f"mqtt://127.0.0.1:{free_port()}"
+    sink = make_sink(tmp_path, dead).start()
+    for seq in range(1, 21):
+        sink.publish(make_verdict(seq))
+    time.sleep(0.5)
+    assert not sink.link.connected.is_set()
+    assert any(k == "mqtt_unreachable" for k, _f in sink.hooked)  # a clear event, no exception
+    sink.close()
+    assert len(Outbox(tmp_path / "outbox")) == 20
+    # a new process: the edge CLI has nothing to do with it; the outbox on disk is what counts
+    rec = Recorder(broker.port, [T.verdict]).start()
+    script = (
+        "import sys, time; sys.path.insert(0, 'tests')\n"
+        "from test_mqtt import make_sink\n"
+        "from pathlib import Path\n"
+        f"s = make_sink(Path({str(tmp_path)!r}), {broker.url!r}).start()\n"
+        "s.link.wait_connected(10); ok = s.drain(15); s.close(); sys.exit(0 if ok else 1)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60, cwd=Path(__file__).parent.parent)
+    assert rec.wait_for(lambda: len(rec.on(T.verdict)) >= 20)
+    assert rec.seqs(T.verdict) == list(range(1, 21))
+    assert len(Outbox(tmp_path / "outbox")) == 0
+    rec.stop()
+
+
+def test_wrong_password_is_a_clear_event(tmp_path):
+    if not available():
+        pytest.skip("mosquitto is not installed")
+    with Broker(tmp_path / "b", users={DEVICE: "right"}) as b:
+        sink = make_sink(tmp_path, f"mqtt://{DEVICE}:wrong@127.0.0.1:{b.port}").start()
+        sink.publish(make_verdict(1))
+        deadline = time.time() + 10
+        while time.time() < deadline and not any(k == "mqtt_refused" for k, _f in sink.hooked):
+            time.sleep(0.05)
+        sink.close()
+        refused = [f["detail"] for k, f in sink.hooked if k == "mqtt_refused"]
+        assert refused and "user name and password" in refused[0]
+        assert len(Outbox(tmp_path / "outbox")) == 1  # kept for when the password is fixed
+        pw = tmp_path / "pw"
+        pw.write_text("right\n")
+        rec = Recorder(b.port, [T.verdict], username=DEVICE, password="right").start()
+        good = make_sink(tmp_path, f"mqtt://{DEVICE}@127.0.0.1:{b.port}", mqtt={"password_file": str(pw)}).start()
+        assert rec.wait_for(lambda: rec.seqs(T.verdict) == [1])
+        good.close()
+        rec.stop()
+
+
+def test_tls_with_a_ca_made_here(tmp_path):
+    if not available():
+        pytest.skip("mosquitto is not installed")
+    with Broker(tmp_path / "b", tls=True, require_certificate=True) as b:
+        certs = b.certs
+        sink = make_sink(
+            tmp_path,
+            b.url,
+            mqtt={"ca_file": b.ca_file, "cert_file": str(certs["client_cert"]), "key_file": str(certs["client_key"])},
+        ).start()
+        assert sink.link.wait_connected(10)
+        sink.publish(make_verdict(1))
+        assert sink.drain(10)
+        sink.close()
+        # no client certificate: the broker refuses the handshake; an event, not a crash
+        other = tmp_path / "other"
+        bad = make_sink(other, b.url, mqtt={"ca_file": b.ca_file}).start()
+        time.sleep(2)
+        assert not bad.link.connected.is_set()
+        bad.close()
+        # a CA that did not sign the broker's certificate: refused too
+        from mqtt_broker import make_ca
+
+        wrong = make_ca(tmp_path / "wrong-ca")
+        bad = make_sink(tmp_path / "o3", b.url, mqtt={"ca_file": str(wrong["ca"])}).start()
+        time.sleep(2)
+        assert not bad.link.connected.is_set() and bad.link.last_error
+        bad.close()
+
+
+def _status_handler():
+    return CommandHandler(status=lambda: {"fps": 12.0, "enrolled": 0})
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_commands_over_mqtt(broker, tmp_path, admin, protocol):
+    """`edge admin send` round trip; replayed, forged and unsigned commands refused on command/response."""
+    verifier = _verifier(admin, tmp_path)
+    sink = make_sink(tmp_path, broker.url, verifier=verifier, commands=_status_handler(), mqtt={"protocol": protocol})
+    sink.start()
+    rec = Recorder(broker.port, [T.response + "/#"]).start()  # "/#" matches command/response too
+    try:
+        assert sink.link.wait_connected(10)
+        cli = [sys.executable, "-m", "edge.cli", "admin", "send", "--mqtt", broker.url, "--device-id", DEVICE]
+        cli += ["--admin-key", str(tmp_path / "admin.key"), "--protocol", protocol, "--timeout", "10", "status"]
+        out = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        reply = json.loads(out.stdout)
+        assert reply["ok"] and reply["code"] == 1000 and reply["result"]["fps"] == 12.0 and reply["request_id"]
+
+        signed = sign_command(admin, "status", device_id=DEVICE)
+        for _ in range(2):  # the second is a replay
+            rec.client.publish(T.command, json.dumps(signed), qos=1)
+        forged = sign_command(admin, "revoke", {"name": "Ada"}, device_id=DEVICE)
+        forged["args"]["name"] = "Grace"
+        rec.client.publish(T.command, json.dumps(forged), qos=1)
+        unsigned = {k: v for k, v in sign_command(admin, "reload", device_id=DEVICE).items() if k != "sig"}
+        rec.client.publish(T.command, json.dumps(unsigned), qos=1)
+        rec.client.publish(T.command, b"garbage", qos=1)
+        assert rec.wait_for(lambda: len(rec.on(T.response)) >= 5)
+        replies = rec.json_on(T.response)
+        assert [r["ok"] for r in replies[:2]] == [True, False]
+        assert [r.get("reason") for r in replies[1:5]] == ["replayed", "bad_signature", "unsigned", "malformed"]
+        assert all(r["code"] == 1200 and r["error"] for r in replies[1:5])
+        assert [k for k, _f in sink.hooked].count("command_refused") == 4
+    finally:
+        sink.close()
+        rec.stop()
+
+
+def test_vault_commands_people_import_revoke(broker, tmp_path, admin, astronaut_rgb):
+    """import (a bundle sealed to the device), people, revoke, against a real vault and engine."""
+    from edge.engine import Engine
+    from edge.mqtt.admin import send_command
+    from edge.vault import Vault, make_bundle
+
+    engine = Engine(profile="fast")
+    vault = Vault.init(tmp_path / "vault")
+    reloads = []
+    handler = CommandHandler(
+        status=lambda: {}, vault_path=str(vault.directory), engine=engine, reload=lambda: reloads.append(1)
+    )
+    sink = make_sink(tmp_path, broker.url, verifier=_verifier(admin, tmp_path), commands=handler).start()
+    try:
+        assert sink.link.wait_connected(10)
+        photo = cv2.imencode(".png", cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+        bundle = make_bundle(vault.private_key.public_key, "Eileen Collins", [photo])
+        settings = settings_for(broker.url)
+
+        def send(command, args=None):
+            return send_command(settings, admin, DEVICE, command, args, timeout=30)
+
+        r = send("import", {"bundle": base64.b64encode(bundle).decode()})
+        assert r["ok"], r
+        assert r["result"]["name"] == "Eileen Collins"
+        people = send("people")["result"]["people"]
+        assert [p["name"] for p in people] == ["Eileen Collins"]
+        assert "template" not in json.dumps(people).lower().replace("templates", "")
+        assert send("revoke", {"name": "Eileen Collins"})["result"]["photos"] == 1
+        assert send("people")["result"]["people"] == []
+        bad = send("revoke", {"name": "Nobody"})
+        assert not bad["ok"] and bad["code"] == 1200
+        assert send("import", {"bundle": "bm90IGEgYnVuZGxl"})["ok"] is False
+        assert len(reloads) == 2
+    finally:
+        sink.close()
+
+
+def test_face_only_sealed_to_the_configured_recipient(broker, tmp_path, astronaut_rgb):
+    from nacl.public import PrivateKey, SealedBox
+
+    from edge.appliance.loop import face_crop_jpeg
+
+    recipient = PrivateKey.generate()
+    pub = base64.b64encode(bytes(recipient.public_key)).decode()
+    sink = make_sink(tmp_path, broker.url, face_recipient=pub).start()
+    rec = Recorder(broker.port, [T.verdict]).start()
+    try:
+        assert sink.wants_face
+        verdict = make_verdict(1)
+        from dataclasses import replace
+
+        jpeg = face_crop_jpeg(astronaut_rgb, (170, 40, 120, 130))
+        sink.publish(replace(verdict, face_jpeg=jpeg))
+        assert rec.wait_for(lambda: rec.on(T.verdict))
+        payload = rec.json_on(T.verdict)[0]
+        sealed = base64.b64decode(payload["face"]["sealed"])
+        assert jpeg not in rec.on(T.verdict)[0] and b"JFIF" not in sealed
+        opened = SealedBox(recipient).decrypt(sealed)
+        assert opened == jpeg
+        img = cv2.imdecode(np.frombuffer(opened, np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None and min(img.shape[:2]) > 50
+        assert "face_jpeg" not in json.dumps(verdict.to_dict())  # stdout and the audit log never carry it
+    finally:
+        sink.close()
+        rec.stop()
+
+
+def _frames_dir(path: Path, rgb: np.ndarray, n: int) -> Path:
+    path.mkdir()
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[:, 80:560] = cv2.resize(rgb, (480, 480))
+    bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    for i in range(n):
+        cv2.imwrite(str(path / f"{i:04d}.jpg"), bgr)
+    return path
+
+
+def test_edge_run_last_will_after_sigkill(broker, tmp_path, astronaut_rgb):
+    """`edge run --mqtt`: online, a verdict with seq, then SIGKILL → the broker publishes the last will."""
+    gallery = tmp_path / "gallery" / "astronaut"
+    gallery.mkdir(parents=True)
+    cv2.imwrite(str(gallery / "a.png"), cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR))
+    frames = _frames_dir(tmp_path / "frames", astronaut_rgb, 600)
+    conf = tmp_path / "edge.toml"
+    conf.write_text(
+        f'[device]\nid = "{DEVICE}"\n[camera]\nrealtime = true\nfps = 10.0\n[vault]\npath = ""\n'
+        f'[gallery]\npath = "{tmp_path / "gallery"}"\n[audit]\npath = "{tmp_path / "audit.jsonl"}"\n'
+        f'[mqtt]\noutbox_path = "{tmp_path / "outbox"}"\nkeepalive = 5\n'
+    )
+    rec = Recorder(broker.port, ["edge/#"]).start()
+    cmd = [sys.executable, "-m", "edge.cli", "run", "--config", str(conf), "--source", str(frames)]
+    proc = subprocess.Popen([*cmd, "--mqtt", broker.url], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert rec.wait_for(lambda: rec.seqs(T.verdict), timeout=60), proc.stderr.read1().decode()
+        assert rec.on(T.availability) == [b"online"]
+        assert rec.json_on(T.verdict)[0]["seq"] == 1 and rec.json_on(T.verdict)[0]["name"] == "astronaut"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert rec.wait_for(lambda: rec.on(T.availability)[-1:] == [b"offline"], timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        rec.stop()
+
+
+def test_protocol_fallback_to_311(tmp_path):
+    """A broker that only speaks 3.1.1 answers MQTT 5 with 'unacceptable protocol version': fall back.
+
+    The only fake in this file: mosquitto cannot be told to refuse MQTT 5, so a few lines of
+    socket code play a 3.1.1-only broker for the CONNECT/CONNACK exchange.
+    """
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    port = server.getsockname()[1]
+    levels = []
+
+    def serve():
+        for _ in range(2):
+            conn, _addr = server.accept()
+            with conn:
+                data = conn.recv(1024)
+                level = data[8]  # fixed header (2) + "\x00\x04MQTT" (6) → protocol level
+                levels.append(level)
+                conn.sendall(bytes([0x20, 2, 0, 1 if level == 5 else 0]))
+                if level == 4:
+                    time.sleep(1.0)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    statuses = []
+    from edge.mqtt.client import MqttLink
+
+    link = MqttLink(settings_for(f"mqtt://127.0.0.1:{port}"), on_status=lambda k, d: statuses.append(k))
+    link.start()
+    t.join(10)
+    assert levels == [5, 4], levels
+    assert link.protocol == "3.1.1" and "fallback" in statuses
+    link.stop(timeout=2)
+    server.close()
