@@ -552,3 +552,10 @@ def test_protocol_fallback_to_311(tmp_path):
     assert link.protocol == "3.1.1" and "fallback" in statuses
     link.stop(timeout=2)
     server.close()
+
+
+def test_docs_show_the_discovery_payloads_the_code_makes(repo_root):
+    text = (repo_root / "docs" / "mqtt.md").read_text()
+    for topic, payload in discovery_messages("door-1", Topics.for_device("door-1"), sw_version="0.1.0"):
+        block = f"`{topic}`\n\n```json\n{json.dumps(payload, indent=2)}\n```"
+        assert block in text, f"docs/mqtt.md does not show {topic} as the code makes it"

@@ -65,9 +65,14 @@ def discovery_messages(
         "sw_version": sw_version,
     }
     common = {
-        "availability": [{"topic": topics.availability, "value_template": AVAILABLE}],
-        "payload_available": "online",
-        "payload_not_available": "offline",
+        "availability": [
+            {
+                "topic": topics.availability,
+                "value_template": AVAILABLE,
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            }
+        ],
         "device": device,
         "origin": {"name": "edge", "sw_version": sw_version},
         "qos": 1,
