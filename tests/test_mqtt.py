@@ -559,3 +559,31 @@ def test_docs_show_the_discovery_payloads_the_code_makes(repo_root):
     for topic, payload in discovery_messages("door-1", Topics.for_device("door-1"), sw_version="0.1.0"):
         block = f"`{topic}`\n\n```json\n{json.dumps(payload, indent=2)}\n```"
         assert block in text, f"docs/mqtt.md does not show {topic} as the code makes it"
+
+
+def test_full_outbox_drops_oldest_with_a_counted_event(tmp_path):
+    """Wired from the config as `edge run` does: a full outbox drops the oldest and says so."""
+    from edge.appliance.loop import mqtt_sink_from_config
+    from edge.config import config_from_dict
+
+    cfg = config_from_dict(
+        {
+            "device": {"id": DEVICE},
+            "mqtt": {
+                "enabled": True,
+                "url": f"mqtt://127.0.0.1:{free_port()}",  # nobody there
+                "outbox_path": str(tmp_path / "outbox"),
+                "outbox_max": 10,
+            },
+        }
+    )
+    sink = mqtt_sink_from_config(cfg, log=lambda _m: None)
+    events = []
+    sink.set_event_hook(lambda kind, fields: events.append((kind, fields)))
+    sink.start()
+    for seq in range(1, 16):
+        sink.publish(make_verdict(seq))
+    sink.close()
+    drops = [f for k, f in events if k == "outbox_dropped"]
+    assert [d["first_seq"] for d in drops] == [1, 2, 3, 4, 5] and drops[-1]["total"] == 5
+    assert Outbox(tmp_path / "outbox").seqs() == list(range(6, 16))
