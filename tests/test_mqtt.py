@@ -290,30 +290,47 @@ def test_verdicts_survive_outage_in_order(broker, tmp_path):
     assert "mqtt_disconnected" in kinds and kinds.count("mqtt_connected") >= 2
 
 
-def test_restart_with_full_outbox_delivers(broker, tmp_path):
-    """Verdicts queued while no broker was there are delivered, in order, by the next process."""
-    dead = f"mqtt://127.0.0.1:{free_port()}"
-    sink = make_sink(tmp_path, dead).start()
-    for seq in range(1, 21):
-        sink.publish(make_verdict(seq))
-    time.sleep(0.5)
-    assert not sink.link.connected.is_set()
-    assert any(k == "mqtt_unreachable" for k, _f in sink.hooked)  # a clear event, no exception
-    sink.close()
-    assert len(Outbox(tmp_path / "outbox")) == 20
-    # a new process: the edge CLI has nothing to do with it; the outbox on disk is what counts
-    rec = Recorder(broker.port, [T.verdict]).start()
-    script = (
-        "import sys, time; sys.path.insert(0, 'tests')\n"
-        "from test_mqtt import make_sink\n"
-        "from pathlib import Path\n"
-        f"s = make_sink(Path({str(tmp_path)!r}), {broker.url!r}).start()\n"
-        "s.link.wait_connected(10); ok = s.drain(15); s.close(); sys.exit(0 if ok else 1)\n"
+def _door(tmp_path: Path, astronaut_rgb, frames: int, **mqtt) -> tuple[Path, Path]:
+    """A config for `edge run` (gallery with the astronaut, audit log, outbox) and a replay of her."""
+    gallery = tmp_path / "gallery" / "astronaut"
+    if not gallery.exists():
+        gallery.mkdir(parents=True)
+        cv2.imwrite(str(gallery / "a.png"), cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR))
+    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in mqtt.items())
+    conf = tmp_path / "edge.toml"
+    conf.write_text(
+        f'[device]\nid = "{DEVICE}"\n[camera]\nrealtime = true\nfps = 10.0\n[vault]\npath = ""\n'
+        f'[gallery]\npath = "{tmp_path / "gallery"}"\n[audit]\npath = "{tmp_path / "audit.jsonl"}"\n'
+        f'[mqtt]\noutbox_path = "{tmp_path / "outbox"}"\nreconnect_min = 0.2\nreconnect_max = 1.0\n{extra}'
     )
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=60, cwd=Path(__file__).parent.parent)
-    assert rec.wait_for(lambda: len(rec.on(T.verdict)) >= 20)
-    assert rec.seqs(T.verdict) == list(range(1, 21))
-    assert len(Outbox(tmp_path / "outbox")) == 0
+    frames_dir = tmp_path / f"frames{frames}"
+    if not frames_dir.exists():
+        _frames_dir(frames_dir, astronaut_rgb, frames)
+    return conf, frames_dir
+
+
+def _edge_run(conf: Path, frames: Path, url: str, *extra: str, **kw) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "edge.cli", "run", "--config", str(conf), "--source", str(frames), "--mqtt", url]
+    return subprocess.Popen([*cmd, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def test_appliance_restarted_with_a_full_outbox_delivers(broker, tmp_path, astronaut_rgb):
+    """`edge run` with no broker queues its verdict on disk; the next `edge run` delivers it first, in order."""
+    conf, frames = _door(tmp_path, astronaut_rgb, 20)
+    first = _edge_run(conf, frames, f"mqtt://127.0.0.1:{free_port()}")  # nobody listens there
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err.decode()
+    assert b"mqtt_unreachable" in out  # a clear event on stdout (and in the audit log), no traceback
+    assert Outbox(tmp_path / "outbox").seqs() == [1]
+    rec = Recorder(broker.port, [T.verdict]).start()
+    second = _edge_run(conf, frames, broker.url)
+    _out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err.decode()
+    assert rec.wait_for(lambda: len(rec.seqs(T.verdict)) >= 2)
+    got = rec.json_on(T.verdict)
+    assert [v["seq"] for v in got] == [1, 2]  # the queued one first; numbering continued across the restart
+    assert all(v["name"] == "astronaut" and v["decision"] == "granted" for v in got)
+    assert Outbox(tmp_path / "outbox").seqs() == []
     rec.stop()
 
 
@@ -489,21 +506,11 @@ def _frames_dir(path: Path, rgb: np.ndarray, n: int) -> Path:
 
 def test_edge_run_last_will_after_sigkill(broker, tmp_path, astronaut_rgb):
     """`edge run --mqtt`: online, a verdict with seq, then SIGKILL → the broker publishes the last will."""
-    gallery = tmp_path / "gallery" / "astronaut"
-    gallery.mkdir(parents=True)
-    cv2.imwrite(str(gallery / "a.png"), cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR))
-    frames = _frames_dir(tmp_path / "frames", astronaut_rgb, 600)
-    conf = tmp_path / "edge.toml"
-    conf.write_text(
-        f'[device]\nid = "{DEVICE}"\n[camera]\nrealtime = true\nfps = 10.0\n[vault]\npath = ""\n'
-        f'[gallery]\npath = "{tmp_path / "gallery"}"\n[audit]\npath = "{tmp_path / "audit.jsonl"}"\n'
-        f'[mqtt]\noutbox_path = "{tmp_path / "outbox"}"\nkeepalive = 5\n'
-    )
+    conf, frames = _door(tmp_path, astronaut_rgb, 600, keepalive=5)
     rec = Recorder(broker.port, ["edge/#"]).start()
-    cmd = [sys.executable, "-m", "edge.cli", "run", "--config", str(conf), "--source", str(frames)]
-    proc = subprocess.Popen([*cmd, "--mqtt", broker.url], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = _edge_run(conf, frames, broker.url)
     try:
-        assert rec.wait_for(lambda: rec.seqs(T.verdict), timeout=60), proc.stderr.read1().decode()
+        assert rec.wait_for(lambda: rec.seqs(T.verdict), timeout=60)
         assert rec.on(T.availability) == [b"online"]
         assert rec.json_on(T.verdict)[0]["seq"] == 1 and rec.json_on(T.verdict)[0]["name"] == "astronaut"
         os.kill(proc.pid, signal.SIGKILL)
@@ -512,6 +519,7 @@ def test_edge_run_last_will_after_sigkill(broker, tmp_path, astronaut_rgb):
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.communicate()
         rec.stop()
 
 

@@ -229,7 +229,7 @@ class MqttLink:
         if self.will is not None:
             topic, payload, qos, retain = self.will
             client.will_set(topic, payload, qos=qos, retain=retain)
-        client.reconnect_delay_set(max(1, round(s.reconnect_min)), max(1, round(s.reconnect_max)))
+        client.reconnect_delay_set(s.reconnect_min, s.reconnect_max)  # type: ignore[arg-type] - floats work
         client.max_inflight_messages_set(self.max_inflight)
         client.on_connect = self._connected
         client.on_connect_fail = self._connect_failed
