@@ -52,6 +52,7 @@ class Recorder:
         password: str | None = None,
     ) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
+        self.properties: list[tuple[str, Any]] = []  # (topic, MQTT 5 properties) of each message
         self.cond = threading.Condition()
         self.topics = topics
         self.connected = threading.Event()
@@ -97,6 +98,7 @@ class Recorder:
     def _on_message(self, _c, _u, message) -> None:
         with self.cond:
             self.messages.append((message.topic, message.payload, bool(message.retain)))
+            self.properties.append((message.topic, getattr(message, "properties", None)))
             self.cond.notify_all()
 
     def stop(self) -> None:

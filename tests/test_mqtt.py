@@ -421,6 +421,17 @@ def test_commands_over_mqtt(broker, tmp_path, admin, protocol):
         assert [r.get("reason") for r in replies[1:5]] == ["replayed", "bad_signature", "unsigned", "malformed"]
         assert all(r["code"] == 1200 and r["error"] for r in replies[1:5])
         assert [k for k, _f in sink.hooked].count("command_refused") == 4
+        if protocol == "5":  # the MQTT 5 way: response topic and correlation data, no reply_to
+            from edge.mqtt.client import response_properties
+
+            reply_topic = T.response + "/mine"
+            plain = sign_command(admin, "status", device_id=DEVICE)
+            rec.client.publish(
+                T.command, json.dumps(plain), qos=1, properties=response_properties(reply_topic, b"c-42")
+            )
+            assert rec.wait_for(lambda: rec.on(reply_topic))
+            props = [p for t, p in rec.properties if t == reply_topic][0]
+            assert props.CorrelationData == b"c-42" and json.loads(rec.on(reply_topic)[0])["ok"]
     finally:
         sink.close()
         rec.stop()
