@@ -606,3 +606,49 @@ def test_full_outbox_drops_oldest_with_a_counted_event(tmp_path):
     drops = [f for k, f in events if k == "outbox_dropped"]
     assert [d["first_seq"] for d in drops] == [1, 2, 3, 4, 5] and drops[-1]["total"] == 5
     assert Outbox(tmp_path / "outbox").seqs() == list(range(6, 16))
+
+
+def test_edge_run_obeys_signed_commands(broker, tmp_path, admin, astronaut_rgb):
+    """The whole chain: `edge admin send` → broker → `edge run` (vault, engine, loop) → reply; revoke reloads."""
+    from edge.admin.signing import public_key_text
+
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR))
+    edge = [sys.executable, "-m", "edge.cli"]
+    subprocess.run([*edge, "keys", "init", "--vault", str(tmp_path / "vault")], check=True, capture_output=True)
+    subprocess.run(
+        [*edge, "enroll", "--vault", str(tmp_path / "vault"), "Eileen Collins", str(photo)],
+        check=True,
+        capture_output=True,
+    )
+    conf, frames = _door(tmp_path, astronaut_rgb, 600, admin_keys=[public_key_text(admin)])
+    text = conf.read_text().replace('[vault]\npath = ""', f'[vault]\npath = "{tmp_path / "vault"}"')
+    conf.write_text(text.replace(f'[gallery]\npath = "{tmp_path / "gallery"}"', '[gallery]\npath = ""'))
+    rec = Recorder(broker.port, [T.event, T.availability]).start()
+    proc = _edge_run(conf, frames, broker.url)
+    send = [*edge, "admin", "send", "--mqtt", broker.url, "--device-id", DEVICE]
+    send += ["--admin-key", str(tmp_path / "admin.key"), "--timeout", "30"]
+    try:
+        assert rec.wait_for(lambda: rec.on(T.availability) == [b"online"], timeout=60)
+        status = subprocess.run([*send, "status"], capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0, status.stderr
+        result = json.loads(status.stdout)["result"]
+        assert result["enrolled"] == 1 and result["source"] == str(frames) and "outbox" in result["mqtt"]
+        revoke = subprocess.run([*send, "revoke", "Eileen Collins"], capture_output=True, text=True, timeout=60)
+        assert revoke.returncode == 0, revoke.stderr
+        assert json.loads(revoke.stdout)["result"]["photos"] == 1
+        assert rec.wait_for(
+            lambda: any(e["event"] == "reloaded" and e["people"] == 0 for e in rec.json_on(T.event)), timeout=30
+        )
+        again = subprocess.run([*send, "revoke", "Eileen Collins"], capture_output=True, text=True, timeout=60)
+        assert again.returncode == 1 and json.loads(again.stdout)["reason"] == "failed"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        rec.stop()
+    assert proc.returncode == 0
+    assert rec.on(T.availability)[-1] == b"stopped"
