@@ -1,4 +1,4 @@
-"""Where verdicts go: one `Sink` interface; stdout JSON lines and the audit log (MQTT next)."""
+"""Where verdicts go: one `Sink` interface; stdout JSON lines and the audit log (the MQTT sink is edge.mqtt.sink)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one interface every verdict transport implements (stdout, audit log, MQTT next).
+"""The one interface every verdict transport implements (stdout, audit log, MQTT in edge.mqtt).
 
 In the spirit of Frigate's ``comms/base_communicator.py``: a sink is told about each
 verdict and each operational event, and is closed once at the end. The appliance calls
