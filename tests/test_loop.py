@@ -502,3 +502,14 @@ def test_notify_speaks_the_protocol_on_an_abstract_socket_and_honours_watchdog_p
     assert other.watchdog_interval is None  # the watchdog is some other process's
     silent = Notifier({})
     assert not silent.enabled and silent.send("READY=1") is False
+
+
+def test_quality_rejects_are_one_event_per_track(engine, identifier, people, tmp_path):
+    """A face the quality stage rejects (here: very dark) is not identified, and says so once per track."""
+    frames = [(f.astype(np.float32) * 0.12).astype(np.uint8) for f in frames_of(people.visits[:1], people.scale, 8)]
+    sink, stats, _ = run(engine, identifier, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS))
+    if stats["faces"] == 0:
+        pytest.skip("the darkened face is not even detected; nothing for the quality gate to judge")
+    rejects = [e for e in sink.events if e["event"] == "quality_rejected"]
+    assert stats["quality_rejected"] >= 2 and sink.verdicts == []
+    assert 1 <= len(rejects) <= len({e["track_id"] for e in rejects}) and rejects[0]["failures"]
