@@ -354,7 +354,9 @@ def test_systemd_gets_ready_watchdog_and_stopping(engine, identifier, people, tm
     server.close()
     assert messages[0].startswith("READY=1")
     assert messages[-1].startswith("STOPPING=1")
-    assert messages.count("WATCHDOG=1") >= 4
+    # About 8 pings in 0.4 s here; the loop pings between frames, so a machine that takes longer
+    # than the interval per frame (arm64 under qemu: 3) pings less often. More than one proves it repeats.
+    assert messages.count("WATCHDOG=1") >= 2
 
 
 # --- `edge run` -------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import csv
 import dataclasses
 import json
 import math
-import time
 from pathlib import Path
 
 import cv2
@@ -419,7 +418,6 @@ def test_lfw_sample_passes_normal(shared_dir, pipeline):
         paths = [root / row["image"] for row in csv.DictReader(fh)]
     sample = paths[:: len(paths) // 200][:200]
     passed = occluded = faces = 0
-    elapsed = []
     for path in sample:
         rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
         found = pipeline(rgb)
@@ -427,13 +425,12 @@ def test_lfw_sample_passes_normal(shared_dir, pipeline):
             continue
         face, result, crop = found
         faces += 1
-        t0 = time.perf_counter()
         report = quality.assess(rgb, face, result.landmarks, crop, presence=result.presence_logit)
-        elapsed.append(time.perf_counter() - t0)
         passed += report.ok
         occluded += report.occluded
     assert faces >= 195
     # 97.3 % of all 6,922 lfw-dev photos pass NORMAL (module docstring); allow for the sample
     assert passed / faces >= 0.93, passed / faces
     assert occluded / faces <= 0.03
-    assert float(np.median(elapsed)) < 0.02  # ~2 ms on the dev machine; generous for loaded CI
+    # Its speed (about 2 ms a face here) is measured by scripts/eval_quality.py, not asserted:
+    # a timed assertion fails on a slow or emulated machine without anything being wrong.
