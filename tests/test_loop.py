@@ -82,7 +82,10 @@ def people(request) -> People:
             return [rgb(lfw / name / f"{name}_{i:04d}.jpg") for i in numbers]
 
         return People(
-            enrol={ENROLLED: photos(ENROLLED, [1, 2]), SECOND: photos(SECOND, [1, 2])},
+            # Not Tony_Blair_0001: a second, cut-off face at its left edge scores 0.499 against the
+            # short-range detector's 0.5, and crossed it on arm64, where enrolment then (rightly)
+            # refused the photo. The test is about the loop, not that photo's border case.
+            enrol={ENROLLED: photos(ENROLLED, [2, 7]), SECOND: photos(SECOND, [1, 2])},
             visitor=ENROLLED,
             visits=photos(ENROLLED, [3, 4, 5]),
             strangers=photos(STRANGER, [1, 2, 3]),
