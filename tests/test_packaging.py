@@ -14,22 +14,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from checkout import git_files
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _source_files() -> list[str]:
     """The checkout's files as git sees them (tracked + untracked, minus .gitignore)."""
-    try:
-        out = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-            cwd=REPO,
-            capture_output=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
+    files = git_files()
+    if files is None:
         pytest.skip("needs git to list the checkout's files")
-    return [f for f in out.decode().split("\0") if f and (REPO / f).is_file()]
+    return files
 
 
 def _sh(*cmd, **kw) -> subprocess.CompletedProcess:
