@@ -518,3 +518,12 @@ def test_quality_rejects_are_one_event_per_track(engine, identifier, people, tmp
     rejects = [e for e in sink.events if e["event"] == "quality_rejected"]
     assert stats["quality_rejected"] >= 2 and sink.verdicts == []
     assert 1 <= len(rejects) <= len({e["track_id"] for e in rejects}) and rejects[0]["failures"]
+
+
+def test_a_signal_during_a_natural_stop_is_the_first_signal(engine, identifier):
+    """Found on arm64 under qemu: SIGTERM after the replay ended on its own gave exit 130."""
+    app = Appliance(engine, identifier, FlakyCamera([], ()), config=test_config())
+    app.stop("end of source")
+    app._on_signal(signal.SIGTERM, None)  # the first signal: no KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        app._on_signal(signal.SIGTERM, None)

@@ -92,6 +92,7 @@ class Appliance:
         self.first_frame_s: float | None = None
         self.stop_reason: str | None = None
         self._stopping = threading.Event()
+        self._signals = 0
         self._reload = threading.Event()
         self._offset = wall() - clock()  # monotonic → epoch seconds
         self._first_start: float | None = None
@@ -343,7 +344,10 @@ class Appliance:
         self.reload()
 
     def _on_signal(self, signum, _frame) -> None:
-        if self._stopping.is_set():  # a second signal: stop now (sinks are still flushed)
+        # Counted, not inferred from `_stopping`: a SIGTERM that arrives while the loop is already
+        # winding down on its own (end of a file) is the first signal, not an impatient second one.
+        self._signals += 1
+        if self._signals > 1:  # a second signal: stop now (sinks are still flushed)
             raise KeyboardInterrupt
         self.stop(f"signal {signal.Signals(signum).name}")
 
