@@ -540,8 +540,8 @@ def mqtt_sink_from_config(config: Config, *, log: Callable[[str], None] = _stder
 
     def dropped(count: int, first: int, last: int) -> None:
         sink = holder.get("sink")
-        if sink is not None and sink._event_hook is not None:
-            sink._event_hook(
+        if sink is not None:
+            sink.report(
                 "outbox_dropped", {"dropped": count, "first_seq": first, "last_seq": last, "total": sink.outbox.dropped}
             )
 

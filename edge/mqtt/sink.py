@@ -225,9 +225,10 @@ class MqttSink(Sink):
 
     def _on_status(self, kind: str, detail: str) -> None:
         if kind in ("connected", "disconnected", "refused", "unreachable", "fallback", "error"):
-            self._hook(f"mqtt_{kind}", {"detail": detail})
+            self.report(f"mqtt_{kind}", {"detail": detail})
 
-    def _hook(self, kind: str, fields: dict) -> None:
+    def report(self, kind: str, fields: dict) -> None:
+        """One of the sink's own events (and the outbox's), to whoever `set_event_hook` named."""
         if self._event_hook is not None:
             self._event_hook(kind, fields)
 
@@ -236,7 +237,7 @@ class MqttSink(Sink):
             try:
                 self._commands.put_nowait(message)
             except queue.Full:
-                self._hook("command_dropped", {"reason": "too many commands queued"})
+                self.report("command_dropped", {"reason": "too many commands queued"})
         elif self.discovery and message.topic == f"{self.discovery_prefix}/status":
             if message.payload.strip() == b"online":  # Home Assistant restarted: it forgot the entities
                 self._publish_discovery()
@@ -295,7 +296,7 @@ class MqttSink(Sink):
                 # The broker took the message but refuses it (an ACL, a quota): sending it again
                 # cannot help; it is in the audit log. Count it and say so.
                 self.counts["refused_by_broker"] += 1
-                self._hook("verdict_refused_by_broker", {"reason_code": code, "outbox_id": item_id})
+                self.report("verdict_refused_by_broker", {"reason_code": code, "outbox_id": item_id})
             self.outbox.remove(item_id)
             self.counts["acked"] += 1
             self._wake.set()
@@ -335,7 +336,7 @@ class MqttSink(Sink):
             reply.update(ok=True, code=1000, result=result)
         except CommandRefused as exc:
             reply.update(ok=False, code=exc.code, reason=exc.reason, error=exc.message)
-            self._hook("command_refused", {"reason": exc.reason, "command": reply.get("command")})
+            self.report("command_refused", {"reason": exc.reason, "command": reply.get("command")})
         except EdgeError as exc:
             reply.update(ok=False, code=exc.code, reason="failed", error=exc.message)
         except Exception as exc:  # noqa: BLE001 - a command never takes the device down
