@@ -228,10 +228,12 @@ has_candidate() {
 if ((DO_APT == 0)); then
     say "--no-apt: not installing system packages"
 elif ! command -v apt-get >/dev/null || ! command -v dpkg-query >/dev/null; then
-    die "no apt-get on this system: install python3-venv, python3-pip and mosquitto-clients yourself, then re-run with --no-apt"
+    die "no apt-get on this system: install python3-venv, python3-pip, mosquitto-clients and procps yourself, then re-run with --no-apt"
 else
     missing=()
-    for pkg in python3-venv python3-pip mosquitto-clients; do
+    # procps: /bin/kill, which the unit's ExecReload= runs (`systemctl reload edge`); Raspberry
+    # Pi OS and Ubuntu have it, a minimal Debian root (debootstrap --variant=minbase) does not.
+    for pkg in python3-venv python3-pip mosquitto-clients procps; do
         is_installed "$pkg" || missing+=("$pkg")
     done
     export DEBIAN_FRONTEND=noninteractive

@@ -41,6 +41,27 @@ def test_shellcheck(script):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+# The programs the unit runs besides edge itself, and the Debian package that ships each one.
+UNIT_PROGRAMS = {"/bin/kill": "procps"}
+
+
+def test_installer_brings_what_the_unit_runs():
+    """`systemd-analyze verify` on a minimal Debian arm64 root found no /bin/kill (ExecReload=):
+    every program the unit names comes from the venv or from a package install.sh installs."""
+    unit = (REPO / "systemd" / "edge.service").read_text()
+    programs = {
+        line.split("=", 1)[1].split()[0].lstrip("-@:+!")
+        for line in unit.splitlines()
+        if line.startswith(("ExecStart", "ExecReload", "ExecStop"))
+    }
+    outside_venv = {p for p in programs if not p.startswith("/opt/edge/venv/")}
+    assert outside_venv == set(UNIT_PROGRAMS), f"the unit runs {sorted(outside_venv)}: name their packages here"
+    script = INSTALL.read_text()
+    package_loop = next(line for line in script.splitlines() if line.strip().startswith("for pkg in python3-venv"))
+    for program, package in UNIT_PROGRAMS.items():
+        assert f" {package}" in package_loop, f"install.sh does not install {package} ({program})"
+
+
 def _env(**extra: str) -> dict[str, str]:
     drop = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "EDGE_MODELS_DIR", "EDGE_OPT", "EDGE_ETC", "EDGE_STATE")
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("PIP_")}
