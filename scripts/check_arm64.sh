@@ -189,9 +189,10 @@ ROOT_ARCH=$(in_root uname -m) || die "cannot run programs in the arm64 root (bin
 say "the root runs: $(in_root uname -srm)${EMULATION_ENV[*]:+ (${EMULATION_ENV[*]})}"
 
 # --- 4. a copy of the checkout -------------------------------------------------------------------
-COMMIT=$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo "not a git checkout")
+IS_GIT=0
+COMMIT=$(git -C "$REPO" rev-parse HEAD 2>/dev/null) && IS_GIT=1 || COMMIT="not a git checkout"
 say "checkout $REPO at commit $COMMIT"
-if git -C "$REPO" rev-parse HEAD >/dev/null 2>&1; then
+if ((IS_GIT)); then
     changes=$(git -C "$REPO" status --porcelain --untracked-files=all)
     if [[ -n "$changes" ]]; then
         say "uncommitted changes in the copy (git status --porcelain):"
@@ -203,7 +204,7 @@ fi
 COPY=$ROOT$INNER/main
 rm -rf -- "$ROOT$INNER"
 mkdir -p "$COPY"
-if git -C "$REPO" rev-parse HEAD >/dev/null 2>&1; then
+if ((IS_GIT)); then
     (cd "$REPO" && git ls-files -z --cached --others --exclude-standard \
         | while IFS= read -r -d '' f; do [[ -f "$f" ]] && printf '%s\0' "$f"; done \
         | tar --null -T - -cf -) | tar -C "$COPY" -xf -

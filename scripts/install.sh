@@ -187,12 +187,11 @@ UNIT_SRC=$TREE/systemd/$UNIT
 ARCH=$(uname -m)
 OS_ID=unknown OS_VERSION="" OS_NAME=unknown
 if [[ -r /etc/os-release ]]; then
+    # Read in a subshell, so that os-release's variables (NAME, VERSION ...) stay out of ours.
     # shellcheck disable=SC1091
-    OS_ID=$(. /etc/os-release && printf '%s' "${ID:-unknown}")
-    # shellcheck disable=SC1091
-    OS_VERSION=$(. /etc/os-release && printf '%s' "${VERSION_ID:-}")
-    # shellcheck disable=SC1091
-    OS_NAME=$(. /etc/os-release && printf '%s' "${PRETTY_NAME:-${ID:-unknown}}")
+    { IFS= read -r OS_ID && IFS= read -r OS_VERSION && IFS= read -r OS_NAME; } < <(
+        . /etc/os-release && printf '%s\n%s\n%s\n' "${ID:-unknown}" "${VERSION_ID:-}" "${PRETTY_NAME:-${ID:-unknown}}"
+    )
 fi
 model=""
 [[ -r /proc/device-tree/model ]] && model=$(tr -d '\0' </proc/device-tree/model 2>/dev/null || true)
@@ -428,10 +427,8 @@ else
 fi
 
 say "done: edge $version; configuration $EDGE_ETC/edge.toml; device public key $pubkey"
-if "$VENV/bin/edge" doctor --help >/dev/null 2>&1; then
-    if ((DO_USER)); then
-        say "check the device: runuser -u $EDGE_USER -- $VENV/bin/edge doctor --config $EDGE_ETC/edge.toml"
-    else
-        say "check the device: $VENV/bin/edge doctor --config $EDGE_ETC/edge.toml"
-    fi
+if ((DO_USER)); then
+    say "check the device: runuser -u $EDGE_USER -- $VENV/bin/edge doctor --config $EDGE_ETC/edge.toml"
+else
+    say "check the device: $VENV/bin/edge doctor --config $EDGE_ETC/edge.toml"
 fi

@@ -20,9 +20,8 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from checkout import git_files
+from checkout import REPO, git_files
 
-REPO = Path(__file__).resolve().parent.parent
 INSTALL = REPO / "scripts" / "install.sh"
 SCRIPTS = [INSTALL, REPO / "scripts" / "check_arm64.sh"]
 

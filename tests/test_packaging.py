@@ -14,9 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from checkout import git_files
-
-REPO = Path(__file__).resolve().parent.parent
+from checkout import REPO, git_files
 
 
 def _source_files() -> list[str]:
