@@ -259,8 +259,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 2
+            from edge.fs import atomic_write
             from edge.vault import make_bundle, parse_public_key, public_key_b64
-            from edge.vault.fs import atomic_write
 
             key = parse_public_key(args.seal_for)
             atomic_write(args.output, make_bundle(key, args.name, photos), mode=0o600)

@@ -274,7 +274,7 @@ TOPIC_PREFIX = re.compile(r"[^#+\x00]{1,200}")
 
 
 def _validate_mqtt(m: MqttConfig) -> None:
-    from edge.mqtt.url import BrokerUrlError, parse_broker_url  # the URL grammar lives with the client
+    from edge.broker_url import BrokerUrlError, parse_broker_url
 
     try:
         parse_broker_url(m.url)
@@ -290,7 +290,7 @@ def _validate_mqtt(m: MqttConfig) -> None:
             raise ConfigError(f"mqtt.{name}", f"must be a topic without +, # or a leading/trailing '/', got {value!r}")
     if not m.discovery_prefix:
         raise ConfigError("mqtt.discovery_prefix", "must not be empty")
-    from edge.admin.signing import KeyFormatError, parse_key32
+    from edge.keytext import KeyFormatError, parse_key32
 
     for i, key in enumerate(m.admin_keys):
         try:

@@ -24,12 +24,12 @@ from mqtt_helpers import Recorder, make_verdict
 
 from edge.admin.commands import CommandHandler
 from edge.admin.signing import CommandRefused, CommandVerifier, generate_admin_key, load_admin_key, sign_command
+from edge.broker_url import BrokerUrlError, parse_broker_url
 from edge.config import ConfigError, MqttConfig, load_config
 from edge.mqtt.client import MqttSettings
 from edge.mqtt.outbox import Outbox
 from edge.mqtt.sink import MqttSink
 from edge.mqtt.topics import Topics, discovery_messages, ha_id
-from edge.mqtt.url import BrokerUrlError, parse_broker_url
 
 needs_broker = pytest.mark.skipif(not available(), reason="mosquitto is not installed (scripts/setup.sh installs it)")
 DEVICE = "door-1"

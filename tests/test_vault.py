@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from vault_helpers import DIM, MV, png, unit_rows
 
+from edge import fs as vault_fs
 from edge.errors import EdgeError
 from edge.vault import (
     Gallery,
@@ -23,7 +24,6 @@ from edge.vault import (
     parse_public_key,
     validate_name,
 )
-from edge.vault import fs as vault_fs
 from edge.vault.records import MAGIC
 
 

@@ -19,8 +19,8 @@ import pytest
 from vault_helpers import DIM, MV, png, unit_rows
 
 import edge.vault.store as store_module
+from edge.fs import is_temporary
 from edge.vault import Vault
-from edge.vault.fs import is_temporary
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,6 @@ be stale anyway, so a replay is refused across restarts too.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
 import os
@@ -34,15 +33,12 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from edge.errors import INVALID_ARGUMENT, EdgeError
+from edge.keytext import b64decode_loose, parse_key32
 
 SIGNING_CONTEXT = b"edge-command-v1\n"
 VERSION = 1
 NONCE = re.compile(r"[0-9a-f]{32}")
 COMMAND_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-
-
-class KeyFormatError(ValueError):
-    """Text that is not a 32-byte key in base64."""
 
 
 class CommandRefused(EdgeError):
@@ -53,25 +49,8 @@ class CommandRefused(EdgeError):
         super().__init__(INVALID_ARGUMENT, message)
 
 
-def _b64decode(text: str) -> bytes:
-    clean = "".join(text.split())
-    try:
-        altchars = b"-_" if ("-" in clean or "_" in clean) else None
-        return base64.b64decode(clean + "=" * (-len(clean) % 4), altchars=altchars)
-    except (binascii.Error, ValueError):
-        return b""
-
-
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def parse_key32(text: str, *, kind: str = "Ed25519") -> bytes:
-    """32 raw bytes from base64 text (standard or URL-safe), or `KeyFormatError` naming `kind`."""
-    raw = _b64decode(text) if isinstance(text, str) else b""
-    if len(raw) != 32:
-        raise KeyFormatError(f"not an {kind} public key: expected the base64 of 32 bytes, got {text!r:.60}")
-    return raw
 
 
 def parse_verify_key(text: str) -> VerifyKey:
@@ -83,7 +62,7 @@ def parse_verify_key(text: str) -> VerifyKey:
 
 def generate_admin_key(path: str | os.PathLike[str]) -> SigningKey:
     """A new Ed25519 key: the private seed in `path` (mode 0600, never overwritten), public half in `path`.pub."""
-    from edge.vault.fs import create_exclusive
+    from edge.fs import create_exclusive
 
     key = SigningKey.generate()
     target = Path(path)
@@ -108,7 +87,7 @@ def load_admin_key(path: str | os.PathLike[str]) -> SigningKey:
             INVALID_ARGUMENT,
             f"the admin key {target} is readable by others (mode {mode:o}); run: chmod 600 {target}",
         )
-    raw = _b64decode(text)
+    raw = b64decode_loose(text)
     if len(raw) != 32:
         raise EdgeError(INVALID_ARGUMENT, f"{target} is not an admin key (expected the base64 of a 32-byte seed)")
     return SigningKey(raw)
@@ -174,7 +153,7 @@ class NonceLog:
         self.seen = {n: t for n, t in self.seen.items() if t >= keep_after}
         self.seen[nonce] = ts
         if self.path:
-            from edge.vault.fs import atomic_write
+            from edge.fs import atomic_write
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.path, json.dumps(self.seen, separators=(",", ":")).encode(), mode=0o600)
@@ -226,11 +205,11 @@ class CommandVerifier:
             raise CommandRefused("malformed", "'ts' must be the signing time in epoch seconds")
         if not isinstance(nonce, str) or not NONCE.fullmatch(nonce):
             raise CommandRefused("malformed", "'nonce' must be 32 lowercase hex digits")
-        raw_key = _b64decode(data.get("key", "")) if isinstance(data.get("key"), str) else b""
+        raw_key = b64decode_loose(data.get("key", "")) if isinstance(data.get("key"), str) else b""
         verify_key = self.keys.get(raw_key)
         if verify_key is None:
             raise CommandRefused("unknown_key", "the command is signed by a key that is not in mqtt.admin_keys")
-        signature = _b64decode(data["sig"]) if isinstance(data["sig"], str) else b""
+        signature = b64decode_loose(data["sig"]) if isinstance(data["sig"], str) else b""
         signed = {k: v for k, v in data.items() if k != "sig"}
         try:
             verify_key.verify(SIGNING_CONTEXT + canonical(signed), signature)

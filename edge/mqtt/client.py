@@ -27,7 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.mqtt.url import BrokerUrl, BrokerUrlError, parse_broker_url
+from edge.broker_url import BrokerUrl, BrokerUrlError, parse_broker_url
 
 PROTOCOLS = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
 # CONNACK reason codes (MQTT 5 numbering; paho maps 3.1.1 return codes onto them)

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from edge.vault.fs import atomic_write, is_temporary
+from edge.fs import atomic_write, is_temporary
 
 ITEM = re.compile(r"(\d{16})-(\d+)\.json")
 STATE = "outbox-state.json"  # next id and last seq, written on close (the files are the truth)

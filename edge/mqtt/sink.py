@@ -67,7 +67,7 @@ class MqttSink(Sink):
         if face_recipient:
             from nacl.public import PublicKey, SealedBox
 
-            from edge.admin.signing import parse_key32
+            from edge.keytext import parse_key32
 
             self._recipient = SealedBox(PublicKey(parse_key32(face_recipient, kind="X25519 recipient")))
         self.counts = {"published": 0, "acked": 0, "refused_by_broker": 0, "events_dropped": 0, "commands": 0}

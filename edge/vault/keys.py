@@ -22,8 +22,9 @@ from nacl.encoding import RawEncoder
 from nacl.hash import blake2b
 from nacl.public import PrivateKey, PublicKey
 
+from edge.fs import atomic_write, create_exclusive
+from edge.keytext import b64decode_loose
 from edge.vault.errors import KeyPermissionError, VaultError
-from edge.vault.fs import atomic_write, create_exclusive
 
 PRIVATE_KEY_FILE = "device.key"
 PUBLIC_KEY_FILE = "device.pub"
@@ -110,13 +111,7 @@ def parse_public_key(text: str | os.PathLike[str]) -> PublicKey:
             value = candidate.read_text()
     except (OSError, ValueError):
         pass
-    clean = "".join(value.split())
-    try:
-        raw = base64.b64decode(
-            clean + "=" * (-len(clean) % 4), altchars=b"-_" if "-" in clean or "_" in clean else None
-        )
-    except (binascii.Error, ValueError):
-        raw = b""
+    raw = b64decode_loose(value)
     if len(raw) != PublicKey.SIZE:
         raise VaultError(
             f"not a device public key: expected the base64 of {PublicKey.SIZE} bytes (what `edge keys show` prints) "

@@ -15,7 +15,7 @@ Layout (names never appear in clear; every `.rec` file is one authenticated reco
                                          new token once it is committed
 
 One enrolment (one `edge enroll`, or one imported bundle) is one entry. It is written whole in
-`staging/`, each file atomically (`edge.vault.fs.atomic_write`), then made visible by one
+`staging/`, each file atomically (`edge.fs.atomic_write`), then made visible by one
 directory rename: `staging/new-<person>` → `people/<person>` for someone new, or
 `staging/add-<entry>` → `people/<person>/<entry>` for more photos of someone known. A revoke
 renames `people/<person>` into `staging/` (the person is gone at that instant), then
@@ -50,9 +50,9 @@ import numpy as np
 from nacl.public import PrivateKey, PublicKey
 
 from edge.errors import INVALID_ARGUMENT, EdgeError
+from edge.fs import atomic_write, exclusive_lock, fsync_dir, is_temporary, shred, shred_tree
 from edge.vault import keys
 from edge.vault.errors import RecordError, VaultError
-from edge.vault.fs import atomic_write, exclusive_lock, fsync_dir, is_temporary, shred, shred_tree
 from edge.vault.records import open_record, seal_public, seal_secret
 
 PEOPLE = "people"

@@ -1,10 +1,11 @@
-"""File-system primitives the vault is built on: atomic writes, overwrite-then-unlink, a lock.
+"""File-system primitives: atomic, durable writes, overwrite-then-unlink, a lock.
 
-`atomic_write` is the only way the vault writes a file: a temporary file in the same
-directory (created 0600, never holding partial content under the final name), fsync of the
-file, `os.replace` onto the final name, fsync of the directory. After a crash or a SIGKILL at
-any point the final name holds either the old content or the new, never a mix; a leftover
-temporary file is recognisable by its name (`is_temporary`) and is removed by the next writer.
+The vault, the MQTT outbox and the command nonce log all write through `atomic_write`: a
+temporary file in the same directory (created 0600, never holding partial content under the
+final name), fsync of the file, `os.replace` onto the final name, fsync of the directory.
+After a crash or a SIGKILL at any point the final name holds either the old content or the
+new, never a mix; a leftover temporary file is recognisable by its name (`is_temporary`)
+and is removed by the next writer.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Broker URLs: ``mqtt://[user[:password]@]host[:port]`` and ``mqtts://…`` (TLS).
+"""MQTT broker URLs (the grammar the config validates and the MQTT client connects with):
+ ``mqtt://[user[:password]@]host[:port]`` and ``mqtts://…`` (TLS).
 
 The port defaults to 1883 (mqtt) or 8883 (mqtts). User and password are percent-decoded, so a
 password with ``@`` or ``:`` is written ``%40`` / ``%3A``. An IPv6 host goes in brackets
