@@ -147,7 +147,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The appliance loop: frames → verdicts as JSON lines (and the audit log); run stats on exit."""
-    from edge.appliance.loop import appliance_from_config
+    from edge.app import appliance_from_config
     from edge.config import ConfigError, load_config
 
     overrides = {
@@ -389,7 +389,7 @@ def cmd_vault_check(args: argparse.Namespace) -> int:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     """1:N: the largest face of PHOTO against everyone in the vault (prints JSON)."""
-    from edge.vault import VaultError, identify, vault_gallery
+    from edge.vault import VaultError, vault_gallery
 
     inputs = _sealed_inputs(args, "identify", [args.photo], ["probe"])
     if isinstance(inputs, int):
@@ -408,7 +408,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
             f"`edge vault rebuild --vault {args.vault}`",
             file=sys.stderr,
         )
-    return _print_result(identify(engine, gallery, inputs[0], threshold=args.threshold, auto_rotate=args.auto_rotate))
+    return _print_result(engine.identify(inputs[0], gallery, threshold=args.threshold, auto_rotate=args.auto_rotate))
 
 
 def cmd_seal(args: argparse.Namespace) -> int:
@@ -626,7 +626,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("identify", help="1:N: who in the vault is this (prints JSON)")
     p.add_argument("photo", help="photo: path, or base64")
     vault_option(p)
-    p.add_argument("--threshold", type=float, default=0.7, help="calibrated score needed for a name (default 0.7)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="calibrated score needed for a name (default: the recommended one, FAR 1/10,000 per comparison)",
+    )
     p.add_argument("--encrypted", action="store_true", help="PHOTO is sealed to the device key (raw or base64)")
     p.add_argument("--auto-rotate", action="store_true")
     engine_options(p)

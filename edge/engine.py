@@ -4,7 +4,10 @@
                                         └────────▶ quality
 
 `Engine()` loads every model once; keep it and reuse it. The CLI, MQTT and HTTP
-transports all call this class; none of the stages import it.
+transports and the camera loop all call this class; none of the stages import it.
+The per-face recipe (landmarks → align → quality) is written once, in `align_face`;
+`faces` and the camera loop both use it, so a template enrolled from a photo and a probe
+from a camera frame are made the same way. `identify` is the one 1:N entry point.
 
 Coordinates (`rect`, `landmarks`) are pixels of the image as it is displayed:
 after its EXIF orientation, before any `auto_rotate` turn the engine tried.
@@ -12,7 +15,10 @@ after its EXIF orientation, before any `auto_rotate` turn the engine tried.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,11 +29,19 @@ import numpy as np
 
 from edge.errors import INVALID_ARGUMENT, NO_FACE_DETECTED, SUCCESS, EdgeError
 from edge.images import DEFAULT_LIMITS, Image, IntakeLimits, load_image
-from edge.matching import CALIBRATION_FILE, Calibration, load_calibrations
+from edge.matching import (
+    CALIBRATION_FILE,
+    DEFAULT_THRESHOLD,
+    Calibration,
+    Gallery,
+    Match,
+    far_of_score,
+    load_calibrations,
+)
 from edge.runtime import ModelError, load_manifest, models_dir, open_model
 from edge.vision import quality as quality_stage
 from edge.vision.align import align, points_from_detection
-from edge.vision.detector import Detection, FaceDetector
+from edge.vision.detector import Detection, FaceDetector, clip_rect
 from edge.vision.embedder import Embedder
 from edge.vision.landmarks import FaceMesh, MeshResult, five_points_of
 
@@ -76,6 +90,11 @@ class EngineConfig:
             "landmarks": self.landmarks,
         }
 
+    def model_version(self) -> str:
+        """16 hex digits naming the embedding recipe: sha256 of `signature()` (templates carry it)."""
+        canonical = json.dumps(self.signature(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
 
 @dataclass
 class Face:
@@ -96,6 +115,17 @@ class Face:
             "quality": self.quality,
             "rotation": self.rotation,
         }
+
+
+@dataclass
+class AlignedFace:
+    """One detection after the per-face recipe: what the embedder and the quality gate need."""
+
+    points: np.ndarray  # (5, 2) alignment points in the frame
+    mesh: MeshResult | None  # FaceMesh result (None with BlazeFace landmarks)
+    crop: np.ndarray  # aligned 112×112 RGB crop
+    quality: Any  # edge.vision.quality.QualityReport, or None (not asked, or no FaceMesh)
+    seconds: dict[str, float]  # time spent in "landmarks", "align", "quality"
 
 
 def _default_threads() -> int:
@@ -157,6 +187,8 @@ class Engine:
         self.mesh = FaceMesh(open_model("face_mesh", threads=threads, directory=directory))
         self.embedders = [Embedder.open(key, threads=threads, directory=directory) for key in self.config.embedders]
         self.dim = sum(e.dim for e in self.embedders)
+        # The embedding recipe's version: templates carry it, and those of another never match.
+        self.model_version = self.config.model_version()
         self.calibration = self._load_calibration()
         if self.calibration is None and require_calibration:
             raise ModelError(
@@ -222,25 +254,24 @@ class Engine:
         detector = self.largest_face_detector if max_faces == 1 else self.detector
         detections, rotation, frame = self._detect(rgb, auto_rotate, detector)
         detections = sorted(detections, key=lambda d: d.area, reverse=True)
+        chosen = detections[:max_faces]
+        aligned = [self.align_face(frame, det, quality=quality) for det in chosen]
+        embeddings = self.embed_many([a.crop for a in aligned])
         out = []
-        for det in detections[:max_faces]:
-            points, mesh = self.landmarks(frame, det)
-            crop = align(frame, points)
-            report = self.assess(frame, det, mesh, crop) if quality else None
+        for det, a, embedding in zip(chosen, aligned, embeddings):
             x0, y0, x1, y1 = det.xyxy
             corners = _unrotate_points(np.array([[x0, y0], [x1, y1]], np.float64), rotation, width, height)
             (ax, ay), (bx, by) = corners.min(axis=0), corners.max(axis=0)
-            ax, ay = max(0.0, ax), max(0.0, ay)
-            bx, by = min(float(width), bx), min(float(height), by)
-            rect = (int(round(ax)), int(round(ay)), int(round(bx - ax)), int(round(by - ay)))
-            landmarks = _unrotate_points(np.asarray(points, np.float64), rotation, width, height).astype(np.float32)
+            rect = clip_rect(ax, ay, bx, by, width, height)
+            landmarks = _unrotate_points(np.asarray(a.points, np.float64), rotation, width, height).astype(np.float32)
+            report = a.quality
             out.append(
                 Face(
                     rect,
                     landmarks,
                     float(det.score),
                     report.to_dict() if report is not None else None,
-                    self.embed(crop),
+                    embedding,
                     det,
                     rotation,
                     report,
@@ -248,7 +279,22 @@ class Engine:
             )
         return out, len(detections)
 
-    # --- one detection at a time (the camera loop calls these directly) -------------------
+    # --- the per-face recipe (the camera loop calls these directly) -------------------------
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Every face the configured detector finds in an RGB frame (no rotation tried)."""
+        return self.detector.detect(rgb)
+
+    def align_face(self, rgb: np.ndarray, det: Detection, *, quality: bool = True) -> AlignedFace:
+        """Landmarks → aligned crop → quality report (when `quality`) for one detection."""
+        t0 = time.perf_counter()
+        points, mesh = self.landmarks(rgb, det)
+        t1 = time.perf_counter()
+        crop = align(rgb, points)
+        t2 = time.perf_counter()
+        report = self.assess(rgb, det, mesh, crop) if quality else None
+        t3 = time.perf_counter()
+        return AlignedFace(points, mesh, crop, report, {"landmarks": t1 - t0, "align": t2 - t1, "quality": t3 - t2})
 
     def landmarks(self, rgb: np.ndarray, det: Detection) -> tuple[np.ndarray, MeshResult | None]:
         """(5-point alignment points, the FaceMesh result or None) for one detection."""
@@ -279,6 +325,12 @@ class Engine:
         # embeddings is the mean of the per-model cosines (score-level fusion).
         return (np.concatenate(parts) / np.sqrt(len(parts))).astype(np.float32)
 
+    def embed_many(self, crops: list[np.ndarray]) -> np.ndarray:
+        """(k, d) embeddings of k aligned crops; (0, d) for none."""
+        if not crops:
+            return np.empty((0, self.dim), np.float32)
+        return np.stack([self.embed(c) for c in crops])
+
     # --- matching ----------------------------------------------------------------------
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
@@ -298,6 +350,59 @@ class Engine:
                 f"this engine has no calibration (models/{CALIBRATION_FILE}); run `python scripts/calibrate.py`"
             )
         return self.calibration(raw)
+
+    def match(self, embeddings: np.ndarray, gallery: Gallery) -> list[Match]:
+        """1:N for embeddings (k, d) or (d,): the best enrolled person of each, calibrated."""
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        if embeddings.shape[-1:] != (self.dim,) or embeddings.ndim not in (1, 2):
+            raise EdgeError(
+                INVALID_ARGUMENT, f"embeddings must be ({self.dim},) or (k, {self.dim}), got {embeddings.shape}"
+            )
+        if len(gallery) and gallery.dim != self.dim:
+            raise EdgeError(
+                INVALID_ARGUMENT,
+                f"the gallery's templates have {gallery.dim} values but this engine makes {self.dim}: "
+                "they were enrolled with another model or profile; re-enrol",
+            )
+        return gallery.match(embeddings, self.score)
+
+    def identify(
+        self, probe: Any, gallery: Gallery, *, threshold: float | None = None, auto_rotate: bool = False
+    ) -> dict:
+        """1:N: who, of everyone in `gallery`, is the largest face of `probe`?
+
+        `probe` is an image in any form the engine accepts, or a 1-D embedding. →
+        ``{"code": 1000, "name", "candidate", "score", "verification_score", "margin", "far", "request_id"}``:
+        `candidate` is the best-scoring person, `name` the candidate when `score` reaches
+        `threshold` (default `edge.matching.DEFAULT_THRESHOLD`, 0.7) and None otherwise;
+        `margin` is the score minus the best *other* person's; `far` the false-accept rate
+        the score stands for. Errors as `verify`'s: ``{"code", "message", "request_id"}``.
+        """
+        request_id = _request_id()
+        try:
+            threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+            if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
+                raise EdgeError(INVALID_ARGUMENT, f"threshold must be a calibrated score in 0..1, got {threshold!r}")
+            if isinstance(probe, np.ndarray) and probe.ndim == 1:
+                embedding = probe
+            else:
+                faces = self.faces(probe, auto_rotate=auto_rotate, max_faces=1, quality=False)
+                if not faces:
+                    raise EdgeError(NO_FACE_DETECTED, "no face detected in the image")
+                embedding = faces[0].embedding
+            m = self.match(embedding, gallery)[0]
+            return {
+                "code": SUCCESS,
+                "name": m.name(float(threshold)),
+                "candidate": m.candidate,
+                "score": round(m.score, 4),
+                "verification_score": round(m.verification_score, 4),
+                "margin": round(m.margin, 4),
+                "far": float(f"{far_of_score(m.score):.3g}"),
+                "request_id": request_id,
+            }
+        except EdgeError as exc:
+            return _error(exc.code, exc.message, request_id)
 
     # --- the classic API ---------------------------------------------------------------
 
@@ -357,4 +462,4 @@ class Engine:
             raise EdgeError(error.code, f"{error.message} (the {label} image)")
 
 
-__all__ = ["Engine", "EngineConfig", "Face"]
+__all__ = ["AlignedFace", "Engine", "EngineConfig", "Face"]

@@ -1,4 +1,6 @@
-"""Raw similarity → calibrated score, so that a threshold means a false-accept rate.
+"""The matcher: raw similarity → calibrated score, and 1:N search of a `Gallery`.
+
+Calibration: a threshold on the score means a false-accept rate.
 
 The score is defined by the impostor distribution measured on lfw-dev
 (`scripts/calibrate.py`): a score of t is the raw similarity above which a
@@ -9,18 +11,31 @@ Between knots the map is linear in raw similarity; it is monotone, clipped to
 [0, 1]. The calibration file records which embedding it was measured for; an
 engine refuses a calibration made for other models or another embedding recipe,
 because its scores would no longer mean what the table says.
+
+Search: `Gallery` holds every template as one float32 matrix grouped by person; a batch of
+probes is one BLAS product, the per-person best by `np.maximum.reduceat`, and `match`
+turns the raw best and runner-up into calibrated `Match`es. Every 1:N answer of the device
+(`Engine.identify`, the camera loop, the CLI) goes through it; the vault only stores the
+templates and hands them to `Gallery`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
 CALIBRATION_FILE = "calibration.json"
+
+# The recommended threshold on a calibrated score: FAR 1/10,000 per comparison (docs/api.md).
+DEFAULT_THRESHOLD = 0.7
 
 
 def far_of_threshold(t: float) -> float:
@@ -30,6 +45,11 @@ def far_of_threshold(t: float) -> float:
 
 def threshold_of_far(far: float) -> float:
     return (3.0 - math.log10(far)) / 10.0
+
+
+def far_of_score(score: float) -> float:
+    """The false-accept rate a calibrated score stands for (at most 1)."""
+    return min(1.0, far_of_threshold(float(score)))
 
 
 @dataclass(frozen=True)
@@ -136,3 +156,172 @@ def fit_calibration(
         "fitted exponential tail, so 0.9 is an extrapolation",
     }
     return Calibration(raw=raw, score=score, signature=signature, info=info)
+
+
+# --- 1:N search ------------------------------------------------------------------------------
+
+
+class Match(NamedTuple):
+    """The best enrolled person for one probe face; the caller's threshold decides whether it is a name."""
+
+    candidate: str | None  # the best-scoring person; None when nobody is enrolled
+    score: float  # what a threshold applies to (today the candidate's 1:1 calibrated score)
+    verification_score: float  # calibrated 1:1 score of the candidate's best template
+    margin: float  # score minus the runner-up person's (the score itself when there is no runner-up)
+    runner_up: str | None  # the best-scoring *other* person
+
+    def name(self, threshold: float = DEFAULT_THRESHOLD) -> str | None:
+        """The candidate when the score reaches `threshold`, else None."""
+        return self.candidate if self.candidate is not None and self.score >= threshold else None
+
+
+NO_MATCH = Match(None, 0.0, 0.0, 0.0, None)
+
+
+class Hits(NamedTuple):
+    """Raw search results for k probes (arrays of k); person indices point into `Gallery.people`."""
+
+    person: np.ndarray  # best person, -1 for an empty gallery
+    raw: np.ndarray  # their best template's raw similarity (dot product of unit vectors)
+    runner_up: np.ndarray  # best other person, -1 when there is none
+    runner_up_raw: np.ndarray
+
+
+class Gallery:
+    """Templates grouped by person, searched by one matrix product per batch of probes.
+
+    `names[i]` owns row `embeddings[i]`; a person may own several rows, and their score is
+    their best row's. Rows are unit embeddings made by the same engine recipe as the probes.
+    The matrix is stored transposed (d × n, C-contiguous) so a batch is `probes @ columns`.
+    `model_version`, `problems`, `stale` and `missing` describe where the templates came from
+    (the vault fills them in; see `edge.vault.vault_gallery`).
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        embeddings: np.ndarray,
+        *,
+        model_version: str = "",
+        problems: Sequence[Any] = (),
+        stale: int = 0,
+        missing: int = 0,
+    ) -> None:
+        names = list(names)
+        matrix = np.asarray(embeddings, dtype=np.float32)
+        if not names and matrix.size == 0:
+            matrix = matrix.reshape(0, matrix.shape[-1] if matrix.ndim == 2 else 0)
+        if matrix.ndim != 2 or len(matrix) != len(names):
+            raise ValueError(f"need (n, d) embeddings for n names, got {matrix.shape} for {len(names)} names")
+        self.people = sorted(set(names))
+        index = {p: i for i, p in enumerate(self.people)}
+        owners = np.array([index[n] for n in names], dtype=np.int64)
+        order = np.argsort(owners, kind="stable")
+        self.owners = owners[order]  # row → index into people; rows of one person are contiguous
+        self.dim = int(matrix.shape[1])
+        self.size = int(matrix.shape[0])
+        self.columns = np.ascontiguousarray(matrix[order].T)  # (d, n)
+        counts = np.bincount(self.owners, minlength=len(self.people))
+        self.ends = np.cumsum(counts)
+        self.starts = self.ends - counts
+        self.model_version = model_version
+        self.problems = list(problems)
+        self.stale = stale
+        self.missing = missing
+
+    @classmethod
+    def from_embeddings(cls, names: Sequence[str], embeddings: np.ndarray, **provenance: Any) -> Gallery:
+        """A gallery of `names` (one per row, repeats allowed) and their (n, d) embeddings."""
+        return cls(names, embeddings, **provenance)
+
+    def __len__(self) -> int:
+        """The number of templates (rows); `len(gallery.people)` is the number of people."""
+        return self.size
+
+    def search(self, probes: np.ndarray) -> Hits:
+        """Best person and runner-up (raw similarities) for probes (k, d) or one probe (d,)."""
+        probes = np.asarray(probes, dtype=np.float32)
+        if probes.ndim == 1:
+            probes = probes[None]
+        if probes.ndim != 2 or (self.size and probes.shape[1] != self.dim):
+            raise ValueError(f"probes must be (k, {self.dim}), got {probes.shape}")
+        k = len(probes)
+        if self.size == 0 or k == 0:
+            none = np.full(k, -1, np.int64)
+            return Hits(none, np.full(k, -np.inf, np.float32), none.copy(), np.full(k, -np.inf, np.float32))
+        with _one_blas_thread():
+            raw = probes @ self.columns  # (k, n)
+        per_person = np.maximum.reduceat(raw, self.starts, axis=1)  # (k, people): every person owns a row
+        rows = np.arange(k)
+        best = np.argmax(per_person, axis=1)
+        best_raw = per_person[rows, best]
+        if per_person.shape[1] > 1:
+            per_person[rows, best] = -np.inf
+            runner = np.argmax(per_person, axis=1)
+            runner_raw = per_person[rows, runner]
+        else:
+            runner, runner_raw = np.full(k, -1, np.int64), np.full(k, -np.inf, np.float32)
+        return Hits(best.astype(np.int64), best_raw, runner.astype(np.int64), runner_raw)
+
+    def match(self, probes: np.ndarray, score: Callable[[np.ndarray], Any]) -> list[Match]:
+        """`search`, calibrated by `score` (raw → 0..1): one `Match` per probe."""
+        hits = self.search(probes)
+        if not len(hits.person) or hits.person[0] < 0:
+            return [NO_MATCH] * len(hits.person)
+        best = np.atleast_1d(np.asarray(score(hits.raw), dtype=np.float64))
+        has_runner = hits.runner_up >= 0
+        runner = np.zeros(len(best))
+        if has_runner.any():
+            runner = np.where(has_runner, np.atleast_1d(np.asarray(score(hits.runner_up_raw), dtype=np.float64)), 0.0)
+        people = self.people
+        return [
+            Match(people[p], float(s), float(s), float(s - r), people[q] if q >= 0 else None)
+            for p, s, r, q in zip(hits.person.tolist(), best, runner, hits.runner_up.tolist())
+        ]
+
+
+# --- BLAS threads ----------------------------------------------------------------------------
+
+_SET_THREADS_LOCAL: Any = None
+_SET_THREADS_LOCAL_LOOKED_UP = False
+
+
+def _openblas_thread_setter() -> Any:
+    """OpenBLAS's `openblas_set_num_threads_local` (0.3.27+, per calling thread), if numpy uses OpenBLAS."""
+    global _SET_THREADS_LOCAL, _SET_THREADS_LOCAL_LOOKED_UP
+    if _SET_THREADS_LOCAL_LOOKED_UP:
+        return _SET_THREADS_LOCAL
+    _SET_THREADS_LOCAL_LOOKED_UP = True
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line})
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            fn = ctypes.CDLL(path).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int]
+        _SET_THREADS_LOCAL = fn
+        break
+    return _SET_THREADS_LOCAL
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Run the gallery product on the calling thread only.
+
+    A gallery search is memory-bound: a second BLAS thread adds no bandwidth, and on a busy
+    2-core device it waits for a core, turning ~1 ms into 8-16 ms. Per-thread, so other
+    threads' BLAS settings are untouched; a no-op where the BLAS is not OpenBLAS.
+    """
+    setter = _openblas_thread_setter()
+    if setter is None:
+        yield
+        return
+    previous = setter(1)
+    try:
+        yield
+    finally:
+        setter(previous)

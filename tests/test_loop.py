@@ -23,11 +23,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.appliance.identify import GalleryIdentifier
-from edge.appliance.loop import Appliance, appliance_from_config, engine_from_config
+from edge.app import appliance_from_config, engine_from_config
+from edge.appliance.loop import Appliance
 from edge.appliance.notify import Notifier
 from edge.camera import DirectorySource, SourceError
 from edge.config import Config, config_from_dict
+from edge.matching import Gallery
 from edge.sinks import Sink
 
 ENROLLED, SECOND, STRANGER = "Tony_Blair", "Colin_Powell", "Hugo_Chavez"
@@ -151,7 +152,7 @@ def engine():
 
 
 @pytest.fixture(scope="module")
-def identifier(engine, people):
+def gallery(engine, people):
     names, templates = [], []
     for name, photos in people.enrol.items():
         for photo in photos:
@@ -159,12 +160,12 @@ def identifier(engine, people):
             assert faces, f"no face in an enrolment photo of {name}"
             names.append(name)
             templates.append(faces[0].embedding)
-    return GalleryIdentifier(names, np.stack(templates), engine)
+    return Gallery.from_embeddings(names, np.stack(templates))
 
 
-def run(engine, identifier, source, config=None, **kwargs):
+def run(engine, gallery, source, config=None, **kwargs):
     sink = ListSink()
-    app = Appliance(engine, identifier, source, config=config or test_config(), sinks=[sink], **kwargs)
+    app = Appliance(engine, gallery, source, config=config or test_config(), sinks=[sink], **kwargs)
     stats = app.run(handle_signals=False)
     return sink, stats, app
 
@@ -172,9 +173,9 @@ def run(engine, identifier, source, config=None, **kwargs):
 # --- what the issue asks ----------------------------------------------------------------------
 
 
-def test_an_enrolled_person_is_granted_exactly_once(engine, identifier, people, tmp_path):
+def test_an_enrolled_person_is_granted_exactly_once(engine, gallery, people, tmp_path):
     frames = frames_of(people.visits, people.scale)
-    sink, stats, _ = run(engine, identifier, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS))
+    sink, stats, _ = run(engine, gallery, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS))
     assert sink.decisions() == [("granted", people.visitor)]
     v = sink.verdicts[0]
     assert v.seq == 1 and v.device_id == Config().device_id
@@ -190,9 +191,9 @@ def test_an_enrolled_person_is_granted_exactly_once(engine, identifier, people, 
     assert sink.closed and [e["event"] for e in sink.events][-1] == "stopped"
 
 
-def test_a_stranger_is_never_granted(engine, identifier, people, tmp_path):
+def test_a_stranger_is_never_granted(engine, gallery, people, tmp_path):
     frames = frames_of(people.strangers, people.scale)
-    sink, stats, _ = run(engine, identifier, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS))
+    sink, stats, _ = run(engine, gallery, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS))
     assert "granted" not in [d for d, _ in sink.decisions()]
     assert all(v.name is None for v in sink.verdicts)
     if stats["identified"] >= 10:  # the face was seen and identified: one unknown, one denied, per track
@@ -200,20 +201,20 @@ def test_a_stranger_is_never_granted(engine, identifier, people, tmp_path):
         assert sorted(d for d, _ in sink.decisions()) == sorted(["unknown", "denied"] * len(tracks))
 
 
-def test_no_face_gives_no_verdict(engine, identifier, people, tmp_path):
+def test_no_face_gives_no_verdict(engine, gallery, people, tmp_path):
     frames = frames_of(people.no_face, 1.0, per_photo=10)
-    sink, stats, _ = run(engine, identifier, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS))
+    sink, stats, _ = run(engine, gallery, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS))
     assert sink.verdicts == [] and stats["faces"] == 0 and stats["frames"] == len(frames)
 
 
-def test_detections_below_min_score_are_not_faces(engine, identifier):
+def test_detections_below_min_score_are_not_faces(engine, gallery):
     skdata = pytest.importorskip("skimage.data")
     cat = scene(skdata.chelsea(), np.random.default_rng(0), 1.0)  # BlazeFace sees a face here, at ~0.55
     assert 0.5 < max(d.score for d in engine.detector.detect(cat)) < 0.6
     frames = [cat] * 12
-    _, stats, _ = run(engine, identifier, FlakyCamera(frames, ()))
+    _, stats, _ = run(engine, gallery, FlakyCamera(frames, ()))
     assert stats["faces"] == 0
-    _, stats, _ = run(engine, identifier, FlakyCamera(frames, ()), test_config(quality={"min_score": 0.0}))
+    _, stats, _ = run(engine, gallery, FlakyCamera(frames, ()), test_config(quality={"min_score": 0.0}))
     assert stats["faces"] >= 12  # every frame has at least one (weak) detection
 
 
@@ -244,10 +245,10 @@ class FlakyCamera:
         pass
 
 
-def test_a_source_failing_mid_run_is_reopened_and_the_loop_goes_on(engine, identifier, people):
+def test_a_source_failing_mid_run_is_reopened_and_the_loop_goes_on(engine, gallery, people):
     frames = frames_of(people.visits, people.scale)
     config = test_config(camera={"reopen_backoff": 0.01, "reopen_backoff_max": 0.05})
-    sink, stats, _ = run(engine, identifier, FlakyCamera(frames, fail_reads={6, 7, 20}), config)
+    sink, stats, _ = run(engine, gallery, FlakyCamera(frames, fail_reads={6, 7, 20}), config)
     kinds = [e["event"] for e in sink.events]
     assert kinds.count("source_error") == 4  # reads 6 and 7, the failed reopen, read 20
     assert kinds.count("source_reopened") == 2
@@ -258,27 +259,27 @@ def test_a_source_failing_mid_run_is_reopened_and_the_loop_goes_on(engine, ident
     assert sink.decisions() == [("granted", people.visitor)]
 
 
-def test_a_frame_that_breaks_a_stage_does_not_end_the_run(engine, identifier, people, capsys):
+def test_a_frame_that_breaks_a_stage_does_not_end_the_run(engine, gallery, people, capsys):
     frames = frames_of(people.visits[:1], people.scale, per_photo=6)
     frames.insert(2, np.zeros((480, 640), np.float32))  # not an RGB uint8 frame
     source = FlakyCamera(frames, fail_reads=(), fail_open_after_first=0)
-    sink, stats, _ = run(engine, identifier, source)
+    sink, stats, _ = run(engine, gallery, source)
     assert stats["frame_errors"] == 1 and stats["frames"] == len(frames) - 1
     assert sink.decisions() == [("granted", people.visitor)]
     assert "frame 2" in capsys.readouterr().err
 
 
-def test_a_decided_face_is_only_re_identified_every_few_frames(engine, identifier, people, tmp_path):
+def test_a_decided_face_is_only_re_identified_every_few_frames(engine, gallery, people, tmp_path):
     frames = frames_of(people.visits[:1], people.scale, per_photo=60)
     config = test_config(decision={"recheck_every": 15})
-    sink, stats, _ = run(engine, identifier, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS), config)
+    sink, stats, _ = run(engine, gallery, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS), config)
     granted_at = sink.verdicts[0].frame_index
     assert stats["identified"] <= granted_at + 1 + (len(frames) - granted_at) // 15 + 1
     assert stats["faces"] == len(frames)  # but it is detected and tracked on every frame
     assert stats["stages_ms"]["detect"]["n"] == len(frames) and stats["stages_ms"]["embed"]["n"] < len(frames) / 4
 
 
-def test_two_people_at_the_door_are_two_tracks(engine, identifier, people, shared_dir):
+def test_two_people_at_the_door_are_two_tracks(engine, gallery, people, shared_dir):
     rng = np.random.default_rng(3)
     frames = []
     for i in range(36):
@@ -286,19 +287,19 @@ def test_two_people_at_the_door_are_two_tracks(engine, identifier, people, share
         paste(canvas, people.visits[i // 12], rng, 1.15, (170, 240))
         paste(canvas, people.strangers[i // 12], rng, 1.15, (470, 240))
         frames.append(canvas)
-    sink, stats, _ = run(engine, identifier, FlakyCamera(frames, fail_reads=(), fail_open_after_first=0))
+    sink, stats, _ = run(engine, gallery, FlakyCamera(frames, fail_reads=(), fail_open_after_first=0))
     by_track = {}
     for v in sink.verdicts:
         by_track.setdefault(v.track_id, []).append((v.decision, v.name))
     assert sorted(by_track.values()) == [[("granted", people.visitor)], [("unknown", None), ("denied", None)]]
 
 
-def test_the_sequence_continues_from_the_audit_log(engine, identifier, people, tmp_path):
+def test_the_sequence_continues_from_the_audit_log(engine, gallery, people, tmp_path):
     audit = tmp_path / "audit.jsonl"
     audit.write_text(json.dumps({"type": "verdict", "seq": 41}) + "\n")
     frames = frames_of(people.visits, people.scale)
     config = test_config(audit={"path": str(audit)}, sinks={"stdout": False})
-    app = appliance_from_config(config, engine=engine, identifier=identifier, source=FlakyCamera(frames, ()))
+    app = appliance_from_config(config, engine=engine, gallery=gallery, source=FlakyCamera(frames, ()))
     stats = app.run(handle_signals=False)
     records = [json.loads(line) for line in audit.read_text().splitlines()]
     verdicts = [r for r in records if r["type"] == "verdict"]
@@ -307,27 +308,37 @@ def test_the_sequence_continues_from_the_audit_log(engine, identifier, people, t
     assert records[-1]["event"] == "stopped" and stats["last_seq"] == 42
 
 
-def test_sighup_reloads_the_enrolments(engine, identifier, people):
-    class Reloading:
-        people = ["x"]
-        reloads = 0
+def test_sighup_reloads_the_enrolments(engine, gallery, people):
+    reloads = []
 
-        def identify(self, embeddings):
-            return identifier.identify(embeddings)
+    def reload_gallery():
+        reloads.append(1)
+        return Gallery.from_embeddings(["x"], gallery.columns.T[:1])
 
-        def reload(self):
-            self.reloads += 1
-
-    ident = Reloading()
-    app = Appliance(engine, ident, FlakyCamera(frames_of(people.visits[:1], people.scale, 3), ()), config=test_config())
+    source = FlakyCamera(frames_of(people.visits[:1], people.scale, 3), ())
+    app = Appliance(engine, gallery, source, reload_gallery=reload_gallery, config=test_config())
     app.reload()
     sink = ListSink()
     app.sinks = [sink]
     app.run(handle_signals=False)
-    assert ident.reloads == 1 and "reloaded" in [e["event"] for e in sink.events]
+    assert reloads == [1] and app.gallery.people == ["x"]
+    assert [e.get("people") for e in sink.events if e["event"] == "reloaded"] == [1]
 
 
-def test_systemd_gets_ready_watchdog_and_stopping(engine, identifier, people, tmp_path):
+def test_a_failed_reload_keeps_the_enrolments(engine, gallery, people):
+    def reload_gallery():
+        raise OSError("vault unreadable")
+
+    source = FlakyCamera(frames_of(people.visits[:1], people.scale, 3), ())
+    app = Appliance(engine, gallery, source, reload_gallery=reload_gallery, config=test_config(), log=lambda _m: None)
+    app.reload()
+    sink = ListSink()
+    app.sinks = [sink]
+    app.run(handle_signals=False)
+    assert app.gallery is gallery and "reload_failed" in [e["event"] for e in sink.events]
+
+
+def test_systemd_gets_ready_watchdog_and_stopping(engine, gallery, people, tmp_path):
     path = str(tmp_path / "notify.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     server.bind(path)
@@ -352,7 +363,7 @@ def test_systemd_gets_ready_watchdog_and_stopping(engine, identifier, people, tm
     frames = frames_of(people.visits[:1], people.scale, per_photo=12)
     config = test_config(camera={"realtime": True, "fps": 30.0})
     source = DirectorySource(write_dir(tmp_path / "f", frames), fps=30.0)  # 0.4 s of frames
-    run(engine, identifier, source, config, notifier=notifier)
+    run(engine, gallery, source, config, notifier=notifier)
     listener.join(2)
     server.close()
     assert messages[0].startswith("READY=1")
@@ -461,7 +472,7 @@ def test_edge_run_with_a_vault(engine, people, tmp_path):
     frames = frames_of(people.visits, people.scale)
     sink = ListSink()
     app = appliance_from_config(config, engine=engine, source=FlakyCamera(frames, ()), sinks=[sink])
-    assert app.identifier.people == sorted(n.replace("_", " ") for n in people.enrol)
+    assert app.gallery.people == sorted(n.replace("_", " ") for n in people.enrol)
     app.run(handle_signals=False)
     assert sink.decisions() == [("granted", people.visitor.replace("_", " "))]
 
@@ -509,10 +520,10 @@ def test_notify_speaks_the_protocol_on_an_abstract_socket_and_honours_watchdog_p
     assert not silent.enabled and silent.send("READY=1") is False
 
 
-def test_quality_rejects_are_one_event_per_track(engine, identifier, people, tmp_path):
+def test_quality_rejects_are_one_event_per_track(engine, gallery, people, tmp_path):
     """A face the quality stage rejects (here: very dark) is not identified, and says so once per track."""
     frames = [(f.astype(np.float32) * 0.12).astype(np.uint8) for f in frames_of(people.visits[:1], people.scale, 8)]
-    sink, stats, _ = run(engine, identifier, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS))
+    sink, stats, _ = run(engine, gallery, DirectorySource(write_dir(tmp_path / "f", frames), fps=FPS))
     if stats["faces"] == 0:
         pytest.skip("the darkened face is not even detected; nothing for the quality gate to judge")
     rejects = [e for e in sink.events if e["event"] == "quality_rejected"]
@@ -520,9 +531,9 @@ def test_quality_rejects_are_one_event_per_track(engine, identifier, people, tmp
     assert 1 <= len(rejects) <= len({e["track_id"] for e in rejects}) and rejects[0]["failures"]
 
 
-def test_a_signal_during_a_natural_stop_is_the_first_signal(engine, identifier):
+def test_a_signal_during_a_natural_stop_is_the_first_signal(engine, gallery):
     """Found on arm64 under qemu: SIGTERM after the replay ended on its own gave exit 130."""
-    app = Appliance(engine, identifier, FlakyCamera([], ()), config=test_config())
+    app = Appliance(engine, gallery, FlakyCamera([], ()), config=test_config())
     app.stop("end of source")
     app._on_signal(signal.SIGTERM, None)  # the first signal: no KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):

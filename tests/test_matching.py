@@ -1,4 +1,4 @@
-"""Calibration: threshold t must mean FAR 10^(3 − 10t)."""
+"""The matcher: calibration (threshold t must mean FAR 10^(3 − 10t)) and the 1:N gallery search."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from edge.matching import (
+    DEFAULT_THRESHOLD,
     Calibration,
+    Gallery,
+    Match,
+    far_of_score,
     far_of_threshold,
     fit_calibration,
     load_calibrations,
@@ -73,3 +77,68 @@ def test_save_and_load_round_trip(tmp_path, impostors):
 def test_knots_must_increase():
     with pytest.raises(ValueError):
         Calibration(raw=np.array([0.0, 0.0]), score=np.array([0.0, 1.0]), signature={}, info={})
+
+
+# --- the gallery ---------------------------------------------------------------------------------
+
+
+def unit_rows(n: int, d: int, seed: int = 0) -> np.ndarray:
+    rows = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_search_is_the_python_loop_answer_with_a_runner_up_of_another_person():
+    rng = np.random.default_rng(3)
+    matrix = unit_rows(300, 64, seed=3)
+    owners = rng.integers(0, 40, 300)
+    names = [f"p{o:02d}" for o in owners]  # one name per row, people interleaved
+    gallery = Gallery.from_embeddings(names, matrix)
+    assert gallery.people == sorted(set(names)) and len(gallery) == 300
+    probes = unit_rows(20, 64, seed=4)
+    probes[0] = matrix[17]  # an exact hit
+    batch = gallery.search(probes)
+    for i, probe in enumerate(probes):
+        per_person: dict[str, float] = {}
+        for name, r in zip(names, matrix @ probe):
+            per_person[name] = max(per_person.get(name, -9.0), float(r))
+        ranked = sorted(per_person.items(), key=lambda kv: -kv[1])
+        for hits, row in ((batch, i), (gallery.search(probe), 0)):  # a batch and a single probe agree
+            assert gallery.people[hits.person[row]] == ranked[0][0]
+            assert hits.raw[row] == pytest.approx(ranked[0][1], abs=1e-5)
+            assert gallery.people[hits.runner_up[row]] == ranked[1][0]
+            assert hits.runner_up_raw[row] == pytest.approx(ranked[1][1], abs=1e-5)
+    assert gallery.people[batch.person[0]] == names[17] and batch.raw[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_match_calibrates_the_best_and_the_runner_up():
+    matrix = unit_rows(6, 16, seed=1)
+    gallery = Gallery.from_embeddings(["a", "a", "b", "b", "c", "c"], matrix)
+    probe = matrix[3] + 0.3 * matrix[0]
+    raw = matrix @ (probe / np.linalg.norm(probe))
+    best = {n: max(raw[i] for i in idx) for n, idx in (("a", (0, 1)), ("b", (2, 3)), ("c", (4, 5)))}
+    (m,) = gallery.match(probe / np.linalg.norm(probe), lambda r: np.clip(np.asarray(r) / 2 + 0.5, 0, 1))
+    ranked = sorted(best, key=best.get, reverse=True)
+    assert isinstance(m, Match) and m.candidate == ranked[0] and m.runner_up == ranked[1]
+    assert m.score == pytest.approx(best[ranked[0]] / 2 + 0.5, abs=1e-6) == m.verification_score
+    assert m.margin == pytest.approx((best[ranked[0]] - best[ranked[1]]) / 2, abs=1e-6)
+    assert m.name(m.score) == m.candidate and m.name(m.score + 1e-3) is None
+
+
+def test_gallery_edge_cases():
+    empty = Gallery.from_embeddings([], np.zeros((0, 8), np.float32))
+    assert empty.search(unit_rows(1, 8)[0]).person.tolist() == [-1] and empty.people == []
+    assert empty.match(unit_rows(2, 8), lambda r: r) == [Match(None, 0.0, 0.0, 0.0, None)] * 2
+    one = Gallery.from_embeddings(["solo"] * 3, unit_rows(3, 8))
+    hits = one.search(unit_rows(2, 8, seed=5))
+    assert hits.person.tolist() == [0, 0] and hits.runner_up.tolist() == [-1, -1]
+    (m,) = one.match(unit_rows(1, 8, seed=5), lambda r: np.full(np.shape(r), 0.8))
+    assert m.margin == pytest.approx(0.8) and m.runner_up is None  # no runner-up: the margin is the score
+    with pytest.raises(ValueError):
+        one.search(np.zeros(9, np.float32))
+    with pytest.raises(ValueError):
+        Gallery.from_embeddings(["a", "b"], unit_rows(3, 8))
+
+
+def test_one_default_threshold_and_far_map():
+    assert DEFAULT_THRESHOLD == 0.7 and far_of_score(DEFAULT_THRESHOLD) == pytest.approx(1e-4)
+    assert far_of_score(0.0) == 1.0  # never more than 1

@@ -582,7 +582,7 @@ def test_docs_show_the_discovery_payloads_the_code_makes(repo_root):
 
 def test_full_outbox_drops_oldest_with_a_counted_event(tmp_path):
     """Wired from the config as `edge run` does: a full outbox drops the oldest and says so."""
-    from edge.appliance.loop import mqtt_sink_from_config
+    from edge.app import mqtt_sink_from_config
     from edge.config import config_from_dict
 
     cfg = config_from_dict(

@@ -14,8 +14,8 @@ from vault_helpers import DIM, MV, png, unit_rows
 
 from edge import fs as vault_fs
 from edge.errors import EdgeError
+from edge.matching import Gallery
 from edge.vault import (
-    Gallery,
     KeyPermissionError,
     RecordError,
     Vault,
@@ -367,41 +367,7 @@ def test_atomic_write_leaves_old_content_when_interrupted(tmp_path, monkeypatch)
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["f"]
 
 
-# --- 5. 1:N search -------------------------------------------------------------------------------
-
-
-def test_gallery_search_is_the_python_loop_answer_with_a_runner_up_of_another_person():
-    rng = np.random.default_rng(3)
-    matrix = unit_rows(300, 64, seed=3)
-    owners = rng.integers(0, 40, 300)
-    names = [f"p{i}" for i in range(40)]
-    gallery = Gallery(names, owners, matrix)
-    probes = unit_rows(20, 64, seed=4)
-    probes[0] = matrix[17]  # an exact hit
-    batch = gallery.search_batch(probes)
-    for probe, got in zip(probes, batch):
-        raw = matrix @ probe
-        per_person = {}
-        for o, r in zip(owners, raw):
-            per_person[o] = max(per_person.get(o, -9.0), float(r))
-        ranked = sorted(per_person.items(), key=lambda kv: -kv[1])
-        one = gallery.search(probe)
-        for m in (one, got):
-            assert m.person == ranked[0][0] and m.raw == pytest.approx(ranked[0][1], abs=1e-5)
-            assert m.runner_up == ranked[1][0] and m.runner_up_raw == pytest.approx(ranked[1][1], abs=1e-5)
-            assert m.runner_up != m.person
-    assert batch[0].person == owners[17] and batch[0].raw == pytest.approx(1.0, abs=1e-5)
-
-
-def test_gallery_edge_cases():
-    empty = Gallery([], np.zeros(0, int), np.zeros((0, 8), np.float32))
-    assert empty.search(unit_rows(1, 8)[0]).person == -1
-    one = Gallery(["solo"], np.zeros(3, int), unit_rows(3, 8))
-    m = one.search(unit_rows(1, 8, seed=5)[0])
-    assert m.person == 0 and m.runner_up == -1
-    assert one.search_batch(unit_rows(2, 8, seed=5))[0].runner_up == -1
-    with pytest.raises(EdgeError):
-        one.search(np.zeros(9, np.float32))
+# --- 5. the vault's gallery ----------------------------------------------------------------------
 
 
 def test_generation_changes_after_every_committed_change_by_any_process(vault, tmp_path):
@@ -452,14 +418,14 @@ def test_another_process_change_invalidates_the_cache(vault):
 
 
 def vault_gallery_of(vault: Vault) -> Gallery:
-    """`vault_gallery` as a running identifier calls it, for templates of model version MV."""
+    """`vault_gallery` as `edge identify` calls it, for templates of model version MV."""
     import importlib
     from types import SimpleNamespace
     from unittest import mock
 
-    identify_module = importlib.import_module("edge.vault.identify")  # (edge.vault.identify is the function)
-    with mock.patch.object(identify_module, "model_version", lambda engine: MV):
-        return identify_module.vault_gallery(SimpleNamespace(dim=DIM), vault)
+    gallery_module = importlib.import_module("edge.vault.gallery")
+    with mock.patch.object(gallery_module, "model_version", lambda engine: MV):
+        return gallery_module.vault_gallery(SimpleNamespace(dim=DIM), vault)
 
 
 def test_a_writer_killed_mid_change_leaves_readers_uncached_until_the_next_writer(vault, monkeypatch):
@@ -489,7 +455,7 @@ def test_a_writer_killed_mid_change_leaves_readers_uncached_until_the_next_write
     monkeypatch.undo()
     assert vault.generation().startswith("pending-")
     assert [e.name for e in reader.entries()[0]] == ["B"]
-    assert vault_gallery_of(reader).names == ["B"]  # the running identifier no longer matches A
+    assert vault_gallery_of(reader).people == ["B"]  # the running identifier no longer matches A
     assert reader._cache == {}  # and caches nothing while the generation is pending
     with Vault.open(vault.directory).writing():  # the next writer settles it
         pass

@@ -19,12 +19,11 @@ from vault_helpers import encode, other_view
 from edge.engine import Engine
 from edge.errors import EdgeError
 from edge.images import DEFAULT_LIMITS
+from edge.matching import Gallery
 from edge.vault import (
-    Gallery,
     Vault,
     check_photo,
     enroll,
-    identify,
     import_bundle,
     make_bundle,
     model_version,
@@ -37,6 +36,12 @@ from edge.vault import (
 )
 
 CLI = [sys.executable, "-m", "edge.cli"]
+
+
+def identify(engine, store, image, **options):
+    """1:N as `edge identify` does it: `Engine.identify` against the vault's gallery (or a `Gallery`)."""
+    gallery = store if isinstance(store, Gallery) else vault_gallery(engine, store)
+    return engine.identify(image, gallery, **options)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +97,8 @@ def test_enrol_a_real_photo_and_identify_another_view(engine, vault, photos):
     result = identify(engine, vault, str(photos["astronaut_other"]))
     assert result["code"] == 1000 and result["name"] == "Eileen Collins"
     assert result["score"] >= 0.7 and result["margin"] == result["score"]  # nobody else enrolled
-    assert set(result) == {"code", "name", "score", "margin", "far", "request_id"}
+    assert set(result) == {"code", "name", "candidate", "score", "verification_score", "margin", "far", "request_id"}
+    assert result["candidate"] == result["name"] and result["verification_score"] == result["score"]
     assert result["far"] <= 1e-4
 
 
@@ -366,8 +372,8 @@ def test_identify_margin_is_against_the_best_other_person(engine, vault, photos,
     strangers = rng.standard_normal((50, engine.dim)).astype(np.float32)
     strangers /= np.linalg.norm(strangers, axis=1, keepdims=True)
     t = vault.templates(model_version(engine), engine.dim)
-    gallery = Gallery(
-        t.names + [f"s{i}" for i in range(50)], np.r_[t.owners, np.arange(1, 51)], np.vstack([t.matrix, strangers])
+    gallery = Gallery.from_embeddings(
+        [t.names[o] for o in t.owners] + [f"s{i}" for i in range(50)], np.vstack([t.matrix, strangers])
     )
     probe = engine.faces(photos["astronaut_other"], max_faces=1)[0].embedding
     result = identify(engine, gallery, str(photos["astronaut_other"]))

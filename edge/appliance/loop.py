@@ -7,7 +7,9 @@
 Every frame is detected and tracked. A track is identified on every frame until the
 policy has decided it (granted or denied); after that only every `recheck_every` frames,
 so a person standing at the door costs a detection per frame, not a full face pipeline.
-The appliance wires the stages; none of them imports it.
+The stages are the engine's own (`Engine.detect`, `Engine.align_face`, `Engine.embed_many`,
+`Engine.match`), handed in with the gallery and the sinks by the composition root
+(`edge.app`); this module imports no engine, transport or vault.
 
 `Appliance.run` owns the capture thread, signals (SIGTERM/SIGINT: stop after the current
 frame, flush and close the sinks; SIGHUP: re-read the enrolments), systemd
@@ -26,16 +28,16 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from edge.appliance.identify import Identifier, open_identifier
 from edge.appliance.metrics import Timings, peak_rss_mb, process_age
 from edge.appliance.notify import Notifier
 from edge.appliance.policy import DecisionPolicy, Observation
-from edge.appliance.stages import FaceStages
 from edge.appliance.tracker import Tracker
 from edge.appliance.verdict import Verdict, iso
-from edge.camera import Capture, Frame, Source, SourceError, open_source
-from edge.config import Config, ConfigError
-from edge.sinks import AuditLogSink, Sink, StdoutSink
+from edge.camera import Capture, Frame, Source
+from edge.config import Config
+from edge.matching import Gallery
+from edge.sinks import Sink
+from edge.vision.detector import clip_rect
 
 POLL_S = 0.25  # the longest the loop waits for a frame before it looks at signals and the watchdog
 
@@ -45,12 +47,17 @@ def _stderr(message: str) -> None:
 
 
 class Appliance:
+    """The run loop over one source. `engine` is an `edge.engine.Engine` (or anything with its
+    `detect`, `align_face`, `embed_many`, `match` and `model_version`); `gallery` the enrolled
+    people; `reload_gallery`, when given, re-reads them (SIGHUP, the `reload` command)."""
+
     def __init__(
         self,
         engine: Any,
-        identifier: Identifier,
+        gallery: Gallery,
         source: Source,
         *,
+        reload_gallery: Callable[[], Gallery] | None = None,
         config: Config | None = None,
         sinks: Sequence[Sink] = (),
         device_id: str | None = None,
@@ -62,14 +69,14 @@ class Appliance:
     ) -> None:
         self.config = config or Config()
         self.engine = engine
-        self.identifier = identifier
+        self.gallery = gallery
+        self.reload_gallery = reload_gallery
         self.source = source
         self.sinks = list(sinks)
         self.device_id = device_id or self.config.device_id
         self.notifier = notifier or Notifier({})
         self.clock, self.wall, self.log = clock, wall, log
         d = self.config.decision
-        self.stages = FaceStages(engine)
         self.tracker = Tracker(iou=d.track_iou, max_shift=d.track_max_shift, max_age=d.track_max_age)
         self.policy = DecisionPolicy(
             threshold=d.threshold,
@@ -112,8 +119,8 @@ class Appliance:
         if self._first_start is None:
             self._first_start = t0
         rgb = frame.image
-        stages, timings = self.stages, self.timings
-        dets = stages.detect(rgb)
+        engine, timings = self.engine, self.timings
+        dets = engine.detect(rgb)
         t1 = c()
         if dets:
             dets = [d for d in dets if d.box[2] >= self.min_face and d.score >= self.min_score]
@@ -137,16 +144,11 @@ class Appliance:
                 due.append((det, tr))
         kept, crops = [], []
         if due:
-            t_mesh = t_align = t_quality = 0.0
+            spent = Counter()
             for det, tr in due:
-                a = c()
-                points, mesh = stages.landmarks(rgb, det)
-                b = c()
-                crop = stages.align(rgb, points)
-                e = c()
-                quality = stages.quality(rgb, det, mesh, crop)
-                f = c()
-                t_mesh, t_align, t_quality = t_mesh + b - a, t_align + e - b, t_quality + f - e
+                face = engine.align_face(rgb, det)
+                spent.update(face.seconds)
+                quality = None if face.quality is None else face.quality.to_dict()
                 if self.gate and quality is not None and quality.get("ok") is False:
                     self.counts["quality_rejected"] += 1
                     if not tr.data.get("reject_reported"):  # one event per track, not one per frame
@@ -154,23 +156,22 @@ class Appliance:
                         self.event("quality_rejected", track_id=tr.id, failures=quality.get("failures"))
                     continue
                 kept.append((det, tr, quality))
-                crops.append(crop)
-            timings.add("landmarks", t_mesh * 1e3)
-            timings.add("align", t_align * 1e3)
-            timings.add("quality", t_quality * 1e3)
+                crops.append(face.crop)
+            for stage in ("landmarks", "align", "quality"):
+                timings.add(stage, spent[stage] * 1e3)
         verdicts: list[Verdict] = []
         t3 = c()
         if crops:
-            embeddings = stages.embed(crops)
+            embeddings = engine.embed_many(crops)
             t4 = c()
-            matches = self.identifier.identify(embeddings)
+            matches = engine.match(embeddings, self.gallery)
             t5 = c()
             timings.add("embed", (t4 - t3) * 1e3)
             timings.add("match", (t5 - t4) * 1e3)
             self.counts["identified"] += len(crops)
             for (det, tr, quality), m in zip(kept, matches):
                 tr.data["since"] = 0
-                for decision in self.policy.observe(tr.id, Observation(m.name, m.score, m.margin), frame.pts):
+                for decision in self.policy.observe(tr.id, Observation(m.candidate, m.score, m.margin), frame.pts):
                     verdicts.append(self._verdict(decision, tr, det, quality, frame, rgb))
             t3 = c()
             timings.add("decide", (t3 - t5) * 1e3)
@@ -193,10 +194,7 @@ class Appliance:
     def _verdict(self, decision, track, det, quality, frame: Frame, rgb) -> Verdict:
         self.seq += 1
         height, width = rgb.shape[:2]
-        x, y, w, h = det.box
-        x0, y0 = max(0.0, x), max(0.0, y)
-        x1, y1 = min(float(width), x + w), min(float(height), y + h)
-        rect = (int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)))
+        rect = clip_rect(*det.xyxy, width, height)
         now = self.clock()
         self.counts[decision.kind] += 1
         return Verdict(
@@ -288,12 +286,10 @@ class Appliance:
 
     def snapshot(self) -> dict[str, Any]:
         """What the device is doing now: for the MQTT state topic and the `status` command."""
-        from edge.vault import model_version
-
         cap = self.capture
         return {
-            "enrolled": len(getattr(self.identifier, "people", ())),
-            "model_version": model_version(self.engine) if hasattr(self.engine, "config") else None,
+            "enrolled": len(self.gallery.people),
+            "model_version": getattr(self.engine, "model_version", None),
             "profile": self.config.engine.profile,
             "fps": round(self._fps(), 2),
             "frames": self.counts["frames"],
@@ -326,19 +322,18 @@ class Appliance:
         """Ask the loop to re-read the enrolments (SIGHUP) before its next frame."""
         self._reload.set()
 
-    def _reload_identifier(self) -> None:
+    def _reload_gallery(self) -> None:
         self._reload.clear()
-        reload = getattr(self.identifier, "reload", None)
-        if reload is None:
-            self.log("edge: this identifier cannot reload; restart to see new enrolments")
+        if self.reload_gallery is None:
+            self.log("edge: these enrolments cannot be reloaded; restart to see new enrolments")
             return
         try:
-            reload()
+            self.gallery = self.reload_gallery()
         except Exception as exc:  # noqa: BLE001 - keep the enrolments we have
             self.log(f"edge: reloading the enrolments failed, keeping the old ones: {exc}")
             self.event("reload_failed", error=str(exc))
             return
-        self.event("reloaded", people=len(getattr(self.identifier, "people", ())))
+        self.event("reloaded", people=len(self.gallery.people))
 
     def _on_hangup(self, _signum, _frame) -> None:
         self.reload()
@@ -379,7 +374,7 @@ class Appliance:
                 "started",
                 source=self.source.name,
                 realtime=cam.realtime,
-                people=len(getattr(self.identifier, "people", ())) or None,
+                people=len(self.gallery.people) or None,
             )
             self.notifier.ready(f"running: {self.source.name}")
             last_status = last_state = self.clock()
@@ -389,7 +384,7 @@ class Appliance:
                 self._run_calls()
                 self.notifier.watchdog()
                 if self._reload.is_set():
-                    self._reload_identifier()
+                    self._reload_gallery()
                 if self.clock() - last_state >= 1.0:
                     last_state = self.clock()
                     self._push_state()
@@ -487,147 +482,3 @@ def face_crop_jpeg(rgb, rect: tuple[int, int, int, int], *, margin: float = 0.25
         crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
     return buf.tobytes() if ok else None
-
-
-# --- wiring from a config --------------------------------------------------------------------
-
-
-def engine_from_config(config: Config):
-    from edge.engine import Engine, EngineConfig
-
-    e = config.engine
-    return Engine(EngineConfig.profile(e.profile, detector_mode=e.detector, threads=e.threads))
-
-
-def sinks_from_config(config: Config, *, stdout=None) -> list[Sink]:
-    sinks: list[Sink] = []
-    if config.sinks.stdout:
-        sinks.append(StdoutSink(stdout))
-    if config.audit.path:
-        a = config.audit
-        try:
-            sinks.append(AuditLogSink(a.path, max_bytes=a.max_bytes, backups=a.backups, fsync=a.fsync))
-        except OSError as exc:
-            raise ConfigError("audit.path", f"cannot open {a.path}: {exc.strerror or exc}") from None
-    return sinks
-
-
-def source_from_config(config: Config) -> Source:
-    cam = config.camera
-    try:
-        return open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps)
-    except SourceError as exc:
-        raise ConfigError("camera.source", str(exc)) from None
-
-
-def mqtt_sink_from_config(config: Config, *, log: Callable[[str], None] = _stderr):
-    """The MQTT sink (not started) when `mqtt.enabled`, else None. Errors name the config key."""
-    if not config.mqtt.enabled:
-        return None
-    from edge.admin.signing import CommandVerifier
-    from edge.errors import EdgeError
-    from edge.mqtt.client import MqttSettings, MqttSetupError
-    from edge.mqtt.outbox import Outbox
-    from edge.mqtt.sink import MqttSink
-    from edge.mqtt.topics import Topics
-
-    m, device_id = config.mqtt, config.device_id
-    try:
-        settings = MqttSettings.from_config(m, client_id=f"edge-{device_id}")
-    except MqttSetupError as exc:
-        raise ConfigError(exc.key, exc.detail) from None
-    holder: dict[str, Any] = {}
-
-    def dropped(count: int, first: int, last: int) -> None:
-        sink = holder.get("sink")
-        if sink is not None:
-            sink.report(
-                "outbox_dropped", {"dropped": count, "first_seq": first, "last_seq": last, "total": sink.outbox.dropped}
-            )
-
-    try:
-        outbox = Outbox(m.outbox_path, max_items=m.outbox_max, on_drop=dropped)
-    except OSError as exc:
-        raise ConfigError("mqtt.outbox_path", f"cannot use {m.outbox_path}: {exc.strerror or exc}") from None
-    verifier = None
-    if m.admin_keys:
-        try:
-            verifier = CommandVerifier(
-                m.admin_keys,
-                device_id=device_id,
-                max_age=m.command_max_age,
-                nonce_log=f"{m.outbox_path}/command-nonces.json",
-            )
-        except EdgeError as exc:
-            raise ConfigError("mqtt.outbox_path", exc.message) from None
-    sink = MqttSink(
-        settings,
-        device_id=device_id,
-        outbox=outbox,
-        topics=Topics.for_device(device_id, m.topic_prefix),
-        discovery=m.discovery,
-        discovery_prefix=m.discovery_prefix,
-        state_interval=m.state_interval,
-        verifier=verifier,
-        face_recipient=m.face_recipient,
-        log=log,
-    )
-    holder["sink"] = sink
-    return sink
-
-
-def appliance_from_config(
-    config: Config,
-    *,
-    engine: Any = None,
-    identifier: Identifier | None = None,
-    source: Source | None = None,
-    sinks: Sequence[Sink] | None = None,
-    stdout=None,
-    notifier: Notifier | None = None,
-) -> Appliance:
-    """Everything `edge run` builds, from the config (pass any part to use your own).
-
-    With `mqtt.enabled` the MQTT sink is added (unless `sinks` is given), wired to the
-    appliance for commands and events, and started: it connects while the models load.
-    """
-    source = source or source_from_config(config)
-    engine = engine or engine_from_config(config)
-    identifier = identifier or open_identifier(config, engine)
-    mqtt = None
-    if sinks is None:
-        sinks = sinks_from_config(config, stdout=stdout)
-        mqtt = mqtt_sink_from_config(config)
-        if mqtt is not None:
-            sinks.append(mqtt)
-    seq_start = max((s.last_seq() for s in sinks if isinstance(s, AuditLogSink)), default=0)
-    if mqtt is not None:
-        seq_start = max(seq_start, mqtt.outbox.last_seq)
-    appliance = Appliance(
-        engine,
-        identifier,
-        source,
-        config=config,
-        sinks=sinks,
-        notifier=notifier or Notifier(),
-        seq_start=seq_start,
-    )
-    if mqtt is not None:
-        attach_mqtt(appliance, mqtt, vault_path=config.vault.path or None)
-    return appliance
-
-
-def attach_mqtt(appliance: Appliance, mqtt: Any, *, vault_path: str | None) -> None:
-    """Wire an MQTT sink to the appliance (commands, events, status) and start it."""
-    from edge.admin.commands import CommandHandler
-
-    mqtt.commands = CommandHandler(
-        status=lambda: {**appliance.snapshot(), "mqtt": mqtt.state_payload()["mqtt"]},
-        vault_path=vault_path,
-        engine=appliance.engine,
-        reload=appliance.reload,
-        run_in_loop=appliance.call_in_loop,
-    )
-    mqtt.set_event_hook(lambda kind, fields: appliance.post_event(kind, **fields))
-    appliance.want_face = appliance.want_face or mqtt.wants_face
-    mqtt.start()

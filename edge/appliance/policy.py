@@ -32,6 +32,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
+from edge.matching import DEFAULT_THRESHOLD
+
 Kind = Literal["granted", "denied", "unknown"]
 
 
@@ -67,7 +69,7 @@ class DecisionPolicy:
     def __init__(
         self,
         *,
-        threshold: float = 0.7,
+        threshold: float = DEFAULT_THRESHOLD,
         k: int = 3,
         n: int = 5,
         deny_after: int = 10,

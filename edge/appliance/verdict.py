@@ -6,18 +6,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from edge.matching import far_of_threshold
+from edge.matching import far_of_score
 from edge.sinks.base import json_line
 
 
 def iso(ts: float) -> str:
     """Epoch seconds → ISO 8601 UTC with milliseconds ("2025-11-22T18:40:01.123Z")."""
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def far_of_score(score: float) -> float:
-    """The false-accept rate a calibrated score stands for (at most 1)."""
-    return min(1.0, far_of_threshold(float(score)))
 
 
 def compact_quality(quality: dict | None) -> dict | None:

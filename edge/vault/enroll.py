@@ -21,8 +21,6 @@ Every error names the photo ("photo 2 (bob.jpg): …") and keeps the code of the
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import weakref
 from collections.abc import Sequence
@@ -58,10 +56,7 @@ def model_version(engine: Engine | EngineConfig) -> str:
     """
     version = _VERSIONS.get(engine)
     if version is None:
-        config = getattr(engine, "config", engine)
-        canonical = json.dumps(config.signature(), sort_keys=True, separators=(",", ":"))
-        version = hashlib.sha256(canonical.encode()).hexdigest()[:16]
-        _VERSIONS[engine] = version
+        version = _VERSIONS[engine] = getattr(engine, "config", engine).model_version()
     return version
 
 

@@ -167,6 +167,13 @@ class Detection:
         return inter / union if union > 0 else 0.0
 
 
+def clip_rect(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """Corners → (x, y, w, h) in whole pixels, clipped to a width × height image (what APIs report)."""
+    x0, y0 = max(0.0, x0), max(0.0, y0)
+    x1, y1 = min(float(width), x1), min(float(height), y1)
+    return (int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)))
+
+
 def _detections(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> list[Detection]:
     """Arrays (xyxy boxes, keypoints, scores), already sorted, → Detection objects."""
     out = []

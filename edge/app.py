@@ -1,0 +1,265 @@
+"""The composition root: the one place that turns a `Config` into running parts.
+
+    config ─▶ engine ─▶ gallery (vault or photo folder) ─▶ camera source ─▶ sinks (stdout, audit, MQTT)
+           ─▶ Appliance(engine, gallery, source, sinks) ─▶ MQTT commands wired to it
+
+Nothing else builds parts from the configuration: the CLI's `run` calls `appliance_from_config`,
+the stages and the appliance get what they need handed in. A new transport or output (HTTP,
+door relay) is built here and handed the engine or attached to the appliance as a sink.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.appliance.loop import Appliance
+from edge.appliance.notify import Notifier
+from edge.camera import Source, SourceError, open_source
+from edge.config import Config, ConfigError
+from edge.engine import Engine, EngineConfig
+from edge.matching import Gallery
+from edge.sinks import AuditLogSink, Sink, StdoutSink
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def engine_from_config(config: Config) -> Engine:
+    e = config.engine
+    return Engine(EngineConfig.profile(e.profile, detector_mode=e.detector, threads=e.threads))
+
+
+def source_from_config(config: Config) -> Source:
+    cam = config.camera
+    try:
+        return open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps)
+    except SourceError as exc:
+        raise ConfigError("camera.source", str(exc)) from None
+
+
+def sinks_from_config(config: Config, *, stdout=None) -> list[Sink]:
+    sinks: list[Sink] = []
+    if config.sinks.stdout:
+        sinks.append(StdoutSink(stdout))
+    if config.audit.path:
+        a = config.audit
+        try:
+            sinks.append(AuditLogSink(a.path, max_bytes=a.max_bytes, backups=a.backups, fsync=a.fsync))
+        except OSError as exc:
+            raise ConfigError("audit.path", f"cannot open {a.path}: {exc.strerror or exc}") from None
+    return sinks
+
+
+# --- the enrolled people -------------------------------------------------------------------------
+
+
+def gallery_from_photos(engine: Engine, directory: str | Path, *, log: Callable[[str], None] = _stderr) -> Gallery:
+    """A folder with one sub-folder of photos per person (its name is the person's).
+
+    The largest face of each photo becomes a template; a photo without a face is skipped
+    with a warning. Development and tests only: the photos are not encrypted.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise ConfigError("gallery.path", f"{root} is not a directory")
+    names, templates = [], []
+    for person in sorted(p for p in root.iterdir() if p.is_dir()):
+        for photo in sorted(p for p in person.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES):
+            faces = engine.faces(str(photo), max_faces=1)
+            if not faces:
+                log(f"edge: gallery: no face in {photo}; skipped")
+                continue
+            names.append(person.name)
+            templates.append(faces[0].embedding)
+    if not names:
+        raise ConfigError("gallery.path", f"{root} has no person folder with a usable photo")
+    return Gallery.from_embeddings(names, np.stack(templates))
+
+
+def vault_gallery_loader(
+    engine: Engine, path: str | Path, *, log: Callable[[str], None] = _stderr
+) -> Callable[[], Gallery]:
+    """A function that (re-)reads the vault at `path` into a `Gallery`, reporting its problems.
+
+    The appliance calls it once at start-up and again on SIGHUP or a `reload` command (e.g.
+    after `edge enroll` in another process). Only templates of this engine's model version
+    are used.
+    """
+    from edge.vault import Vault, VaultError, gallery_of
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError("vault.path", f"{path} is not a vault directory (create one with the vault tools)")
+    try:
+        vault = Vault.open(path)
+    except (VaultError, OSError) as exc:
+        raise ConfigError("vault.path", f"cannot open the vault at {path}: {exc}") from None
+
+    def load() -> Gallery:
+        gallery = gallery_of(vault.templates(engine.model_version, int(engine.dim)))
+        for problem in gallery.problems:
+            log(f"edge: vault: {problem}")
+        if gallery.stale:
+            log(
+                f"edge: vault: {gallery.stale} template(s) belong to another model version and are not used; "
+                "rebuild them with the vault tools"
+            )
+        if not len(gallery):
+            log(f"edge: vault: nobody is enrolled for this model version in {path}; every face is unknown")
+        return gallery
+
+    return load
+
+
+def gallery_from_config(config: Config, engine: Engine) -> tuple[Gallery, Callable[[], Gallery] | None]:
+    """The enrolled people the config names, and how to re-read them (None: they cannot change)."""
+    if config.gallery.path:
+        return gallery_from_photos(engine, config.gallery.path), None
+    if config.vault.path:
+        load = vault_gallery_loader(engine, config.vault.path)
+        return load(), load
+    raise ConfigError("vault.path", "no enrolment store: set vault.path (or gallery.path for development)")
+
+
+# --- MQTT ----------------------------------------------------------------------------------------
+
+
+def mqtt_sink_from_config(config: Config, *, log: Callable[[str], None] = _stderr):
+    """The MQTT sink (not started) when `mqtt.enabled`, else None. Errors name the config key."""
+    if not config.mqtt.enabled:
+        return None
+    from edge.admin.signing import CommandVerifier
+    from edge.errors import EdgeError
+    from edge.mqtt.client import MqttSettings, MqttSetupError
+    from edge.mqtt.outbox import Outbox
+    from edge.mqtt.sink import MqttSink
+    from edge.mqtt.topics import Topics
+
+    m, device_id = config.mqtt, config.device_id
+    try:
+        settings = MqttSettings.from_config(m, client_id=f"edge-{device_id}")
+    except MqttSetupError as exc:
+        raise ConfigError(exc.key, exc.detail) from None
+    holder: dict[str, Any] = {}
+
+    def dropped(count: int, first: int, last: int) -> None:
+        sink = holder.get("sink")
+        if sink is not None:
+            sink.report(
+                "outbox_dropped", {"dropped": count, "first_seq": first, "last_seq": last, "total": sink.outbox.dropped}
+            )
+
+    try:
+        outbox = Outbox(m.outbox_path, max_items=m.outbox_max, on_drop=dropped)
+    except OSError as exc:
+        raise ConfigError("mqtt.outbox_path", f"cannot use {m.outbox_path}: {exc.strerror or exc}") from None
+    verifier = None
+    if m.admin_keys:
+        try:
+            verifier = CommandVerifier(
+                m.admin_keys,
+                device_id=device_id,
+                max_age=m.command_max_age,
+                nonce_log=f"{m.outbox_path}/command-nonces.json",
+            )
+        except EdgeError as exc:
+            raise ConfigError("mqtt.outbox_path", exc.message) from None
+    sink = MqttSink(
+        settings,
+        device_id=device_id,
+        outbox=outbox,
+        topics=Topics.for_device(device_id, m.topic_prefix),
+        discovery=m.discovery,
+        discovery_prefix=m.discovery_prefix,
+        state_interval=m.state_interval,
+        verifier=verifier,
+        face_recipient=m.face_recipient,
+        log=log,
+    )
+    holder["sink"] = sink
+    return sink
+
+
+def attach_mqtt(appliance: Appliance, mqtt: Any, *, vault_path: str | None) -> None:
+    """Wire an MQTT sink to the appliance (commands, events, status) and start it."""
+    from edge.admin.commands import CommandHandler
+
+    mqtt.commands = CommandHandler(
+        status=lambda: {**appliance.snapshot(), "mqtt": mqtt.state_payload()["mqtt"]},
+        vault_path=vault_path,
+        engine=appliance.engine,
+        reload=appliance.reload,
+        run_in_loop=appliance.call_in_loop,
+    )
+    mqtt.set_event_hook(lambda kind, fields: appliance.post_event(kind, **fields))
+    appliance.want_face = appliance.want_face or mqtt.wants_face
+    mqtt.start()
+
+
+# --- the appliance -------------------------------------------------------------------------------
+
+
+def appliance_from_config(
+    config: Config,
+    *,
+    engine: Engine | None = None,
+    gallery: Gallery | None = None,
+    source: Source | None = None,
+    sinks: Sequence[Sink] | None = None,
+    stdout=None,
+    notifier: Notifier | None = None,
+) -> Appliance:
+    """Everything `edge run` builds, from the config (pass any part to use your own).
+
+    With `mqtt.enabled` the MQTT sink is added (unless `sinks` is given), wired to the
+    appliance for commands and events, and started: it connects while the models load.
+    A `gallery` given here is fixed (SIGHUP cannot re-read it).
+    """
+    source = source or source_from_config(config)
+    engine = engine or engine_from_config(config)
+    reload_gallery = None
+    if gallery is None:
+        gallery, reload_gallery = gallery_from_config(config, engine)
+    mqtt = None
+    if sinks is None:
+        sinks = sinks_from_config(config, stdout=stdout)
+        mqtt = mqtt_sink_from_config(config)
+        if mqtt is not None:
+            sinks.append(mqtt)
+    seq_start = max((s.last_seq() for s in sinks if isinstance(s, AuditLogSink)), default=0)
+    if mqtt is not None:
+        seq_start = max(seq_start, mqtt.outbox.last_seq)
+    appliance = Appliance(
+        engine,
+        gallery,
+        source,
+        reload_gallery=reload_gallery,
+        config=config,
+        sinks=sinks,
+        notifier=notifier or Notifier(),
+        seq_start=seq_start,
+    )
+    if mqtt is not None:
+        attach_mqtt(appliance, mqtt, vault_path=config.vault.path or None)
+    return appliance
+
+
+__all__ = [
+    "appliance_from_config",
+    "attach_mqtt",
+    "engine_from_config",
+    "gallery_from_config",
+    "gallery_from_photos",
+    "mqtt_sink_from_config",
+    "sinks_from_config",
+    "source_from_config",
+    "vault_gallery_loader",
+]
