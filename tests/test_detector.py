@@ -351,7 +351,7 @@ def test_face_detector_open_uses_the_manifest():
 
 def test_lfw_sample_all_found(shared_dir, detectors):
     """The first 40 lfw-dev photos: short range and both find a face in every one (over all
-    6,922: short 100 %, both 100 %, full 98.9 %; see scripts/eval_detector.py)."""
+    6,922: short 100 %, both 100 %, full 98.9 %; see scripts/eval/eval_detector.py)."""
     folder = shared_dir / "lfw-dev"
     with (folder / "labels.csv").open(newline="") as fh:
         rows = [r["image"] for _, r in zip(range(40), csv.DictReader(fh))]

@@ -1,4 +1,4 @@
-"""The build-time graph writer (scripts/modelkit): every op it writes must compute
+"""The build-time graph writer (scripts/build/modelkit): every op it writes must compute
 what the numpy reference computes, in the real LiteRT interpreter."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts" / "build"))  # modelkit
 
 from modelkit.graph import SAME, VALID, Graph, read_model, run_numpy, to_tflite  # noqa: E402
 

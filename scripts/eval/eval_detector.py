@@ -5,7 +5,7 @@ Two jobs:
 
 1. Detection rate and speed per `FaceDetector` mode (default: all four)::
 
-       python scripts/eval_detector.py [--data DIR] [--limit N] [--modes both,short,...]
+       python scripts/eval/eval_detector.py [--data DIR] [--limit N] [--modes both,short,...]
 
    For each mode: photos with ≥ 1 face, faces in total, and ms per photo (detector
    only, one TFLite thread, JPEG decoding excluded), with the ratio to the first mode
@@ -14,7 +14,7 @@ Two jobs:
 
 2. A re-built detector against its reference (e.g. int8 against float16)::
 
-       python scripts/eval_detector.py --reference A.tflite --candidate B.tflite --kind short
+       python scripts/eval/eval_detector.py --reference A.tflite --candidate B.tflite --kind short
 
    Per photo the reference's top face is matched with the candidate face that overlaps
    it most (`edge.vision.detector.match_iou`); reports mean / 5th-percentile IoU over
@@ -43,7 +43,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 if str(REPO) not in sys.path:  # runnable from a checkout without installing
     sys.path.insert(0, str(REPO))
 
