@@ -23,8 +23,6 @@ from edge.vision.detector import (
     decode,
     iou_matrix,
     letterbox,
-    match_iou,
-    match_keypoints,
     ssd_anchors,
     weighted_nms,
 )
@@ -162,20 +160,6 @@ def test_detection_is_immutable_and_measures():
     assert d.iou(_box((25, 20, 30, 40))) == pytest.approx(600 / 1800)
     with pytest.raises(dataclasses.FrozenInstanceError):
         d.score = 0.1
-
-
-def test_match_iou_and_keypoints():
-    kps = np.array([[0, 0], [10, 0], [5, 5], [5, 8], [-2, 0], [12, 0]], np.float32)
-    ref = [Detection((0, 0, 10, 10), 0.9, kps), Detection((100, 100, 50, 50), 0.5, kps)]
-    assert match_iou(ref, ref) == pytest.approx(1.0)
-    assert match_iou([], []) == 1.0
-    assert match_iou(ref, []) == 0.0 and match_iou([], ref) == 0.0
-    # the candidate's best match for the top reference face is used, whatever its rank
-    moved = [Detection((100, 100, 50, 50), 0.99, kps), Detection((1, 0, 10, 10), 0.4, kps + [1, 0])]
-    assert match_iou(ref, moved) == pytest.approx(90 / 110)
-    assert match_keypoints(ref, moved, relative=False) == pytest.approx(1.0)
-    assert match_keypoints(ref, moved) == pytest.approx(0.1)
-    assert np.isnan(match_keypoints(ref, []))
 
 
 # --- the models ----------------------------------------------------------------------------

@@ -409,8 +409,10 @@ def measure_alignment(staging: Path, crops5: dict, pairs, eval_photos) -> dict[s
 
 
 def measure_detectors(staging: Path, photos: list[Path]) -> dict[str, dict]:
+    from modelkit.compare import match_iou
+
     from edge.runtime import Model
-    from edge.vision.detector import BlazeFace, match_iou
+    from edge.vision.detector import BlazeFace
 
     out = {}
     for key, spec in DETECTORS.items():

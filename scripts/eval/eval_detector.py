@@ -17,9 +17,9 @@ Two jobs:
        python scripts/eval/eval_detector.py --reference A.tflite --candidate B.tflite --kind short
 
    Per photo the reference's top face is matched with the candidate face that overlaps
-   it most (`edge.vision.detector.match_iou`); reports mean / 5th-percentile IoU over
-   the photos where either found a face (a photo where only one did counts 0) and
-   over those where both did, how often they disagree on whether there is a face, the
+   it most (`match_iou` of scripts/build/modelkit/compare.py); reports mean /
+   5th-percentile IoU over the photos where either found a face (a photo where only one
+   did counts 0) and over those where both did, how often they disagree on whether there is a face, the
    mean keypoint displacement (pixels and fraction of box width), and ms per photo of
    each model.
 
@@ -46,16 +46,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 if str(REPO) not in sys.path:  # runnable from a checkout without installing
     sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts" / "build"))  # modelkit.compare
+
+from modelkit.compare import match_iou, match_keypoints  # noqa: E402
 
 from edge.runtime import Model, open_model  # noqa: E402
-from edge.vision.detector import (  # noqa: E402
-    MODEL_KEYS,
-    MODES,
-    BlazeFace,
-    FaceDetector,
-    match_iou,
-    match_keypoints,
-)
+from edge.vision.detector import MODEL_KEYS, MODES, BlazeFace, FaceDetector  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "lfw-dev"
 
