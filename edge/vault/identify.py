@@ -6,7 +6,7 @@
 contiguous, so the best match is one `argmax` and the runner-up -- the best score of a
 *different* person -- is two more over the slices either side of that person's rows.
 10,000 templates of 704 values: about 1 ms per probe on the 2-core dev machine
-(`scripts/bench_identify.py`).
+(`scripts/bench/bench_identify.py`).
 
 `identify(engine, vault, image)` embeds the largest face of the photo and searches the vault's
 gallery for the engine's model version (templates of other versions are never used).

@@ -26,7 +26,7 @@ Outputs are found by shape, not name (regressor = last dim 16, classifier = last
 dim 1), so a re-quantized model with renamed tensors is a drop-in; int8 inputs and
 outputs are (de)quantized by `edge.runtime.Model`.
 
-Measured with ``scripts/eval_detector.py`` on ../shared/data/lfw-dev (6,922 photos,
+Measured with ``scripts/eval/eval_detector.py`` on ../shared/data/lfw-dev (6,922 photos,
 250×250, one face of ~105 px centred in each), one LiteRT thread and one OpenCV
 thread on the 2-core x86_64 dev machine (a Raspberry Pi will be several times
 slower), float16 models, ms per photo for the whole ``detect`` (letterbox, model,
