@@ -40,7 +40,7 @@ def main() -> int:
         scores = engine.similarity(a, b)
         runs.append(time.perf_counter() - start)
     vectorised = min(runs)
-    n = 20_000
+    n = min(20_000, args.rows)
     start = time.perf_counter()
     for i in range(n):
         engine.similarity(a[i], b[i])
