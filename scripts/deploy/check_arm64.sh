@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The arm64 proof: install edge with scripts/deploy/install.sh into a Debian bookworm arm64 root and run
-# the test suite there, on an x86_64 machine, under qemu user-mode emulation.
+# The arm64 proof: install edge with scripts/deploy/install.sh into a Debian bookworm arm64 root
+# and run the test suite there, on an x86_64 machine, under qemu user-mode emulation.
 #
 #   sudo bash scripts/deploy/check_arm64.sh            # about 3 min to build the root, then the suite
-#                                               # (tens of minutes under emulation)
+#                                                      # (tens of minutes under emulation)
 #
 #  1. host packages (apt-get, when missing): debootstrap, qemu-user-static, binfmt-support
 #  2. binfmt_misc: qemu-aarch64 registered with the F (fix-binary) flag, so arm64 programs run
