@@ -62,7 +62,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         names = ", ".join(row["file"] for row in bad)
         print(
             f"edge models: {len(bad)} file(s) missing or not matching manifest.json: {names}; "
-            "reinstall the package or rebuild with `python scripts/build_models.py`",
+            "reinstall the package or rebuild with `python scripts/build/build_models.py`",
             file=sys.stderr,
         )
         return 1

@@ -156,7 +156,7 @@ def profile_model_keys(profile: str, detector: str) -> list[str]:
 def check_models(profile: str, detector: str, *, note: str = "") -> list[Finding]:
     from edge import runtime
 
-    rebuild = "reinstall the package (pip install --force-reinstall edge) or run `python scripts/build_models.py`"
+    rebuild = "reinstall the package (pip install --force-reinstall edge) or run `python scripts/build/build_models.py`"
     try:
         directory = runtime.models_dir()
         rows = runtime.manifest_status(directory)

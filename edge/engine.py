@@ -62,7 +62,7 @@ class EngineConfig:
     # short range whenever there is one, at a quarter of the cost.
     detector_mode: Literal["both", "cascade", "full", "short"] = "both"
     # Interpreter threads per model; 0 = one per CPU core, at most 4. On an idle 2-core
-    # machine two threads cut a photo from 21.8 to 14.1 ms (scripts/bench_vs_dlib.py);
+    # machine two threads cut a photo from 21.8 to 14.1 ms (scripts/bench/bench_vs_dlib.py);
     # under CPU contention they cost more than they gain (25.5 against 21.7 ms), which is
     # why the camera loop, which shares the CPU with its capture thread, runs one
     # (`[engine] threads` in firmware_config/edge.toml).
@@ -196,7 +196,7 @@ class Engine:
                 f"(embedders {list(self.config.embedders)}, flip={self.config.flip}, "
                 f"landmarks={self.config.landmarks}); "
                 "scores would not mean what the threshold table says. Use a shipped profile, or run "
-                "`python scripts/calibrate.py`"
+                "`python scripts/build/calibrate.py`"
             )
 
     # --- calibration -------------------------------------------------------------------
@@ -347,7 +347,7 @@ class Engine:
     def score(self, raw: np.ndarray | float) -> np.ndarray | float:
         if self.calibration is None:
             raise ModelError(
-                f"this engine has no calibration (models/{CALIBRATION_FILE}); run `python scripts/calibrate.py`"
+                f"this engine has no calibration (models/{CALIBRATION_FILE}); run `python scripts/build/calibrate.py`"
             )
         return self.calibration(raw)
 

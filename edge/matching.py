@@ -3,7 +3,7 @@
 Calibration: a threshold on the score means a false-accept rate.
 
 The score is defined by the impostor distribution measured on lfw-dev
-(`scripts/calibrate.py`): a score of t is the raw similarity above which a
+(`scripts/build/calibrate.py`): a score of t is the raw similarity above which a
 fraction 10^(3 − 10·t) of impostor pairs falls. So 0.4 ↔ FAR 1/10, 0.5 ↔ 1/100,
 0.6 ↔ 1/1,000, 0.7 ↔ 1/10,000 (recommended), 0.8 ↔ 1/100,000, 0.9 ↔ 1/1,000,000.
 

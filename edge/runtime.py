@@ -2,7 +2,7 @@
 
 LiteRT (``ai-edge-litert``) is preferred; ``tflite-runtime`` is the fallback for
 32-bit Pi OS, where LiteRT has no wheels. Every shipped model must load in both
-(``scripts/check_runtimes.py`` proves it), so callers never care which one ran.
+(``scripts/build/check_runtimes.py`` proves it), so callers never care which one ran.
 
 A model is identified by its key in ``models/manifest.json``. Before a model is
 handed out its sha256 is compared with the manifest, so a truncated copy or a
@@ -99,7 +99,7 @@ class Model:
         if not self.path.is_file():
             raise ModelError(
                 f"model file {self.path} is missing; reinstall the package or rebuild the "
-                "models with `python scripts/build_models.py`"
+                "models with `python scripts/build/build_models.py`"
             )
         if sha256 is not None:
             actual = sha256_of(self.path)
@@ -107,7 +107,7 @@ class Model:
                 raise ModelError(
                     f"model file {self.path} has sha256 {actual}, but models/manifest.json "
                     f"expects {sha256}; the file is damaged or was replaced. Reinstall the "
-                    "package or rebuild with `python scripts/build_models.py`"
+                    "package or rebuild with `python scripts/build/build_models.py`"
                 )
         if threads < 1:
             raise ModelError(f"threads must be >= 1, got {threads}")
@@ -119,7 +119,7 @@ class Model:
         except (ValueError, RuntimeError) as exc:
             raise ModelError(
                 f"{self.backend} cannot load {self.path}: {exc}. Rebuild the models with "
-                "`python scripts/build_models.py`"
+                "`python scripts/build/build_models.py`"
             ) from exc
         self.inputs = [self._spec(d) for d in self._interpreter.get_input_details()]
         self.outputs = [self._spec(d) for d in self._interpreter.get_output_details()]
@@ -212,7 +212,9 @@ def _manifest_cached(directory: str, mtime: float) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise ModelError(f"{path} is missing; reinstall the package or run `python scripts/build_models.py`") from None
+        raise ModelError(
+            f"{path} is missing; reinstall the package or run `python scripts/build/build_models.py`"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ModelError(f"{path} is not valid JSON ({exc}); reinstall the package") from None
 

@@ -10,7 +10,7 @@
 #  2. .venv            - the project, editable, with the test extra (ai-edge-litert runtime;
 #                        on 32-bit Pi OS the tflite-runtime extra instead).
 #  3. .venv-tflite214  - tflite-runtime 2.14.0 + numpy<2, the runtime of 32-bit Pi OS, used by
-#                        scripts/check_runtimes.py to prove every model loads there too
+#                        scripts/build/check_runtimes.py to prove every model loads there too
 #                        (needs CPython 3.10 or 3.11; skipped with a warning when there is none).
 #
 # Safe to re-run: each step is skipped when already done. Environment: PYTHON (interpreter
@@ -101,7 +101,7 @@ else
     echo "$want" >.venv/.edge-setup
 fi
 
-# --- 3. .venv-tflite214: the 32-bit Pi OS runtime, for scripts/check_runtimes.py -----------------
+# --- 3. .venv-tflite214: the 32-bit Pi OS runtime, for scripts/build/check_runtimes.py -----------
 TFLITE_PYTHON=""
 for candidate in "$PYTHON" python3.11 python3.10; do
     if command -v "$candidate" >/dev/null && [[ "$(py_version "$candidate")" =~ ^3\.1[01]$ ]]; then
@@ -111,7 +111,7 @@ for candidate in "$PYTHON" python3.11 python3.10; do
 done
 if [[ -z "$TFLITE_PYTHON" ]]; then
     warn "no CPython 3.10/3.11 found: skipping .venv-tflite214 (tflite-runtime 2.14 has wheels for" \
-        "3.10/3.11 only); scripts/check_runtimes.py and tests/test_runtimes.py need it"
+        "3.10/3.11 only); scripts/build/check_runtimes.py and tests/test_runtimes.py need it"
 else
     make_venv "$TFLITE_PYTHON" .venv-tflite214
     check='import numpy, tflite_runtime, tflite_runtime.interpreter, sys; sys.exit(not (numpy.__version__.startswith("1.") and tflite_runtime.__version__.startswith("2.14")))'

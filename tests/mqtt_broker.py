@@ -1,4 +1,4 @@
-"""A real mosquitto for tests (and scripts/soak_mqtt.py): started on a free port in a temp dir.
+"""A real mosquitto for tests (and scripts/bench/soak_mqtt.py): started on a free port in a temp dir.
 
     with Broker(tmp_path) as broker:          # anonymous, plain TCP
         broker.url                            # "mqtt://127.0.0.1:PORT"

@@ -23,8 +23,6 @@ from edge.vision.detector import (
     decode,
     iou_matrix,
     letterbox,
-    match_iou,
-    match_keypoints,
     ssd_anchors,
     weighted_nms,
 )
@@ -162,20 +160,6 @@ def test_detection_is_immutable_and_measures():
     assert d.iou(_box((25, 20, 30, 40))) == pytest.approx(600 / 1800)
     with pytest.raises(dataclasses.FrozenInstanceError):
         d.score = 0.1
-
-
-def test_match_iou_and_keypoints():
-    kps = np.array([[0, 0], [10, 0], [5, 5], [5, 8], [-2, 0], [12, 0]], np.float32)
-    ref = [Detection((0, 0, 10, 10), 0.9, kps), Detection((100, 100, 50, 50), 0.5, kps)]
-    assert match_iou(ref, ref) == pytest.approx(1.0)
-    assert match_iou([], []) == 1.0
-    assert match_iou(ref, []) == 0.0 and match_iou([], ref) == 0.0
-    # the candidate's best match for the top reference face is used, whatever its rank
-    moved = [Detection((100, 100, 50, 50), 0.99, kps), Detection((1, 0, 10, 10), 0.4, kps + [1, 0])]
-    assert match_iou(ref, moved) == pytest.approx(90 / 110)
-    assert match_keypoints(ref, moved, relative=False) == pytest.approx(1.0)
-    assert match_keypoints(ref, moved) == pytest.approx(0.1)
-    assert np.isnan(match_keypoints(ref, []))
 
 
 # --- the models ----------------------------------------------------------------------------
@@ -351,7 +335,7 @@ def test_face_detector_open_uses_the_manifest():
 
 def test_lfw_sample_all_found(shared_dir, detectors):
     """The first 40 lfw-dev photos: short range and both find a face in every one (over all
-    6,922: short 100 %, both 100 %, full 98.9 %; see scripts/eval_detector.py)."""
+    6,922: short 100 %, both 100 %, full 98.9 %; see scripts/eval/eval_detector.py)."""
     folder = shared_dir / "lfw-dev"
     with (folder / "labels.csv").open(newline="") as fh:
         rows = [r["image"] for _, r in zip(range(40), csv.DictReader(fh))]

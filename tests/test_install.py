@@ -1,11 +1,11 @@
-"""scripts/install.sh (the device installer) and scripts/check_arm64.sh: syntax, shellcheck, and
+"""scripts/deploy/install.sh (the device installer) and scripts/deploy/check_arm64.sh: syntax, shellcheck, and
 a real, offline, unprivileged install into a temporary directory (--no-apt --no-user, EDGE_*
 overrides): venv, package, configuration, device key, unit file, re-run, uninstall, purge.
 
 Offline: pip gets `--no-index --no-build-isolation`, so the package is built from the tree with
 the setuptools/wheel this interpreter already has, and its dependencies (numpy, ai-edge-litert,
 ...) are this interpreter's, put on PYTHONPATH (a copy of its site-packages without edge itself).
-The install from the registries is what scripts/check_arm64.sh proves, on arm64.
+The install from the registries is what scripts/deploy/check_arm64.sh proves, on arm64.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from checkout import REPO, git_files
 
-INSTALL = REPO / "scripts" / "install.sh"
-SCRIPTS = [INSTALL, REPO / "scripts" / "check_arm64.sh"]
+INSTALL = REPO / "scripts" / "deploy" / "install.sh"
+SCRIPTS = [INSTALL, REPO / "scripts" / "deploy" / "check_arm64.sh"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
@@ -90,7 +90,7 @@ def test_refuses_dangerous_directories(value, tmp_path):
 
 def _tree_files() -> list[str]:
     """The checkout's files as git sees them (tracked + untracked, minus .gitignore); without git
-    (a copied tree, as in scripts/check_arm64.sh), what an install needs, minus caches."""
+    (a copied tree, as in scripts/deploy/check_arm64.sh), what an install needs, minus caches."""
     files = git_files()
     if files is not None:
         return files
@@ -149,7 +149,7 @@ def test_install_upgrade_uninstall_purge(tmp_path):
 
     def install(*args: str) -> str:
         proc = subprocess.run(
-            ["bash", str(src / "scripts" / "install.sh"), "--no-apt", "--no-user", *args],
+            ["bash", str(src / "scripts" / "deploy" / "install.sh"), "--no-apt", "--no-user", *args],
             capture_output=True,
             text=True,
             env=env,

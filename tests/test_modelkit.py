@@ -1,5 +1,6 @@
-"""The build-time graph writer (scripts/modelkit): every op it writes must compute
-what the numpy reference computes, in the real LiteRT interpreter."""
+"""The build-time graph writer (scripts/build/modelkit): every op it writes must compute
+what the numpy reference computes, in the real LiteRT interpreter. And modelkit.compare,
+which the build and scripts/eval/eval_detector.py use to compare two detectors."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts" / "build"))  # modelkit
 
+from modelkit.compare import match_iou, match_keypoints  # noqa: E402
 from modelkit.graph import SAME, VALID, Graph, read_model, run_numpy, to_tflite  # noqa: E402
 
 from edge.runtime import Model  # noqa: E402
+from edge.vision.detector import Detection  # noqa: E402
 
 
 def _graph(rng) -> Graph:
@@ -55,3 +58,17 @@ def test_written_ops_are_version_1_for_old_runtimes():
     assert model.operatorCodes, "no ops written"
     assert {oc.version for oc in model.operatorCodes} == {1}
     assert model.signatureDefs[0].signatureKey == b"serving_default"
+
+
+def test_match_iou_and_keypoints():
+    kps = np.array([[0, 0], [10, 0], [5, 5], [5, 8], [-2, 0], [12, 0]], np.float32)
+    ref = [Detection((0, 0, 10, 10), 0.9, kps), Detection((100, 100, 50, 50), 0.5, kps)]
+    assert match_iou(ref, ref) == pytest.approx(1.0)
+    assert match_iou([], []) == 1.0
+    assert match_iou(ref, []) == 0.0 and match_iou([], ref) == 0.0
+    # the candidate's best match for the top reference face is used, whatever its rank
+    moved = [Detection((100, 100, 50, 50), 0.99, kps), Detection((1, 0, 10, 10), 0.4, kps + [1, 0])]
+    assert match_iou(ref, moved) == pytest.approx(90 / 110)
+    assert match_keypoints(ref, moved, relative=False) == pytest.approx(1.0)
+    assert match_keypoints(ref, moved) == pytest.approx(0.1)
+    assert np.isnan(match_keypoints(ref, []))

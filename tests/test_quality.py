@@ -432,5 +432,5 @@ def test_lfw_sample_passes_normal(shared_dir, pipeline):
     # 97.3 % of all 6,922 lfw-dev photos pass NORMAL (module docstring); allow for the sample
     assert passed / faces >= 0.93, passed / faces
     assert occluded / faces <= 0.03
-    # Its speed (about 2 ms a face here) is measured by scripts/eval_quality.py, not asserted:
+    # Its speed (about 2 ms a face here) is measured by scripts/eval/eval_quality.py, not asserted:
     # a timed assertion fails on a slow or emulated machine without anything being wrong.

@@ -1,4 +1,4 @@
-"""scripts/check_runtimes.py: every shipped model agrees in ai-edge-litert and tflite-runtime 2.14."""
+"""scripts/build/check_runtimes.py: every shipped model agrees in ai-edge-litert and tflite-runtime 2.14."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "scripts" / "check_runtimes.py"
+SCRIPT = REPO / "scripts" / "build" / "check_runtimes.py"
 TFLITE_PYTHON = REPO / ".venv-tflite214" / "bin" / "python"
 
 

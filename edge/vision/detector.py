@@ -26,7 +26,7 @@ Outputs are found by shape, not name (regressor = last dim 16, classifier = last
 dim 1), so a re-quantized model with renamed tensors is a drop-in; int8 inputs and
 outputs are (de)quantized by `edge.runtime.Model`.
 
-Measured with ``scripts/eval_detector.py`` on ../shared/data/lfw-dev (6,922 photos,
+Measured with ``scripts/eval/eval_detector.py`` on ../shared/data/lfw-dev (6,922 photos,
 250×250, one face of ~105 px centred in each), one LiteRT thread and one OpenCV
 thread on the 2-core x86_64 dev machine (a Raspberry Pi will be several times
 slower), float16 models, ms per photo for the whole ``detect`` (letterbox, model,
@@ -543,42 +543,3 @@ class FaceDetector:
             keep = (boxes[:, 2] - boxes[:, 0]) >= self.min_face
             return boxes[keep], kps[keep], scores[keep]
         return boxes, kps, scores
-
-
-# --- comparing two detectors (quantized against float) ---------------------------------
-
-
-def _top_pair(ref: Sequence[Detection], cand: Sequence[Detection]) -> tuple[Detection, Detection, float] | None:
-    """Best-scoring reference face and the candidate face overlapping it most."""
-    if not ref or not cand:
-        return None
-    top = max(ref, key=lambda d: d.score)
-    ious = [top.iou(c) for c in cand]
-    best = int(np.argmax(ious))
-    return top, cand[best], ious[best]
-
-
-def match_iou(ref: Sequence[Detection], cand: Sequence[Detection]) -> float:
-    """IoU between the reference's top face and the candidate face that overlaps it most.
-
-    1.0 when neither found a face (they agree), 0.0 when only one did. Used to check
-    that a re-quantized detector still puts boxes where the float one does.
-    """
-    pair = _top_pair(ref, cand)
-    if pair is None:
-        return 1.0 if not ref and not cand else 0.0
-    return float(pair[2])
-
-
-def match_keypoints(ref: Sequence[Detection], cand: Sequence[Detection], *, relative: bool = True) -> float:
-    """Mean displacement of the six keypoints between the pair `match_iou` compares.
-
-    In pixels, or (``relative=True``) as a fraction of the reference box width, so
-    photos of different sizes are comparable. NaN when either side found no face.
-    """
-    pair = _top_pair(ref, cand)
-    if pair is None:
-        return math.nan
-    top, other, _ = pair
-    shift = float(np.linalg.norm(top.keypoints - other.keypoints, axis=1).mean())
-    return shift / top.box[2] if relative and top.box[2] > 0 else shift

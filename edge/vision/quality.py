@@ -95,7 +95,7 @@ native crop resolution) — it rejects three quarters of LFW's press photos, by 
 Every bound tightens with the level, so whatever passes a level passes every lower one.
 face_size 20/30/40 px means the 112 crop is enlarged ≤ 1.76×, ≤ 1.17× and not at all.
 
-Measured (``scripts/eval_quality.py``)
+Measured (``scripts/eval/eval_quality.py``)
 --------------------------------------
 
 Pipeline per photo: BlazeFace cascade → largest face → FaceMesh → crop on the mesh's
@@ -557,7 +557,7 @@ RING_FEATURES = ("local_dark", "local_a")
 _MIN_PIXELS = 8
 
 # Mean and standard deviation of each part's features on lfw-dev (identities with an
-# even CRC32, 3,474 photos), from `scripts/eval_quality.py --fit`.
+# even CRC32, 3,474 photos), from `scripts/eval/eval_quality.py --fit`.
 OCCLUSION_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "eye_l": (
         (-0.6828, -0.4399, -0.1667, -4.7605, -8.1367, -0.0445, -0.5801, -1.9534),

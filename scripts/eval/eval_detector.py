@@ -5,7 +5,7 @@ Two jobs:
 
 1. Detection rate and speed per `FaceDetector` mode (default: all four)::
 
-       python scripts/eval_detector.py [--data DIR] [--limit N] [--modes both,short,...]
+       python scripts/eval/eval_detector.py [--data DIR] [--limit N] [--modes both,short,...]
 
    For each mode: photos with ≥ 1 face, faces in total, and ms per photo (detector
    only, one TFLite thread, JPEG decoding excluded), with the ratio to the first mode
@@ -14,12 +14,12 @@ Two jobs:
 
 2. A re-built detector against its reference (e.g. int8 against float16)::
 
-       python scripts/eval_detector.py --reference A.tflite --candidate B.tflite --kind short
+       python scripts/eval/eval_detector.py --reference A.tflite --candidate B.tflite --kind short
 
    Per photo the reference's top face is matched with the candidate face that overlaps
-   it most (`edge.vision.detector.match_iou`); reports mean / 5th-percentile IoU over
-   the photos where either found a face (a photo where only one did counts 0) and
-   over those where both did, how often they disagree on whether there is a face, the
+   it most (`match_iou` of scripts/build/modelkit/compare.py); reports mean /
+   5th-percentile IoU over the photos where either found a face (a photo where only one
+   did counts 0) and over those where both did, how often they disagree on whether there is a face, the
    mean keypoint displacement (pixels and fraction of box width), and ms per photo of
    each model.
 
@@ -43,19 +43,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 if str(REPO) not in sys.path:  # runnable from a checkout without installing
     sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts" / "build"))  # modelkit.compare
+
+from modelkit.compare import match_iou, match_keypoints  # noqa: E402
 
 from edge.runtime import Model, open_model  # noqa: E402
-from edge.vision.detector import (  # noqa: E402
-    MODEL_KEYS,
-    MODES,
-    BlazeFace,
-    FaceDetector,
-    match_iou,
-    match_keypoints,
-)
+from edge.vision.detector import MODEL_KEYS, MODES, BlazeFace, FaceDetector  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "lfw-dev"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Speed acceptance: the default engine against face_recognition 1.3 (dlib), per photo.
 
-    python scripts/bench_vs_dlib.py [--photos 200] [--lfw ../shared/data/lfw-dev] [--json]
+    python scripts/bench/bench_vs_dlib.py [--photos 200] [--lfw ../shared/data/lfw-dev] [--json]
 
 The target: per photo (read the file, decode, detect every face, align and embed the
 largest) the default engine (`Engine()`, profile "accurate") is at least 6x faster than
@@ -61,7 +61,7 @@ from pathlib import Path  # noqa: E402
 
 import cv2  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 if str(REPO) not in sys.path:  # runnable from a checkout without installing
     sys.path.insert(0, str(REPO))
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Soak the MQTT path: N verdicts at R per second through a real mosquitto restarted K times.
 
-    .venv/bin/python scripts/soak_mqtt.py                 # 10,000 at 100/s, 3 restarts (~110 s)
-    .venv/bin/python scripts/soak_mqtt.py --count 2000 --rate 200 --restarts 2 --down 2
+    .venv/bin/python scripts/bench/soak_mqtt.py                 # 10,000 at 100/s, 3 restarts (~110 s)
+    .venv/bin/python scripts/bench/soak_mqtt.py --count 2000 --rate 200 --restarts 2 --down 2
 
 The appliance side is the real `MqttSink` with its on-disk outbox (every verdict fsynced
 before it is published, removed on PUBACK). The watcher is a paho client with a persistent
@@ -23,7 +23,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
+sys.path.insert(0, str(ROOT))  # this checkout's edge, installed or not
 sys.path.insert(0, str(ROOT / "tests"))  # the test broker and recorder (real mosquitto, real paho)
 
 from mqtt_broker import Broker, available  # noqa: E402

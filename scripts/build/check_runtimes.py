@@ -13,8 +13,8 @@ floats in [-1, 1] for float inputs, and for quantized (int8/uint8/int16) inputs 
 quantized with the tensor's scale and zero point (edge.runtime.Model does that). Outputs are
 compared (dequantized), and single-thread inference is timed in each runtime.
 
-    python scripts/check_runtimes.py            # table; exit 1 on any failure
-    python scripts/check_runtimes.py --json     # the same as JSON
+    python scripts/build/check_runtimes.py            # table; exit 1 on any failure
+    python scripts/build/check_runtimes.py --json     # the same as JSON
 
 The child code runs under numpy 1.x and imports only edge.runtime (numpy and the stdlib).
 """
@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 DEFAULT_TFLITE_PYTHON = REPO / ".venv-tflite214" / "bin" / "python"
 
 # Tolerances, stated once and printed with every report.

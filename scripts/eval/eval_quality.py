@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Calibrate and evaluate `edge.vision.quality` on lfw-dev and degraded copies of it.
 
-    python scripts/eval_quality.py [--data DIR] [--limit N] [--degrade N] [--workers 2]
+    python scripts/eval/eval_quality.py [--data DIR] [--limit N] [--degrade N] [--workers 2]
                                    [--split heldout|fit|all] [--embedder KEY] [--fit]
                                    [--detector cascade] [--save ROWS.pkl]
 
@@ -55,7 +55,7 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 if str(REPO) not in sys.path:  # runnable from a checkout without installing
     sys.path.insert(0, str(REPO))
 

@@ -20,7 +20,7 @@ def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
     lines = [
         "# Models",
         "",
-        "Built by `python scripts/build_models.py` from registry packages alone; every figure below was",
+        "Built by `python scripts/build/build_models.py` from registry packages alone; every figure below was",
         "measured by that build on lfw-dev (see `manifest.json` → `evaluation` for the protocol).",
         "Do not edit by hand: rebuild. `edge models` verifies the sha256 of each file against the manifest.",
         "",
@@ -124,7 +124,7 @@ def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
         "Conversion notes: MobileFaceNet is rebuilt at batch 1 with real PRELU ops (its PReLU was spelled "
         "relu(x) + a·(x − |x|)); fr_feature.onnx is translated op by op (stride-2 convolutions get an explicit PAD "
         "because ONNX pads symmetrically). Both rebuilt graphs are checked against their sources; every op is "
-        "written at version 1 so tflite-runtime 2.14 loads them (`scripts/check_runtimes.py`).",
+        "written at version 1 so tflite-runtime 2.14 loads them (`scripts/build/check_runtimes.py`).",
         "",
     ]
     (out / "README.md").write_text("\n".join(lines))

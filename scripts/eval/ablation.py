@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Accuracy ablation on lfw-dev: what each choice of the face path is worth.
 
-    python scripts/ablation.py [--lfw ../shared/data/lfw-dev] [--out docs/accuracy-ablation.json]
+    python scripts/eval/ablation.py [--lfw ../shared/data/lfw-dev] [--out docs/accuracy-ablation.json]
 
 Runs every pairs.csv photo once through detection and both landmark sources,
 embeds each crop with every embedder, mirrored and not, and then scores every
@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 sys.path.insert(0, str(ROOT))
 
 from edge.evaluation import kfold_accuracy, tar_at_far  # noqa: E402

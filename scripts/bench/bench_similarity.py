@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Engine.similarity on one million embedding pairs, against a plain Python loop.
 
-    python scripts/bench_similarity.py [--rows 1000000]
+    python scripts/bench/bench_similarity.py [--rows 1000000]
 
 The baseline is the obvious per-row loop (dot product and calibration one pair at a
 time) timed on a slice and scaled up; both run here, in the same process.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 sys.path.insert(0, str(ROOT))
 
 from edge.engine import Engine  # noqa: E402
@@ -40,7 +40,7 @@ def main() -> int:
         scores = engine.similarity(a, b)
         runs.append(time.perf_counter() - start)
     vectorised = min(runs)
-    n = 20_000
+    n = min(20_000, args.rows)
     start = time.perf_counter()
     for i in range(n):
         engine.similarity(a[i], b[i])

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Device installer: one command, as root, on the device, from a checkout or unpacked source tree.
 #
-#   sudo bash scripts/install.sh            # install, or upgrade to this tree
-#   sudo bash scripts/install.sh --start    # ... and (re)start edge.service
-#   sudo bash scripts/install.sh --uninstall [--purge]
+#   sudo bash scripts/deploy/install.sh            # install, or upgrade to this tree
+#   sudo bash scripts/deploy/install.sh --start    # ... and (re)start edge.service
+#   sudo bash scripts/deploy/install.sh --uninstall [--purge]
 #
 # Supported: Raspberry Pi OS bookworm (arm64; armhf with tflite-runtime), Ubuntu 22.04 /
 # JetPack 6 (arm64), and plain Debian 12 / Ubuntu 22.04+ on arm64 or x86_64. docs/install.md
@@ -174,7 +174,7 @@ if ((UNINSTALL)); then
 fi
 
 # --- the source tree --------------------------------------------------------------------------
-TREE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TREE="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"  # scripts/deploy/ -> the checkout
 [[ -f "$TREE/pyproject.toml" && -f "$TREE/setup.py" && -d "$TREE/edge" ]] \
     || die "$TREE does not look like the edge source tree (pyproject.toml, setup.py, edge/)"
 grep -q '^name = "edge"' "$TREE/pyproject.toml" || die "$TREE/pyproject.toml is not the edge project"

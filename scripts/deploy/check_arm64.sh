@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The arm64 proof: install edge with scripts/install.sh into a Debian bookworm arm64 root and run
-# the test suite there, on an x86_64 machine, under qemu user-mode emulation.
+# The arm64 proof: install edge with scripts/deploy/install.sh into a Debian bookworm arm64 root
+# and run the test suite there, on an x86_64 machine, under qemu user-mode emulation.
 #
-#   sudo bash scripts/check_arm64.sh            # about 3 min to build the root, then the suite
-#                                               # (tens of minutes under emulation)
+#   sudo bash scripts/deploy/check_arm64.sh            # about 3 min to build the root, then the suite
+#                                                      # (tens of minutes under emulation)
 #
 #  1. host packages (apt-get, when missing): debootstrap, qemu-user-static, binfmt-support
 #  2. binfmt_misc: qemu-aarch64 registered with the F (fix-binary) flag, so arm64 programs run
@@ -12,7 +12,7 @@
 #     (reused when complete; ARM64_ROOT=... to put it elsewhere)
 #  4. a copy of this checkout (git's tracked + untracked files) at /srv/edge-check/main in the
 #     root; ../shared/data, when present, bind-mounted read-only at /srv/edge-check/shared/data
-#  5. inside: bash scripts/install.sh --extras test  (apt-get, the edge user, /opt/edge/venv,
+#  5. inside: bash scripts/deploy/install.sh --extras test  (apt-get, the edge user, /opt/edge/venv,
 #     /etc/edge, /var/lib/edge, the device key; systemd is not running there, so the unit is
 #     installed but not enabled), then .venv-tflite214 in the copy (tflite-runtime 2.14, so
 #     tests/test_runtimes.py compares both runtimes on arm64; EDGE_CHECK_TFLITE=0 skips it)
@@ -45,7 +45,7 @@ case "${1:-}" in
     *) die "unknown argument: $1 (see --help)" ;;
 esac
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"  # scripts/deploy/ -> the checkout
 ROOT=${ARM64_ROOT:-$REPO/.cache/arm64-root}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
@@ -223,9 +223,9 @@ else
 fi
 
 # --- 5. install -------------------------------------------------------------------------------------
-say "inside: bash $INNER/main/scripts/install.sh --extras test"
+say "inside: bash $INNER/main/scripts/deploy/install.sh --extras test"
 t0=$(date +%s)
-in_root bash "$INNER/main/scripts/install.sh" --extras test || die "scripts/install.sh failed in the arm64 root"
+in_root bash "$INNER/main/scripts/deploy/install.sh" --extras test || die "scripts/deploy/install.sh failed in the arm64 root"
 INSTALL_S=$(($(date +%s) - t0))
 say "install.sh done in $INSTALL_S s"
 in_root runuser -u edge -- /opt/edge/venv/bin/edge models >/dev/null || die "edge models fails as user edge"
@@ -287,7 +287,7 @@ echo "arch:            $ROOT_ARCH (Debian $(cat "$ROOT/etc/debian_version"), qem
 echo "python:          $PY_VERSION"
 echo "ai-edge-litert:  $LITERT"
 echo "numpy:           $NUMPY"
-echo "edge:            $EDGE_VERSION (scripts/install.sh: $INSTALL_S s)"
+echo "edge:            $EDGE_VERSION (scripts/deploy/install.sh: $INSTALL_S s)"
 echo "pytest:          ${RESULT:-no result line} (exit $PYTEST_STATUS, $PYTEST_S s)"
 echo "wall time:       $((WALL / 60)) min $((WALL % 60)) s"
 echo "====================================================="

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The appliance loop against issue #5's acceptance targets, on 640×480 frames with one face.
 
-    python scripts/bench_loop.py [--seconds 10] [--fps 30] [--profile accurate] [--keep DIR]
+    python scripts/bench/bench_loop.py [--seconds 10] [--fps 30] [--profile accurate] [--keep DIR]
 
 Builds 10-second 30 fps clips (MJPG .avi, in a temporary folder) of an enrolled person
 and of a stranger: real photos (lfw-dev in ../shared when present, else scikit-image's
@@ -45,7 +45,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 sys.path.insert(0, str(ROOT))
 
 from edge.appliance.identify import GalleryIdentifier  # noqa: E402
