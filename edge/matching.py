@@ -251,6 +251,8 @@ class Gallery:
             return Hits(none, np.full(k, -np.inf, np.float32), none.copy(), np.full(k, -np.inf, np.float32))
         with _one_blas_thread():
             raw = probes @ self.columns  # (k, n)
+        if k == 1:  # one probe (`edge identify`): argmax, then the runner-up outside that person's rows
+            return self._search_one(raw[0])
         per_person = np.maximum.reduceat(raw, self.starts, axis=1)  # (k, people): every person owns a row
         rows = np.arange(k)
         best = np.argmax(per_person, axis=1)
@@ -262,6 +264,18 @@ class Gallery:
         else:
             runner, runner_raw = np.full(k, -1, np.int64), np.full(k, -np.inf, np.float32)
         return Hits(best.astype(np.int64), best_raw, runner.astype(np.int64), runner_raw)
+
+    def _search_one(self, raw: np.ndarray) -> Hits:
+        i = int(np.argmax(raw))
+        person = int(self.owners[i])
+        start, end = int(self.starts[person]), int(self.ends[person])
+        runner, runner_raw = -1, -np.inf
+        for lo, hi in ((0, start), (end, self.size)):
+            if hi > lo:
+                j = lo + int(np.argmax(raw[lo:hi]))
+                if raw[j] > runner_raw:
+                    runner, runner_raw = int(self.owners[j]), raw[j]
+        return Hits(np.array([person]), raw[i : i + 1], np.array([runner]), np.array([runner_raw], dtype=np.float32))
 
     def match(self, probes: np.ndarray, score: Callable[[np.ndarray], Any]) -> list[Match]:
         """`search`, calibrated by `score` (raw → 0..1): one `Match` per probe."""

@@ -5,7 +5,7 @@
 
 What is timed is the search after the probe's embedding: one probe (d,) against every
 template of the gallery -> best person, raw score, runner-up person (`Gallery.search`), and
-the same plus calibration and the result dict (`identify_embedding`). The gallery holds
+the same plus calibration and the result dict (`Engine.identify` of an embedding). The gallery holds
 `--templates` synthetic unit vectors (two per synthetic person) plus real templates made by
 the engine from real photos (skimage's astronaut; five lfw-dev people when ../shared/data is
 there), so the real probes check the answers too: a different photo of each real person must
@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from edge.engine import Engine  # noqa: E402
 from edge.errors import EdgeError  # noqa: E402
-from edge.vault import Gallery, Vault, check_photo, identify_embedding, model_version  # noqa: E402
+from edge.matching import Gallery  # noqa: E402
+from edge.vault import Vault, check_photo, gallery_of, model_version  # noqa: E402
 
 TARGET_MS = 2.0
 LFW = ROOT.parent / "shared" / "data" / "lfw-dev"
@@ -109,7 +110,7 @@ def vault_load(engine: Engine, people: int) -> tuple[float, int]:
             t = rng.standard_normal((1, engine.dim)).astype(np.float32)
             vault.add_entry(f"Synthetic {i}", [photo], t / np.linalg.norm(t), version)
         start = time.perf_counter()
-        gallery = Gallery.from_vault(Vault.open(vault.directory), version, engine.dim)
+        gallery = gallery_of(Vault.open(vault.directory).templates(version, engine.dim))
         return time.perf_counter() - start, len(gallery)
 
 
@@ -132,24 +133,25 @@ def main() -> int:
     real_owners = [len(names) - len(enrol) + i for i, ts in enumerate(enrol.values()) for _ in ts]
     matrix = np.vstack([synthetic, np.stack(real_rows)])
     owners = np.r_[owners, real_owners]
-    gallery = Gallery(names, owners, matrix, model_version(engine))
+    gallery = Gallery.from_embeddings([names[o] for o in owners], matrix, model_version=model_version(engine))
 
     # Answers: every real probe → its name; strangers → no name; the search agrees with the loop.
     wrong = []
     for person, probe in probes.items():
-        result = identify_embedding(engine, gallery, probe)
+        result = engine.identify(probe, gallery)
         if result["name"] != person:
             wrong.append((person, result))
-    accepted = [(p, identify_embedding(engine, gallery, e)) for p, e in strangers]
+    accepted = [(p, engine.identify(e, gallery)) for p, e in strangers]
     accepted = [(p, r) for p, r in accepted if r["name"] is not None]
     order = np.argsort(owners, kind="stable")  # the gallery's row order, for the loop
     synthetic_probes = rng.standard_normal((max(0, args.probes - len(probes)), engine.dim)).astype(np.float32)
     synthetic_probes /= np.linalg.norm(synthetic_probes, axis=1, keepdims=True)
     all_probes = np.vstack([np.stack(list(probes.values())), synthetic_probes])[: args.probes]
     for probe in all_probes[:5]:
-        m = gallery.search(probe)
+        hits = gallery.search(probe)
         person, raw, runner, runner_raw = python_loop(matrix[order], owners[order], probe)
-        assert (m.person, m.runner_up) == (person, runner) and abs(m.raw - raw) < 1e-4, "search ≠ loop"
+        found = (gallery.people[hits.person[0]], gallery.people[hits.runner_up[0]])
+        assert found == (names[person], names[runner]) and abs(hits.raw[0] - raw) < 1e-4, "search ≠ loop"
 
     for probe in all_probes[:20]:  # warm up
         gallery.search(probe)
@@ -159,7 +161,7 @@ def main() -> int:
         gallery.search(probe)
         search_ms.append((time.perf_counter() - start) * 1e3)
         start = time.perf_counter()
-        identify_embedding(engine, gallery, probe)
+        engine.identify(probe, gallery)
         identify_ms.append((time.perf_counter() - start) * 1e3)
     naive_ms = []
     for probe in all_probes[:50]:
@@ -181,7 +183,7 @@ def main() -> int:
         f"{len(real_rows)} real), {len(names):,} people, {args.profile} profile"
     )
     print(f"  Gallery.search:       median {med:.3f} ms, p99 {p99:.3f} ms per probe ({len(search_ms)} probes)")
-    print(f"  identify_embedding:   median {imed:.3f} ms, p99 {ip99:.3f} ms (search + calibration + result)")
+    print(f"  Engine.identify:      median {imed:.3f} ms, p99 {ip99:.3f} ms (search + calibration + result)")
     print(f"  baseline, Python loop over templates: median {loop:.1f} ms per probe ({len(loop_ms)} probes)")
     print(f"  naive numpy (row-major matrix @ probe, default BLAS threads): median {np.median(naive_ms):.3f} ms")
     print(f"  ratio (loop / search): {loop / med:.0f}x")

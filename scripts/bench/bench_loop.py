@@ -48,12 +48,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 sys.path.insert(0, str(ROOT))
 
-from edge.appliance.identify import GalleryIdentifier  # noqa: E402
-from edge.appliance.loop import Appliance, engine_from_config  # noqa: E402
+from edge.app import engine_from_config  # noqa: E402
+from edge.appliance.loop import Appliance  # noqa: E402
 from edge.appliance.policy import DecisionPolicy, Observation  # noqa: E402
 from edge.camera.base import Frame  # noqa: E402
 from edge.config import config_from_dict  # noqa: E402
 from edge.images import Image  # noqa: E402
+from edge.matching import Gallery  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "lfw-dev"
 ENROLLED, STRANGER = "Tony_Blair", "Hugo_Chavez"
@@ -133,10 +134,10 @@ def edge_run(config: Path, clip: Path, realtime: bool) -> dict:
 # --- in-process: tracked loop vs the naive one --------------------------------------------------
 
 
-def in_process(engine, identifier, config, frames: list[np.ndarray], fps: float) -> dict:
+def in_process(engine, gallery, config, frames: list[np.ndarray], fps: float) -> dict:
     """Both loops over the same decoded frames, one after the other; ms per frame and verdicts."""
     out = {}
-    app = Appliance(engine, identifier, source=None, config=config, sinks=[], log=lambda m: None)
+    app = Appliance(engine, gallery, source=None, config=config, sinks=[], log=lambda m: None)
     times, granted = [], 0
     for i, image in enumerate(frames):
         t = time.monotonic()
@@ -156,9 +157,9 @@ def in_process(engine, identifier, config, frames: list[np.ndarray], fps: float)
         img = Image(image, "array", 1, (image.shape[1], image.shape[0]))
         faces = engine.faces(img, max_faces=config.engine.max_faces)
         if faces:
-            matches = identifier.identify(np.stack([f.embedding for f in faces]))
+            matches = engine.match(np.stack([f.embedding for f in faces]), gallery)
             for j, m in enumerate(matches):  # no tracker: the j-th largest face is "track" j
-                decisions = policy.observe(j, Observation(m.name, m.score, m.margin), i / fps)
+                decisions = policy.observe(j, Observation(m.candidate, m.score, m.margin), i / fps)
                 granted += sum(x.kind == "granted" for x in decisions)
         times.append(time.monotonic() - t)
     out["naive"] = {"ms": np.array(times) * 1e3, "granted": granted}
@@ -267,8 +268,8 @@ def main() -> int:
             for image in images:
                 names.append(name)
                 templates.append(engine.faces(image, max_faces=1)[0].embedding)
-        identifier = GalleryIdentifier(names, np.stack(templates), engine)
-        cmp = in_process(engine, identifier, config, enrolled_frames, args.fps)
+        gallery = Gallery.from_embeddings(names, np.stack(templates))
+        cmp = in_process(engine, gallery, config, enrolled_frames, args.fps)
         tracked, naive = cmp["tracked"], cmp["naive"]
         print("\nin-process, the same decoded frames of the enrolled clip (pipeline only, no decoding):")
         for label, r in (("tracked loop", tracked), ("naive loop", naive)):
