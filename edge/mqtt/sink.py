@@ -49,9 +49,11 @@ class MqttSink(Sink):
         commands: CommandHandler | None = None,
         face_recipient: str = "",
         window: int = 64,
-        log: Callable[[str], None] = lambda _m: None,
+        log: object = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        # `log` is deprecated and ignored: the link logs to the edge.mqtt.client logger. Still
+        # accepted because edge.appliance.loop.mqtt_sink_from_config passes it.
         self.device_id = device_id
         self.topics = topics or Topics.for_device(device_id)
         self.outbox = outbox
@@ -61,7 +63,6 @@ class MqttSink(Sink):
         self.verifier = verifier
         self.commands = commands
         self.window = window
-        self.log = log
         self.clock = clock
         self._recipient = None
         if face_recipient:
@@ -93,7 +94,6 @@ class MqttSink(Sink):
             on_publish=lambda session, mid, code: (self._acks.put((session, mid, code)), self._wake.set()),
             on_new_session=self._on_session,
             max_inflight=window,
-            log=log,
         )
         self._threads = [
             threading.Thread(target=self._publisher, name="edge-mqtt-out", daemon=True),
