@@ -10,7 +10,7 @@ door relay) is built here and handed the engine or attached to the appliance as 
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,9 @@ from edge.engine import Engine, EngineConfig
 from edge.matching import Gallery
 from edge.sinks import AuditLogSink, Sink, StdoutSink
 
+logger = logging.getLogger(__name__)
+
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def engine_from_config(config: Config) -> Engine:
@@ -61,7 +59,7 @@ def sinks_from_config(config: Config, *, stdout=None) -> list[Sink]:
 # --- the enrolled people -------------------------------------------------------------------------
 
 
-def gallery_from_photos(engine: Engine, directory: str | Path, *, log: Callable[[str], None] = _stderr) -> Gallery:
+def gallery_from_photos(engine: Engine, directory: str | Path) -> Gallery:
     """A folder with one sub-folder of photos per person (its name is the person's).
 
     The largest face of each photo becomes a template; a photo without a face is skipped
@@ -75,7 +73,7 @@ def gallery_from_photos(engine: Engine, directory: str | Path, *, log: Callable[
         for photo in sorted(p for p in person.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES):
             faces = engine.faces(str(photo), max_faces=1)
             if not faces:
-                log(f"edge: gallery: no face in {photo}; skipped")
+                logger.warning("gallery: no face in %s; skipped", photo)
                 continue
             names.append(person.name)
             templates.append(faces[0].embedding)
@@ -84,9 +82,7 @@ def gallery_from_photos(engine: Engine, directory: str | Path, *, log: Callable[
     return Gallery.from_embeddings(names, np.stack(templates))
 
 
-def vault_gallery_loader(
-    engine: Engine, path: str | Path, *, log: Callable[[str], None] = _stderr
-) -> Callable[[], Gallery]:
+def vault_gallery_loader(engine: Engine, path: str | Path) -> Callable[[], Gallery]:
     """A function that (re-)reads the vault at `path` into a `Gallery`, reporting its problems.
 
     The appliance calls it once at start-up and again on SIGHUP or a `reload` command (e.g.
@@ -106,14 +102,15 @@ def vault_gallery_loader(
     def load() -> Gallery:
         gallery = gallery_of(vault.templates(engine.model_version, int(engine.dim)))
         for problem in gallery.problems:
-            log(f"edge: vault: {problem}")
+            logger.warning("vault: %s", problem)
         if gallery.stale:
-            log(
-                f"edge: vault: {gallery.stale} template(s) belong to another model version and are not used; "
-                "rebuild them with the vault tools"
+            logger.warning(
+                "vault: %d template(s) belong to another model version and are not used; "
+                "rebuild them with the vault tools",
+                gallery.stale,
             )
         if not len(gallery):
-            log(f"edge: vault: nobody is enrolled for this model version in {path}; every face is unknown")
+            logger.warning("vault: nobody is enrolled for this model version in %s; every face is unknown", path)
         return gallery
 
     return load
@@ -132,7 +129,7 @@ def gallery_from_config(config: Config, engine: Engine) -> tuple[Gallery, Callab
 # --- MQTT ----------------------------------------------------------------------------------------
 
 
-def mqtt_sink_from_config(config: Config, *, log: Callable[[str], None] = _stderr):
+def mqtt_sink_from_config(config: Config):
     """The MQTT sink (not started) when `mqtt.enabled`, else None. Errors name the config key."""
     if not config.mqtt.enabled:
         return None
@@ -182,7 +179,6 @@ def mqtt_sink_from_config(config: Config, *, log: Callable[[str], None] = _stder
         state_interval=m.state_interval,
         verifier=verifier,
         face_recipient=m.face_recipient,
-        log=log,
     )
     holder["sink"] = sink
     return sink

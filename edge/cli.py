@@ -1,19 +1,24 @@
 """The `edge` command: argument parsing and printing only.
 
 Each subcommand is one `cmd_<name>(args) -> int` function that calls into the package and
-prints; `main` returns its exit code.
+prints; `main` returns its exit code. Results go to stdout; diagnostics (errors, warnings,
+progress) are log records on stderr, at the level of ``--log-level`` / ``-v`` (default
+warning; for `edge run`, ``[log] level`` in the config when no flag is given).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge import __version__
+from edge import __version__, logs
+
+logger = logging.getLogger("edge.cli")  # not __name__: `python -m edge.cli` runs this module as __main__
 
 
 def _human_size(size: int | None) -> str:
@@ -32,7 +37,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         directory = args.dir if args.dir is not None else runtime.models_dir()
         rows = runtime.manifest_status(directory)
     except runtime.ModelError as exc:
-        print(f"edge models: {exc}", file=sys.stderr)
+        logger.error("models: %s", exc)
         return 1
     bad = [row for row in rows if not row["sha256_ok"]]
     if args.json:
@@ -56,14 +61,15 @@ def cmd_models(args: argparse.Namespace) -> int:
         for r in [header, *table]:
             print("  ".join(str(cell).ljust(w) for cell, w in zip(r, widths)).rstrip())
     if not rows:
-        print("edge models: the manifest lists no models", file=sys.stderr)
+        logger.error("models: the manifest lists no models")
         return 1
     if bad:
         names = ", ".join(row["file"] for row in bad)
-        print(
-            f"edge models: {len(bad)} file(s) missing or not matching manifest.json: {names}; "
+        logger.error(
+            "models: %d file(s) missing or not matching manifest.json: %s; "
             "reinstall the package or rebuild with `python scripts/build/build_models.py`",
-            file=sys.stderr,
+            len(bad),
+            names,
         )
         return 1
     return 0
@@ -101,12 +107,15 @@ def cmd_compare_faces(args: argparse.Namespace) -> int:
 
 
 def _progress_bar(done: int, total: int) -> None:
-    if not sys.stderr.isatty() and done not in (total,) and done % max(1, total // 20):
-        return  # in a log, print a line every 5 % instead of redrawing
-    width = 30
-    filled = int(width * done / max(total, 1))
-    end = "\n" if done == total or not sys.stderr.isatty() else "\r"
-    print(f"  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} photos", end=end, file=sys.stderr, flush=True)
+    """On a terminal a bar redrawn in place (not at --log-level error); elsewhere an INFO record every 5 %."""
+    if sys.stderr.isatty() and logger.isEnabledFor(logging.WARNING):
+        width = 30
+        filled = int(width * done / max(total, 1))
+        end = "\n" if done == total else "\r"
+        sys.stderr.write(f"  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} photos{end}")
+        sys.stderr.flush()
+    elif done == total or done % max(1, total // 20) == 0:
+        logger.info("evaluate: %d/%d photos", done, total)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -158,13 +167,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         **({"vault": {"path": args.vault}, "gallery": {"path": ""}} if args.vault is not None else {}),
     }
     if args.max_frames is not None and args.max_frames < 1:
-        print("edge run: --max-frames must be at least 1", file=sys.stderr)
+        logger.error("run: --max-frames must be at least 1")
         return 2
     try:
         config = load_config(args.config, overrides=overrides)
+        _log_level_from_config(args, config)
         appliance = appliance_from_config(config)
     except ConfigError as exc:
-        print(f"edge run: {exc.message}", file=sys.stderr)
+        logger.error("run: %s", exc.message)
         return 2
     try:
         stats = appliance.run(max_frames=args.max_frames)
@@ -179,18 +189,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _vault_error(command: str, exc: Exception) -> int:
-    """A vault or argument problem on stderr; exit 1."""
+    """A vault or argument problem logged as an error; exit 1."""
     from edge.errors import EdgeError
 
     message = f"{exc.message} [{exc.code}]" if isinstance(exc, EdgeError) else str(exc)
-    print(f"edge {command}: {message}", file=sys.stderr)
+    logger.error("%s: %s", command, message)
     return 1
 
 
 def _report_problems(command: str, problems: list) -> None:
     """Damaged records, each named; everything else was used."""
     for problem in problems:
-        print(f"edge {command}: warning: {problem} (skipped; the other records are in use)", file=sys.stderr)
+        logger.warning("%s: %s (skipped; the other records are in use)", command, problem)
 
 
 def _open_vault(args: argparse.Namespace):
@@ -210,7 +220,7 @@ def _sealed_inputs(args: argparse.Namespace, command: str, sources: Sequence[str
     from edge.vault import VaultError, load_private_key, unseal_image
 
     if not args.vault:
-        print(f"edge {command}: --encrypted needs --vault DIR (the device key that opens the images)", file=sys.stderr)
+        logger.error("%s: --encrypted needs --vault DIR (the device key that opens the images)", command)
         return 2
     try:
         key = load_private_key(args.vault)
@@ -254,10 +264,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     try:
         if args.seal_for is not None:
             if args.vault or args.import_bundle or not args.output or not args.name or not photos:
-                print(
-                    "edge enroll: --seal-for PUBKEY needs -o BUNDLE NAME PHOTO… (and no --vault/--import)",
-                    file=sys.stderr,
-                )
+                logger.error("enroll: --seal-for PUBKEY needs -o BUNDLE NAME PHOTO… (and no --vault/--import)")
                 return 2
             from edge.fs import atomic_write
             from edge.vault import make_bundle, parse_public_key, public_key_b64
@@ -270,16 +277,13 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             )
             return 0
         if not args.vault:
-            print(
-                "edge enroll: --vault DIR is needed (or --seal-for PUBKEY -o BUNDLE for a remote device)",
-                file=sys.stderr,
-            )
+            logger.error("enroll: --vault DIR is needed (or --seal-for PUBKEY -o BUNDLE for a remote device)")
             return 2
         from edge.vault import enroll, import_bundle, model_version
 
         if args.import_bundle is not None:
             if args.name or photos:
-                print("edge enroll: --import BUNDLE takes no NAME or PHOTO (the bundle carries them)", file=sys.stderr)
+                logger.error("enroll: --import BUNDLE takes no NAME or PHOTO (the bundle carries them)")
                 return 2
             vault = _open_vault(args)
             engine = _engine(args)
@@ -290,7 +294,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             )
             return 0
         if not args.name or not photos:
-            print("edge enroll: give NAME and at least one PHOTO", file=sys.stderr)
+            logger.error("enroll: give NAME and at least one PHOTO")
             return 2
         vault = _open_vault(args)
         engine = _engine(args)
@@ -338,7 +342,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     from edge.vault import VaultError
 
     if (args.name is None) == (args.entry is None):
-        print("edge revoke: give NAME, or --entry ID for an entry whose meta record is damaged", file=sys.stderr)
+        logger.error("revoke: give NAME, or --entry ID for an entry whose meta record is damaged")
         return 2
     try:
         vault = _open_vault(args)
@@ -402,11 +406,13 @@ def cmd_identify(args: argparse.Namespace) -> int:
         return _vault_error("identify", exc)
     _report_problems("identify", gallery.problems)
     if gallery.stale and gallery.missing:
-        print(
-            f"edge identify: warning: {gallery.missing} photo(s) have no template for model version "
-            f"{gallery.model_version} ({gallery.stale} of other versions are never used); run "
-            f"`edge vault rebuild --vault {args.vault}`",
-            file=sys.stderr,
+        logger.warning(
+            "identify: %d photo(s) have no template for model version %s (%d of other versions are never used); "
+            "run `edge vault rebuild --vault %s`",
+            gallery.missing,
+            gallery.model_version,
+            gallery.stale,
+            args.vault,
         )
     return _print_result(engine.identify(inputs[0], gallery, threshold=args.threshold, auto_rotate=args.auto_rotate))
 
@@ -431,7 +437,7 @@ def cmd_seal(args: argparse.Namespace) -> int:
     elif args.base64:
         sys.stdout.write(out.decode())
     else:
-        print("edge seal: give -o FILE for raw output, or --base64 to print it", file=sys.stderr)
+        logger.error("seal: give -o FILE for raw output, or --base64 to print it")
         return 2
     return 0
 
@@ -482,7 +488,7 @@ def cmd_admin_send(args: argparse.Namespace) -> int:
 
     command_args = _command_args(args.action, args.arguments)
     if isinstance(command_args, str):
-        print(f"edge admin send: {command_args}", file=sys.stderr)
+        logger.error("admin send: %s", command_args)
         return 2
     try:
         key = load_admin_key(args.admin_key)
@@ -506,14 +512,59 @@ def cmd_admin_send(args: argparse.Namespace) -> int:
     except (EdgeError, MqttSetupError) as exc:
         return _vault_error("admin send", exc)
     except (ConnectionError, TimeoutError) as exc:
-        print(f"edge admin send: {exc}", file=sys.stderr)
+        logger.error("admin send: %s", exc)
         return 3
     print(json.dumps(reply, indent=1, ensure_ascii=False))
     return 0 if reply.get("ok") else 1
 
 
+# --- logging options (every command) -----------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose every (sub)command takes --log-level and -v, so `edge -v run …` and
+    `edge run -v …` both work. Sub-parsers are made with the parser's own class, so nested
+    commands (`edge vault rebuild`, `edge doctor`) get them too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        group = self.add_argument_group("logging (on stderr; results stay on stdout)")
+        group.add_argument(
+            "--log-level",
+            type=str.lower,
+            choices=list(logs.LEVELS),
+            default=argparse.SUPPRESS,
+            metavar="LEVEL",
+            help=f"debug, info, warning or error (default {logs.DEFAULT_LEVEL}; `edge run`: [log] level)",
+        )
+        group.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=argparse.SUPPRESS,
+            help="more output: -v is --log-level info, -vv debug",
+        )
+
+
+def _cli_log_level(args: argparse.Namespace) -> int | None:
+    """The level the command line asks for (the more verbose of --log-level and -v), or None."""
+    levels = []
+    if getattr(args, "log_level", None):
+        levels.append(logs.level_number(args.log_level))
+    verbose = getattr(args, "verbose", 0) or 0
+    if verbose:
+        levels.append(logging.INFO if verbose == 1 else logging.DEBUG)
+    return min(levels) if levels else None
+
+
+def _log_level_from_config(args: argparse.Namespace, config) -> None:
+    """`[log] level` applies when the command line gave no level (the flags win)."""
+    if _cli_log_level(args) is None:
+        logs.configure(config.log.level)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edge", description="Offline face verification appliance.")
+    parser = _Parser(prog="edge", description="Offline face verification appliance.")
     parser.add_argument("--version", action="version", version=f"edge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -677,6 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    logs.configure(_cli_log_level(args) or logs.DEFAULT_LEVEL)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

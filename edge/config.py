@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from edge.errors import INVALID_ARGUMENT, EdgeError
+from edge.logs import DEFAULT_LEVEL, LEVELS
 from edge.matching import DEFAULT_THRESHOLD
 
 try:
@@ -148,6 +149,13 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    # Diagnostics on stderr (the journal) at this level and above; `edge run --log-level` /
+    # `-v` override it.
+    level: str = _opt(DEFAULT_LEVEL, choices=tuple(LEVELS))
+
+
+@dataclass(frozen=True)
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
@@ -159,6 +167,7 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
     sinks: SinksConfig = field(default_factory=SinksConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     @property
     def device_id(self) -> str:
@@ -369,6 +378,7 @@ __all__ = [
     "DeviceConfig",
     "EngineSection",
     "GalleryConfig",
+    "LogConfig",
     "MqttConfig",
     "QualityConfig",
     "SinksConfig",

@@ -21,6 +21,7 @@ import argparse
 import datetime as dt
 import importlib.util
 import json
+import logging
 import os
 import platform
 import pwd
@@ -37,6 +38,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 OK, WARN, FAIL = "ok", "WARN", "FAIL"
 
@@ -763,7 +766,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from edge.config import ConfigError
 
     if not (0 < args.timeout <= 600):
-        print(f"edge doctor: --timeout must be between 0 and 600 seconds, got {args.timeout:g}", file=sys.stderr)
+        logger.error("doctor: --timeout must be between 0 and 600 seconds, got %g", args.timeout)
         return 2
     try:
         config = load(args)

@@ -8,19 +8,36 @@ A model is identified by its key in ``models/manifest.json``. Before a model is
 handed out its sha256 is compared with the manifest, so a truncated copy or a
 file swapped on the device is refused instead of silently producing wrong
 embeddings.
+
+Both runtimes print from C++ on stderr when a model loads (``INFO: Created TensorFlow Lite
+XNNPACK delegate for CPU.``, once per process); no environment variable turns that off
+(TF_CPP_MIN_LOG_LEVEL does not reach TFLite's minimal logger). So while an interpreter is
+created, file descriptor 2 is pointed at a memory file and what was written there becomes
+log records of this module: ``INFO:`` lines at DEBUG, everything else at WARNING or ERROR.
+With DEBUG enabled nothing is captured (the native output goes to stderr as it is).
 """
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import hashlib
 import json
+import logging
 import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 BACKENDS = ("ai-edge-litert", "tflite-runtime")
 
@@ -114,8 +131,9 @@ class Model:
         self.backend, interpreter_cls = _import_interpreter(backend)
         self.threads = threads
         try:
-            self._interpreter = interpreter_cls(model_path=str(self.path), num_threads=threads)
-            self._interpreter.allocate_tensors()
+            with native_stderr_logged(self.backend):
+                self._interpreter = interpreter_cls(model_path=str(self.path), num_threads=threads)
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(
                 f"{self.backend} cannot load {self.path}: {exc}. Rebuild the models with "
@@ -123,6 +141,7 @@ class Model:
             ) from exc
         self.inputs = [self._spec(d) for d in self._interpreter.get_input_details()]
         self.outputs = [self._spec(d) for d in self._interpreter.get_output_details()]
+        logger.debug("loaded %s with %s (%d thread(s))", self.path, self.backend, threads)
 
     @staticmethod
     def _spec(detail: dict) -> TensorSpec:
@@ -179,6 +198,82 @@ class Model:
                 value = (value.astype(np.float32) - spec.zero_point) * spec.scale
             result[spec.name] = value
         return result
+
+
+# --- the runtimes' own stderr output ----------------------------------------------
+
+# TFLite's minimal logger writes "<SEVERITY>: <message>" lines.
+_NATIVE_LINE = re.compile(r"(VERBOSE|INFO|WARNING|ERROR): (.*)")
+_NATIVE_LEVELS = {"VERBOSE": logging.DEBUG, "INFO": logging.DEBUG, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
+_fd2_lock = threading.Lock()  # fd 2 is one per process: one capture at a time
+
+
+def _memory_file():
+    if hasattr(os, "memfd_create"):
+        try:
+            return os.fdopen(os.memfd_create("edge-native-stderr", os.MFD_CLOEXEC), "w+b")
+        except OSError:
+            pass
+    return tempfile.TemporaryFile()
+
+
+def _point_faulthandler(fd: int) -> None:
+    """A crash while fd 2 is captured must still print its traceback (PYTHONFAULTHANDLER=1 in the unit)."""
+    if faulthandler.is_enabled():
+        faulthandler.enable(file=fd, all_threads=True)
+
+
+def log_native_output(text: str, source: str) -> None:
+    """Log what native code printed: ``INFO:`` lines at DEBUG, ``WARNING:`` and ``ERROR:`` at
+    their level, any other line (e.g. cpuinfo's "Error in cpuinfo: ...") at WARNING."""
+    for line in text.splitlines():
+        line = line.rstrip()
+        if not line:
+            continue
+        match = _NATIVE_LINE.match(line)
+        level = _NATIVE_LEVELS[match.group(1)] if match else logging.WARNING
+        logger.log(level, "%s: %s", source, line)
+
+
+@contextlib.contextmanager
+def native_stderr_logged(source: str) -> Iterator[None]:
+    """While the block runs, what is written on file descriptor 2 is captured, then logged
+    (`log_native_output`) under `source`'s name. With DEBUG enabled, or when fd 2 cannot be
+    duplicated, nothing is captured and the output goes to stderr unchanged."""
+    if logger.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    with _fd2_lock:
+        try:
+            if sys.stderr is not None:
+                sys.stderr.flush()  # Python's own pending text goes out first, not into the capture
+        except (OSError, ValueError):
+            pass
+        try:
+            saved = os.dup(2)
+        except OSError:
+            saved = None
+        if saved is None:
+            yield
+            return
+        try:
+            capture = _memory_file()
+        except OSError:
+            os.close(saved)
+            yield
+            return
+        with capture:
+            try:
+                os.dup2(capture.fileno(), 2)
+                _point_faulthandler(saved)
+                yield
+            finally:
+                os.dup2(saved, 2)
+                _point_faulthandler(2)
+                os.close(saved)
+                capture.seek(0)
+                text = capture.read().decode("utf-8", "replace")
+                log_native_output(text, source)
 
 
 # --- the shipped model set -------------------------------------------------------

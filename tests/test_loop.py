@@ -9,6 +9,7 @@ cameraman as the stranger). Frames are 640×480, the photo pasted with a little 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -259,14 +260,15 @@ def test_a_source_failing_mid_run_is_reopened_and_the_loop_goes_on(engine, galle
     assert sink.decisions() == [("granted", people.visitor)]
 
 
-def test_a_frame_that_breaks_a_stage_does_not_end_the_run(engine, gallery, people, capsys):
+def test_a_frame_that_breaks_a_stage_does_not_end_the_run(engine, gallery, people, caplog):
     frames = frames_of(people.visits[:1], people.scale, per_photo=6)
     frames.insert(2, np.zeros((480, 640), np.float32))  # not an RGB uint8 frame
     source = FlakyCamera(frames, fail_reads=(), fail_open_after_first=0)
     sink, stats, _ = run(engine, gallery, source)
     assert stats["frame_errors"] == 1 and stats["frames"] == len(frames) - 1
     assert sink.decisions() == [("granted", people.visitor)]
-    assert "frame 2" in capsys.readouterr().err
+    errors = [r for r in caplog.records if r.name == "edge.appliance.loop" and r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].getMessage().startswith("frame 2: ")
 
 
 def test_a_decided_face_is_only_re_identified_every_few_frames(engine, gallery, people, tmp_path):
@@ -330,7 +332,7 @@ def test_a_failed_reload_keeps_the_enrolments(engine, gallery, people):
         raise OSError("vault unreadable")
 
     source = FlakyCamera(frames_of(people.visits[:1], people.scale, 3), ())
-    app = Appliance(engine, gallery, source, reload_gallery=reload_gallery, config=test_config(), log=lambda _m: None)
+    app = Appliance(engine, gallery, source, reload_gallery=reload_gallery, config=test_config())
     app.reload()
     sink = ListSink()
     app.sinks = [sink]

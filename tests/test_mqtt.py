@@ -596,7 +596,7 @@ def test_full_outbox_drops_oldest_with_a_counted_event(tmp_path):
             },
         }
     )
-    sink = mqtt_sink_from_config(cfg, log=lambda _m: None)
+    sink = mqtt_sink_from_config(cfg)
     events = []
     sink.set_event_hook(lambda kind, fields: events.append((kind, fields)))
     sink.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 from dataclasses import replace
 
@@ -80,7 +81,7 @@ def test_stdout_sink_writes_one_json_object_per_line():
     assert [json.loads(ln)["type"] for ln in lines] == ["verdict", "event"]
 
 
-def test_stdout_sink_switches_itself_off_when_the_reader_is_gone(capsys):
+def test_stdout_sink_switches_itself_off_when_the_reader_is_gone(caplog):
     class Broken(io.StringIO):
         def write(self, _):
             raise BrokenPipeError(32, "Broken pipe")
@@ -89,7 +90,8 @@ def test_stdout_sink_switches_itself_off_when_the_reader_is_gone(capsys):
     sink.publish(verdict(1))  # does not raise
     sink.publish(verdict(2))
     assert sink.broken
-    assert capsys.readouterr().err.count("stdout sink off") == 1
+    offs = [r for r in caplog.records if "stdout sink off" in r.getMessage()]
+    assert len(offs) == 1 and offs[0].name == "edge.sinks.stdout" and offs[0].levelno == logging.WARNING
 
 
 def read_all(path):
@@ -150,6 +152,25 @@ def test_a_torn_last_line_is_ended_before_the_next_record(tmp_path):
     sink.close()
     lines = path.read_text().splitlines()
     assert json.loads(lines[0])["seq"] == 1 and json.loads(lines[2])["seq"] == 2
+
+
+def test_a_failing_disk_puts_the_audit_records_in_the_log(tmp_path, caplog):
+    path = tmp_path / "audit.jsonl"
+    sink = AuditLogSink(path, background=False, fsync=False)
+
+    class Full:
+        def write(self, _):
+            raise OSError(28, "No space left on device")
+
+    real, sink._fh = sink._fh, Full()
+    sink.publish(verdict(7))
+    sink._fh = real
+    sink.close()
+    assert sink.errors == 1
+    errors = [r for r in caplog.records if r.name == "edge.sinks.audit"]
+    assert all(r.levelno == logging.ERROR for r in errors)  # no log level hides them
+    assert "No space left on device" in errors[0].getMessage()
+    assert json.loads(errors[1].getMessage().removeprefix("audit record: "))["seq"] == 7
 
 
 def test_last_seq_continues_the_sequence_after_a_restart(tmp_path):

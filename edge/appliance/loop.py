@@ -19,9 +19,9 @@ notifications, and returns the run statistics.
 
 from __future__ import annotations
 
+import logging
 import queue
 import signal
-import sys
 import threading
 import time
 from collections import Counter, deque
@@ -39,11 +39,9 @@ from edge.matching import Gallery
 from edge.sinks import Sink
 from edge.vision.detector import clip_rect
 
+logger = logging.getLogger(__name__)
+
 POLL_S = 0.25  # the longest the loop waits for a frame before it looks at signals and the watchdog
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 class Appliance:
@@ -65,7 +63,6 @@ class Appliance:
         seq_start: int = 0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
-        log: Callable[[str], None] = _stderr,
     ) -> None:
         self.config = config or Config()
         self.engine = engine
@@ -75,7 +72,7 @@ class Appliance:
         self.sinks = list(sinks)
         self.device_id = device_id or self.config.device_id
         self.notifier = notifier or Notifier({})
-        self.clock, self.wall, self.log = clock, wall, log
+        self.clock, self.wall = clock, wall
         d = self.config.decision
         self.tracker = Tracker(iou=d.track_iou, max_shift=d.track_max_shift, max_age=d.track_max_age)
         self.policy = DecisionPolicy(
@@ -226,10 +223,10 @@ class Appliance:
                 sink.publish(verdict)
             except Exception as exc:  # noqa: BLE001 - a sink never stops the loop
                 self.counts["sink_errors"] += 1
-                self.log(f"edge: sink {getattr(sink, 'name', sink)}: {exc}")
+                logger.error("sink %s: %s", getattr(sink, "name", sink), exc)
 
     def event(self, kind: str, **fields: Any) -> dict:
-        """Publish an operational event to every sink (and log it on stderr)."""
+        """Publish an operational event to every sink (source problems are also logged)."""
         ts = fields.pop("ts", None) or self.wall()
         event = {"type": "event", "event": kind, "device_id": self.device_id, "ts": iso(ts), **fields}
         for sink in self.sinks:
@@ -237,10 +234,12 @@ class Appliance:
                 sink.event(event)
             except Exception as exc:  # noqa: BLE001
                 self.counts["sink_errors"] += 1
-                self.log(f"edge: sink {getattr(sink, 'name', sink)}: {exc}")
+                logger.error("sink %s: %s", getattr(sink, "name", sink), exc)
+        detail = ", ".join(f"{k}={v}" for k, v in fields.items())
         if kind.startswith("source_") and kind != "source_opened":
-            detail = ", ".join(f"{k}={v}" for k, v in fields.items())
-            self.log(f"edge: {kind}: {detail}")
+            logger.log(logging.WARNING if kind == "source_error" else logging.INFO, "%s: %s", kind, detail)
+        else:
+            logger.debug("event %s: %s", kind, detail)
         return event
 
     def post_event(self, kind: str, **fields: Any) -> None:
@@ -308,7 +307,7 @@ class Appliance:
                 sink.state(snap)
             except Exception as exc:  # noqa: BLE001
                 self.counts["sink_errors"] += 1
-                self.log(f"edge: sink {getattr(sink, 'name', sink)}: {exc}")
+                logger.error("sink %s: %s", getattr(sink, "name", sink), exc)
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -325,12 +324,12 @@ class Appliance:
     def _reload_gallery(self) -> None:
         self._reload.clear()
         if self.reload_gallery is None:
-            self.log("edge: these enrolments cannot be reloaded; restart to see new enrolments")
+            logger.warning("these enrolments cannot be reloaded; restart to see new enrolments")
             return
         try:
             self.gallery = self.reload_gallery()
         except Exception as exc:  # noqa: BLE001 - keep the enrolments we have
-            self.log(f"edge: reloading the enrolments failed, keeping the old ones: {exc}")
+            logger.error("reloading the enrolments failed, keeping the old ones: %s", exc)
             self.event("reload_failed", error=str(exc))
             return
         self.event("reloaded", people=len(self.gallery.people))
@@ -398,7 +397,13 @@ class Appliance:
                 except Exception as exc:  # noqa: BLE001 - one bad frame never ends the run
                     self.counts["frame_errors"] += 1
                     if self.counts["frame_errors"] <= 5 or self.counts["frame_errors"] % 1000 == 0:
-                        self.log(f"edge: frame {frame.index}: {type(exc).__name__}: {exc}")
+                        logger.error(
+                            "frame %s: %s: %s",
+                            frame.index,
+                            type(exc).__name__,
+                            exc,
+                            exc_info=logger.isEnabledFor(logging.DEBUG),
+                        )
                 if max_frames is not None and self.counts["frames"] >= max_frames:
                     self.stop("max_frames")
                 now = self.clock()
@@ -423,7 +428,7 @@ class Appliance:
                     sink.close() if close_sinks else sink.flush()
                 except Exception as exc:  # noqa: BLE001
                     self.counts["sink_errors"] += 1
-                    self.log(f"edge: sink {getattr(sink, 'name', sink)}: {exc}")
+                    logger.error("sink %s: %s", getattr(sink, "name", sink), exc)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self.stats()

@@ -24,7 +24,6 @@ def send_command(
     *,
     topic_prefix: str = "",
     timeout: float = 15.0,
-    log=lambda _m: None,
 ) -> dict[str, Any]:
     """Sign `command` for `device_id`, publish it, and return the device's reply.
 
@@ -64,7 +63,6 @@ def send_command(
         on_connect=on_connect,
         on_message=on_message,
         on_status=on_status,
-        log=log,
     )
     link.start()
     try:

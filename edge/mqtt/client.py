@@ -2,7 +2,7 @@
 
 `MqttLink` wraps a paho-mqtt 2.x client and runs its network loop on its own thread. It
 never raises for a transport problem: an unreachable broker, a refused login or a dropped
-connection becomes a call of `on_status(kind, detail)` (and a line on the log), and the link
+connection becomes a call of `on_status(kind, detail)` (and a record on this module's logger), and the link
 keeps trying, waiting `reconnect_min` seconds and doubling up to `reconnect_max`.
 
 With ``protocol = "auto"`` the link speaks MQTT 5 and, if the broker answers that it does
@@ -14,6 +14,7 @@ client had not delivered are handed over again by whoever published them: see
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 import ssl
 import threading
@@ -28,6 +29,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.broker_url import BrokerUrl, BrokerUrlError, parse_broker_url
+
+logger = logging.getLogger(__name__)
 
 PROTOCOLS = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
 # CONNACK reason codes (MQTT 5 numbering; paho maps 3.1.1 return codes onto them)
@@ -115,7 +118,6 @@ class MqttLink:
         on_publish: Callable[[int, int, int], None] | None = None,
         on_new_session: Callable[[int], None] | None = None,
         max_inflight: int = 64,
-        log: Callable[[str], None] = lambda _m: None,
     ) -> None:
         self.settings = settings
         self.will = will
@@ -125,7 +127,6 @@ class MqttLink:
         self._on_publish = on_publish
         self._on_new_session = on_new_session
         self.max_inflight = max_inflight
-        self.log = log
         self.protocol = "3.1.1" if settings.protocol == "3.1.1" else "5"
         self.connected = threading.Event()
         self.last_error: str | None = None
@@ -182,7 +183,7 @@ class MqttLink:
         try:
             info = client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         except (ValueError, RuntimeError) as exc:
-            self.log(f"edge: mqtt: publish to {topic} failed: {exc}")
+            logger.warning("publish to %s failed: %s", topic, exc)
             return None
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN, paho.MQTT_ERR_QUEUE_SIZE):
             return None
@@ -270,12 +271,13 @@ class MqttLink:
     def _status(self, kind: str, detail: str) -> None:
         if kind != "connected":
             self.last_error = detail
-        self.log(f"edge: mqtt {self.settings.broker.redacted()}: {kind}: {detail}")
+        level = logging.INFO if kind in ("connected", "fallback") else logging.WARNING
+        logger.log(level, "%s: %s: %s", self.settings.broker.redacted(), kind, detail)
         if self._on_status is not None:
             try:
                 self._on_status(kind, detail)
             except Exception as exc:  # noqa: BLE001
-                self.log(f"edge: mqtt status callback: {exc}")
+                logger.error("status callback: %s", exc)
 
     def _connected(self, client, _userdata, _flags, reason: ReasonCode, _properties) -> None:
         if reason.is_failure:
@@ -297,7 +299,7 @@ class MqttLink:
             try:
                 self._on_connect(self, self.connects == 1)
             except Exception as exc:  # noqa: BLE001
-                self.log(f"edge: mqtt on-connect: {type(exc).__name__}: {exc}")
+                logger.error("on-connect: %s: %s", type(exc).__name__, exc)
 
     def _connect_failed(self, _client, _userdata) -> None:
         self.failures += 1
@@ -314,7 +316,7 @@ class MqttLink:
             try:
                 self._on_message(message)
             except Exception as exc:  # noqa: BLE001
-                self.log(f"edge: mqtt message on {message.topic}: {type(exc).__name__}: {exc}")
+                logger.error("message on %s: %s: %s", message.topic, type(exc).__name__, exc)
 
     def _published(self, session: int, mid: int, reason: ReasonCode) -> None:
         if self._on_publish is not None:

@@ -49,7 +49,6 @@ class MqttSink(Sink):
         commands: CommandHandler | None = None,
         face_recipient: str = "",
         window: int = 64,
-        log: Callable[[str], None] = lambda _m: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.device_id = device_id
@@ -61,7 +60,6 @@ class MqttSink(Sink):
         self.verifier = verifier
         self.commands = commands
         self.window = window
-        self.log = log
         self.clock = clock
         self._recipient = None
         if face_recipient:
@@ -93,7 +91,6 @@ class MqttSink(Sink):
             on_publish=lambda session, mid, code: (self._acks.put((session, mid, code)), self._wake.set()),
             on_new_session=self._on_session,
             max_inflight=window,
-            log=log,
         )
         self._threads = [
             threading.Thread(target=self._publisher, name="edge-mqtt-out", daemon=True),

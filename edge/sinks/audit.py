@@ -19,14 +19,16 @@ line parses.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 from edge.sinks.base import Record, Sink, json_line
+
+logger = logging.getLogger(__name__)
 
 _STOP = object()
 
@@ -125,11 +127,12 @@ class AuditLogSink(Sink):
                 if self.fsync:
                     os.fsync(self._fh.fileno())
             except OSError as exc:
-                # The disk is full or gone: keep the records in the journal (stderr) instead.
+                # The disk is full or gone: keep the records in the journal (stderr) instead, as
+                # error records, so that no log level hides them.
                 self.errors += 1
-                print(f"edge: audit log {self.path}: {exc}; records follow on stderr", file=sys.stderr)
+                logger.error("audit log %s: %s; records follow on stderr", self.path, exc)
                 for line in lines:
-                    sys.stderr.write("edge-audit: " + line.decode("utf-8", "replace"))
+                    logger.error("audit record: %s", line.decode("utf-8", "replace").rstrip("\n"))
 
     def _drain(self) -> None:
         assert self._queue is not None

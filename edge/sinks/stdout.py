@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any, TextIO
 
 from edge.sinks.base import Record, Sink, json_line
 
+logger = logging.getLogger(__name__)
+
 
 class StdoutSink(Sink):
     """One JSON object per line, flushed at once; records carry ``"type": "verdict" | "event"``.
 
-    A closed pipe (the reader went away) turns the sink off with one note on stderr
+    A closed pipe (the reader went away) turns the sink off with one warning record
     instead of stopping the appliance.
     """
 
@@ -31,7 +34,7 @@ class StdoutSink(Sink):
             stream.flush()
         except (BrokenPipeError, ValueError, OSError) as exc:  # ValueError: the stream is closed
             self.broken = True
-            print(f"edge: stdout sink off: {exc}", file=sys.stderr)
+            logger.warning("stdout sink off: %s", exc)
 
     def publish(self, verdict: Record) -> None:
         self._write(verdict.to_dict())

@@ -24,7 +24,7 @@ only; the next writer shreds whatever is left in `staging/` and any temporary fi
 
 Readers take no lock and never write; writers (enrol, import, revoke, rebuild) hold `.lock`.
 A long-running reader (the appliance) notices other processes' changes -- a revoke must take
-effect at once -- by `Vault.generation()`, which `edge.vault.identify.vault_gallery` checks on
+effect at once -- by `Vault.generation()`, which `edge.vault.gallery.vault_gallery` checks on
 every search before reusing its cached gallery. A writer marks the generation "pending" before
 its first change and gives it a new token when it is done; a reader caches nothing while it is
 pending, so a writer killed mid-change (say, between hiding a revoked person and shredding the

@@ -137,7 +137,7 @@ def edge_run(config: Path, clip: Path, realtime: bool) -> dict:
 def in_process(engine, gallery, config, frames: list[np.ndarray], fps: float) -> dict:
     """Both loops over the same decoded frames, one after the other; ms per frame and verdicts."""
     out = {}
-    app = Appliance(engine, gallery, source=None, config=config, sinks=[], log=lambda m: None)
+    app = Appliance(engine, gallery, source=None, config=config, sinks=[])
     times, granted = [], 0
     for i, image in enumerate(frames):
         t = time.monotonic()
