@@ -55,3 +55,13 @@ def configure(level: str | int = DEFAULT_LEVEL) -> None:
         _handler.setFormatter(logging.Formatter(FORMAT))
         root.addHandler(_handler)
     root.setLevel(level_number(level))
+
+
+def unconfigure() -> None:
+    """Remove the handler `configure` installed and restore the root level (for embedding and tests)."""
+    global _handler
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+        _handler = None
+    root.setLevel(logging.WARNING)

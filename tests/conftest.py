@@ -68,3 +68,13 @@ def full():
     from edge.vision.detector import MODEL_KEYS, BlazeFace
 
     return BlazeFace(open_model(MODEL_KEYS["full"]), "full")
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_found():
+    """A test that runs `edge.cli.main` in-process installs the CLI's stderr handler; later tests
+    must not inherit it (they would see records on stderr that a real process would not print)."""
+    yield
+    from edge import logs
+
+    logs.unconfigure()
