@@ -364,7 +364,11 @@ class Engine:
                 f"the gallery's templates have {gallery.dim} values but this engine makes {self.dim}: "
                 "they were enrolled with another model or profile; re-enrol",
             )
-        return gallery.match(embeddings, self.score)
+        if self.calibration is None:
+            raise ModelError(
+                f"this engine has no calibration (models/{CALIBRATION_FILE}); run `python scripts/build/calibrate.py`"
+            )
+        return gallery.match(embeddings, self.calibration)
 
     def identify(
         self, probe: Any, gallery: Gallery, *, threshold: float | None = None, auto_rotate: bool = False
@@ -372,11 +376,13 @@ class Engine:
         """1:N: who, of everyone in `gallery`, is the largest face of `probe`?
 
         `probe` is an image in any form the engine accepts, or a 1-D embedding. →
-        ``{"code": 1000, "name", "candidate", "score", "verification_score", "margin", "far", "request_id"}``:
-        `candidate` is the best-scoring person, `name` the candidate when `score` reaches
-        `threshold` (default `edge.matching.DEFAULT_THRESHOLD`, 0.7) and None otherwise;
-        `margin` is the score minus the best *other* person's; `far` the false-accept rate
-        the score stands for. Errors as `verify`'s: ``{"code", "message", "request_id"}``.
+        ``{"code": 1000, "name", "candidate", "score", "verification_score", "margin", "fpir", "far",
+        "request_id"}``: `candidate` is the best-scoring person; `score` is gallery-aware (threshold t
+        ↔ a stranger is given a name in 10^(3 − 10t) of searches of this gallery, `fpir`), and
+        `name` is the candidate when it reaches `threshold` (default
+        `edge.matching.DEFAULT_THRESHOLD`, 0.7), else None; `verification_score` is the 1:1
+        score of the candidate's best template (`far` per comparison); `margin` is the score
+        minus the best *other* person's. Errors as `verify`'s: ``{"code", "message", "request_id"}``.
         """
         request_id = _request_id()
         try:
@@ -398,7 +404,8 @@ class Engine:
                 "score": round(m.score, 4),
                 "verification_score": round(m.verification_score, 4),
                 "margin": round(m.margin, 4),
-                "far": float(f"{far_of_score(m.score):.3g}"),
+                "fpir": float(f"{far_of_score(m.score):.3g}"),
+                "far": float(f"{far_of_score(m.verification_score):.3g}"),
                 "request_id": request_id,
             }
         except EdgeError as exc:

@@ -25,7 +25,7 @@ import contextlib
 import ctypes
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -72,6 +72,23 @@ class Calibration:
     def raw_threshold(self, score: float) -> float:
         """The raw similarity a calibrated threshold corresponds to."""
         return float(np.interp(score, self.score, self.raw))
+
+    def log10_far(self, raw: np.ndarray | float) -> np.ndarray:
+        """log10 of the per-comparison false-accept rate at `raw`, *not* clipped at score 1.
+
+        Up to score 1 (FAR 1e-7) it is 3 − 10·score; beyond, the fitted exponential tail
+        (`info["tail"]["log10_far_per_unit_raw"]`) is continued, so that a gallery-aware score
+        can still tell a 1e-9 match from a 1e-7 one. Below score 0.3 it is 0 (FAR 1).
+        """
+        raw = np.asarray(raw, dtype=np.float64)
+        log10 = np.minimum(0.0, 3.0 - 10.0 * np.interp(raw, self.raw, self.score))
+        slope = float(self.info.get("tail", {}).get("log10_far_per_unit_raw", 0.0))
+        if slope < 0:
+            top = self.raw[int(np.argmax(self.score >= 1.0))] if self.score[-1] >= 1.0 else self.raw[-1]
+            log10 = np.where(
+                raw > top, 3.0 - 10.0 * float(np.interp(top, self.raw, self.score)) + slope * (raw - top), log10
+            )
+        return log10
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
@@ -161,12 +178,34 @@ def fit_calibration(
 # --- 1:N search ------------------------------------------------------------------------------
 
 
+def identification_score(calibration: Calibration, raw: np.ndarray, comparisons: float) -> np.ndarray:
+    """Gallery-aware score: threshold t ↔ false-positive identification rate 10^(3 − 10t) per search.
+
+    A stranger is falsely identified when *any* of the gallery's templates scores above the
+    threshold. With per-comparison FAR f(raw) and `comparisons` templates treated as
+    independent tries, FPIR = 1 − (1 − f)^comparisons (≈ comparisons × f), and the score is
+    (3 − log10 FPIR) / 10, clipped to [0, 1]. Counting every template as a try is the union
+    bound: several templates of one person are correlated, so the true FPIR is at most this
+    (docs/accuracy.md measures how close). With one comparison it is the 1:1 score (above 0.3).
+    """
+    log10_far = calibration.log10_far(raw)
+    far = np.power(10.0, log10_far)
+    n = max(1.0, float(comparisons))
+    fpir = -np.expm1(n * np.log1p(-np.minimum(far, 1.0 - 1e-12)))
+    # Where 1 − (1 − f)^n rounds to f·n, use the log form: it keeps the tail past 1e-16.
+    log10_fpir = np.where(far * n < 1e-6, log10_far + np.log10(n), np.log10(np.maximum(fpir, 1e-300)))
+    out = np.clip((3.0 - log10_fpir) / 10.0, 0.0, 1.0)
+    # Below score 0.3 the 1:1 map is not a rate; keep the order there (the score is below any threshold).
+    one = np.asarray(calibration(raw), dtype=np.float64)
+    return np.where(one < 0.3, np.minimum(one, out), out)
+
+
 class Match(NamedTuple):
     """The best enrolled person for one probe face; the caller's threshold decides whether it is a name."""
 
     candidate: str | None  # the best-scoring person; None when nobody is enrolled
-    score: float  # what a threshold applies to (today the candidate's 1:1 calibrated score)
-    verification_score: float  # calibrated 1:1 score of the candidate's best template
+    score: float  # gallery-aware: threshold t ↔ FPIR 10^(3 − 10t) per search (`identification_score`)
+    verification_score: float  # calibrated 1:1 score of the candidate's best template (t ↔ FAR per comparison)
     margin: float  # score minus the runner-up person's (the score itself when there is no runner-up)
     runner_up: str | None  # the best-scoring *other* person
 
@@ -277,20 +316,28 @@ class Gallery:
                     runner, runner_raw = int(self.owners[j]), raw[j]
         return Hits(np.array([person]), raw[i : i + 1], np.array([runner]), np.array([runner_raw], dtype=np.float32))
 
-    def match(self, probes: np.ndarray, score: Callable[[np.ndarray], Any]) -> list[Match]:
-        """`search`, calibrated by `score` (raw → 0..1): one `Match` per probe."""
+    @property
+    def comparisons(self) -> int:
+        """How many tries a stranger's face gets against this gallery: one per template (the union bound)."""
+        return self.size
+
+    def match(self, probes: np.ndarray, calibration: Calibration) -> list[Match]:
+        """`search`, calibrated: one `Match` per probe, its score gallery-aware for this gallery as it is now."""
         hits = self.search(probes)
         if not len(hits.person) or hits.person[0] < 0:
             return [NO_MATCH] * len(hits.person)
-        best = np.atleast_1d(np.asarray(score(hits.raw), dtype=np.float64))
+        n = self.comparisons
+        one = np.atleast_1d(np.asarray(calibration(hits.raw), dtype=np.float64))
+        best = np.atleast_1d(identification_score(calibration, hits.raw, n))
         has_runner = hits.runner_up >= 0
         runner = np.zeros(len(best))
         if has_runner.any():
-            runner = np.where(has_runner, np.atleast_1d(np.asarray(score(hits.runner_up_raw), dtype=np.float64)), 0.0)
+            raw = np.where(has_runner, hits.runner_up_raw, -1.0)
+            runner = np.where(has_runner, np.atleast_1d(identification_score(calibration, raw, n)), 0.0)
         people = self.people
         return [
-            Match(people[p], float(s), float(s), float(s - r), people[q] if q >= 0 else None)
-            for p, s, r, q in zip(hits.person.tolist(), best, runner, hits.runner_up.tolist())
+            Match(people[p], float(s), float(v), float(s - r), people[q] if q >= 0 else None)
+            for p, s, v, r, q in zip(hits.person.tolist(), best, one, runner, hits.runner_up.tolist())
         ]
 
 

@@ -180,13 +180,15 @@ def test_an_enrolled_person_is_granted_exactly_once(engine, gallery, people, tmp
     assert sink.decisions() == [("granted", people.visitor)]
     v = sink.verdicts[0]
     assert v.seq == 1 and v.device_id == Config().device_id
-    assert 0.7 <= v.score <= 1.0 and v.far <= 1e-4 and v.threshold == 0.7
+    assert 0.7 <= v.score <= 1.0 and v.fpir <= 1e-4 and v.threshold == 0.7
+    assert v.score <= v.verification_score and v.far <= v.fpir  # gallery-aware: never more lenient than 1:1
     assert v.frames_used >= 3 and v.frame_index >= 2
     x, y, w, h = v.rect
     assert 0 <= x and 0 <= y and x + w <= 640 and y + h <= 480 and w >= 60
     assert v.first_seen <= v.frame_time <= v.decided and v.latency_ms > 0
     d = v.to_dict()
-    listed = {"device_id", "seq", "decision", "name", "score", "far", "frames_used", "rect", "quality", "timestamps"}
+    listed = {"device_id", "seq", "decision", "name", "score", "fpir", "verification_score", "far", "frames_used"}
+    listed |= {"rect", "quality", "timestamps"}
     assert listed <= d.keys()
     assert stats["frames"] == len(frames) and stats["dropped"] == 0 and stats["verdicts"]["granted"] == 1
     assert sink.closed and [e["event"] for e in sink.events][-1] == "stopped"

@@ -13,6 +13,7 @@ from edge.matching import (
     far_of_score,
     far_of_threshold,
     fit_calibration,
+    identification_score,
     load_calibrations,
     save_calibrations,
     threshold_of_far,
@@ -110,33 +111,76 @@ def test_search_is_the_python_loop_answer_with_a_runner_up_of_another_person():
     assert gallery.people[batch.person[0]] == names[17] and batch.raw[0] == pytest.approx(1.0, abs=1e-5)
 
 
+LINEAR = Calibration(raw=np.array([-1.0, 1.0]), score=np.array([0.0, 1.0]), signature={}, info={})  # s = (r + 1) / 2
+
+
 def test_match_calibrates_the_best_and_the_runner_up():
     matrix = unit_rows(6, 16, seed=1)
     gallery = Gallery.from_embeddings(["a", "a", "b", "b", "c", "c"], matrix)
     probe = matrix[3] + 0.3 * matrix[0]
-    raw = matrix @ (probe / np.linalg.norm(probe))
+    probe /= np.linalg.norm(probe)
+    raw = matrix @ probe
     best = {n: max(raw[i] for i in idx) for n, idx in (("a", (0, 1)), ("b", (2, 3)), ("c", (4, 5)))}
-    (m,) = gallery.match(probe / np.linalg.norm(probe), lambda r: np.clip(np.asarray(r) / 2 + 0.5, 0, 1))
     ranked = sorted(best, key=best.get, reverse=True)
+    (m,) = gallery.match(probe, LINEAR)
     assert isinstance(m, Match) and m.candidate == ranked[0] and m.runner_up == ranked[1]
-    assert m.score == pytest.approx(best[ranked[0]] / 2 + 0.5, abs=1e-6) == m.verification_score
-    assert m.margin == pytest.approx((best[ranked[0]] - best[ranked[1]]) / 2, abs=1e-6)
+    assert m.verification_score == pytest.approx((best[ranked[0]] + 1) / 2, abs=1e-6)  # the 1:1 score
+    gallery_score = identification_score(LINEAR, np.array([best[ranked[0]]]), 6)[0]
+    runner_score = identification_score(LINEAR, np.array([best[ranked[1]]]), 6)[0]
+    assert m.score == pytest.approx(gallery_score, abs=1e-6) and m.margin == pytest.approx(gallery_score - runner_score)
     assert m.name(m.score) == m.candidate and m.name(m.score + 1e-3) is None
 
 
 def test_gallery_edge_cases():
     empty = Gallery.from_embeddings([], np.zeros((0, 8), np.float32))
     assert empty.search(unit_rows(1, 8)[0]).person.tolist() == [-1] and empty.people == []
-    assert empty.match(unit_rows(2, 8), lambda r: r) == [Match(None, 0.0, 0.0, 0.0, None)] * 2
+    assert empty.match(unit_rows(2, 8), LINEAR) == [Match(None, 0.0, 0.0, 0.0, None)] * 2
     one = Gallery.from_embeddings(["solo"] * 3, unit_rows(3, 8))
     hits = one.search(unit_rows(2, 8, seed=5))
     assert hits.person.tolist() == [0, 0] and hits.runner_up.tolist() == [-1, -1]
-    (m,) = one.match(unit_rows(1, 8, seed=5), lambda r: np.full(np.shape(r), 0.8))
-    assert m.margin == pytest.approx(0.8) and m.runner_up is None  # no runner-up: the margin is the score
+    (m,) = one.match(unit_rows(1, 8, seed=5), LINEAR)
+    assert m.margin == pytest.approx(m.score) and m.runner_up is None  # no runner-up: the margin is the score
     with pytest.raises(ValueError):
         one.search(np.zeros(9, np.float32))
     with pytest.raises(ValueError):
         Gallery.from_embeddings(["a", "b"], unit_rows(3, 8))
+
+
+# --- the gallery-aware score ---------------------------------------------------------------------
+
+
+def test_identification_score_is_the_1to1_score_for_one_comparison(impostors):
+    cal = fit_calibration(impostors, {"recipe": "test"})
+    raw = np.linspace(cal.raw_threshold(0.35), cal.raw_threshold(0.99), 50)
+    np.testing.assert_allclose(identification_score(cal, raw, 1), cal(raw), atol=2e-3)
+
+
+@pytest.mark.parametrize("comparisons", [10, 100, 1000])
+def test_identification_score_means_fpir_per_search(impostors, comparisons):
+    """Threshold t names a stranger in 10^(3 − 10t) of searches of a gallery of independent impostors."""
+    cal = fit_calibration(impostors, {"recipe": "test"})
+    rng = np.random.default_rng(7)
+    searches = 20_000
+    best = np.empty(searches)
+    for lo in range(0, searches, 500):  # the best of `comparisons` fresh impostor similarities per search
+        best[lo : lo + 500] = rng.normal(0.0, 0.1, (500, comparisons)).max(axis=1)
+    scores = identification_score(cal, best, comparisons)
+    for t in (0.4, 0.5, 0.6):
+        expected = far_of_threshold(t)
+        if expected * searches < 30:
+            continue  # too few events to measure here
+        measured = float(np.mean(scores >= t))
+        assert expected / 1.5 <= measured <= expected * 1.5, (t, measured, expected)
+
+
+def test_identification_score_goes_past_the_1to1_ceiling(impostors):
+    """A far-tail match still outranks a weaker one in a big gallery: the tail is extrapolated past FAR 1e-7."""
+    cal = fit_calibration(impostors, {"recipe": "test"})
+    top = float(cal.raw[np.argmax(cal.score >= 1.0)])  # the first raw similarity scored 1
+    strong, stronger = identification_score(cal, np.array([top + 0.002, top + 0.004]), 1000)
+    assert cal(top + 0.002) == cal(top + 0.004) == 1.0  # the 1:1 score is flat there
+    assert 0.7 < strong < stronger <= 1.0
+    assert identification_score(cal, np.array([top]), 1000)[0] == pytest.approx(0.7, abs=1e-3)  # FAR 1e-7 × 1000
 
 
 def test_one_default_threshold_and_far_map():

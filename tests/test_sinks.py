@@ -41,7 +41,8 @@ def test_a_verdict_serialises_with_everything_the_issue_lists():
     d = json.loads(verdict(7).to_json())
     assert d["type"] == "verdict" and d["device_id"] == "door-1" and d["seq"] == 7
     assert d["decision"] == "granted" and d["name"] == "Ada"
-    assert d["score"] == 0.8312 and d["far"] == pytest.approx(10 ** (3 - 8.312), rel=1e-2)
+    assert d["score"] == 0.8312 and d["fpir"] == pytest.approx(10 ** (3 - 8.312), rel=1e-2)
+    assert d["verification_score"] is None and d["far"] is None  # not given to this verdict
     assert d["frames_used"] == 5 and d["rect"] == [10, 20, 120, 130]
     assert d["quality"] == {"ok": True, "blur": 0.5}
     full = {

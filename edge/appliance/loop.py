@@ -169,7 +169,7 @@ class Appliance:
             for (det, tr, quality), m in zip(kept, matches):
                 tr.data["since"] = 0
                 for decision in self.policy.observe(tr.id, Observation(m.candidate, m.score, m.margin), frame.pts):
-                    verdicts.append(self._verdict(decision, tr, det, quality, frame, rgb))
+                    verdicts.append(self._verdict(decision, tr, det, quality, frame, rgb, m.verification_score))
             t3 = c()
             timings.add("decide", (t3 - t5) * 1e3)
         for v in verdicts:
@@ -188,7 +188,7 @@ class Appliance:
             self.first_frame_s = process_age()
         return verdicts
 
-    def _verdict(self, decision, track, det, quality, frame: Frame, rgb) -> Verdict:
+    def _verdict(self, decision, track, det, quality, frame: Frame, rgb, verification_score: float) -> Verdict:
         self.seq += 1
         height, width = rgb.shape[:2]
         rect = clip_rect(*det.xyxy, width, height)
@@ -212,6 +212,7 @@ class Appliance:
             latency_ms=(now - frame.captured) * 1e3,
             frame_index=frame.index,
             pts=frame.pts,
+            verification_score=float(verification_score),
             face_jpeg=face_crop_jpeg(rgb, rect) if self.want_face else None,
         )
 

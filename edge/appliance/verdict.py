@@ -36,7 +36,7 @@ class Verdict:
     seq: int  # 1, 2, 3 … for this device; continues across restarts when there is an audit log
     decision: str  # "granted" | "denied" | "unknown"
     name: str | None  # the person (granted only)
-    score: float  # calibrated 0..1 (see edge.appliance.policy for which score)
+    score: float  # gallery-aware 0..1: t ↔ FPIR 10^(3 − 10t) per search (edge.matching.identification_score)
     threshold: float
     margin: float | None  # best person's score minus the runner-up's
     frames_used: int
@@ -49,13 +49,21 @@ class Verdict:
     latency_ms: float  # deciding frame captured → verdict made
     frame_index: int
     pts: float  # the deciding frame's time in its source (seconds; file position for replays)
+    # The deciding frame's 1:1 score of the named (or best) person's best template: t ↔ FAR per comparison.
+    verification_score: float | None = None
     # The face crop as JPEG, only when a sink asked for it (MQTT with mqtt.face_recipient, which
     # seals it); never in `to_dict`, so stdout and the audit log never hold a face.
     face_jpeg: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
-    def far(self) -> float:
+    def fpir(self) -> float:
+        """The false-positive identification rate per search that `score` stands for."""
         return far_of_score(self.score)
+
+    @property
+    def far(self) -> float | None:
+        """The per-comparison false-accept rate that `verification_score` stands for."""
+        return None if self.verification_score is None else far_of_score(self.verification_score)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,7 +73,9 @@ class Verdict:
             "decision": self.decision,
             "name": self.name,
             "score": round(float(self.score), 4),
-            "far": float(f"{self.far:.3g}"),
+            "fpir": float(f"{self.fpir:.3g}"),
+            "verification_score": None if self.verification_score is None else round(float(self.verification_score), 4),
+            "far": None if self.far is None else float(f"{self.far:.3g}"),
             "threshold": self.threshold,
             "margin": None if self.margin is None else round(float(self.margin), 4),
             "frames_used": self.frames_used,

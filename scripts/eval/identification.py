@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Open-set 1:N on lfw-dev: how often a stranger is given a name, how often an enrolled person is missed.
+
+    python scripts/eval/identification.py [--lfw ../shared/data/lfw-dev] [--seeds 20]
+        [--sizes 10 100 1000] [--photos 1 3] [--profiles accurate] [--cache .cache/embeddings]
+
+Held-out data only: the photos of pairs.csv (LFW folds 0–4), which the score calibration
+(`scripts/build/calibrate.py`, on the other lfw-dev photos) never saw. Per seed and gallery
+size N: N people are enrolled — people with at least two held-out photos first (so one photo
+of each is left to probe with), topped up with one-photo people when there are fewer than N —
+with 1 photo each, or up to `--photos` (never their last one). **Strangers** are the people with
+exactly one photo in all of lfw-dev who were not enrolled; **genuine probes** are one held-out
+photo of each enrolled person that was not enrolled. Every probe is searched against the
+gallery with the engine's own matcher (`Engine.match`, largest face of each photo).
+
+Printed per profile, enrolment depth and N (probes pooled over the seeds):
+- FPIR (strangers given a name) and FNIR (enrolled people not named, or named wrongly) at
+  thresholds 0.4 … 0.8 on the gallery-aware `score`, against the table 10^(3 − 10t) — and the
+  same FPIR when the threshold is applied to the 1:1 `verification_score` instead (what the
+  device did before scores were gallery-aware);
+- FNIR at FPIR 1 % and 0.1 % (thresholds picked on the stranger scores: independent of the
+  calibration; it measures the embedder and the enrolment).
+An FPIR backed by fewer than 10 false positives is marked "(n events)", under 3 "too few events".
+
+Embeddings are cached per model version in `--cache` (default .cache/embeddings, ignored by git).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
+sys.path.insert(0, str(ROOT))
+
+from edge.engine import Engine, EngineConfig  # noqa: E402
+from edge.matching import Gallery, far_of_threshold  # noqa: E402
+
+THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.8)
+TARGET_FPIRS = (1e-2, 1e-3)
+DEFAULT_LFW = ROOT.parent / "shared" / "data" / "lfw-dev"
+
+
+def held_out(lfw: Path) -> tuple[list[str], dict[str, str], Counter]:
+    """pairs.csv's photos (sorted), every photo's identity, and each identity's photo count in all of lfw-dev."""
+    with open(lfw / "labels.csv") as fh:
+        identity = {r["image"]: r["identity"] for r in csv.DictReader(fh)}
+    with open(lfw / "pairs.csv") as fh:
+        photos = sorted({r[k] for r in csv.DictReader(fh) for k in ("img_a", "img_b")})
+    return photos, identity, Counter(identity.values())
+
+
+def embeddings(engine: Engine, lfw: Path, photos: list[str], cache: Path | None) -> dict[str, np.ndarray]:
+    """The largest face's embedding of every photo that has one (as `edge identify` embeds a probe)."""
+    path = None if cache is None else cache / f"lfw-dev-{engine.model_version}.npz"
+    if path is not None and path.exists():
+        data = np.load(path)
+        names = [str(n) for n in data["photos"]]
+        if set(names) >= set(photos):
+            return {n: e for n, e, ok in zip(names, data["embeddings"], data["found"]) if ok}
+    out, found = [], []
+    start = time.perf_counter()
+    for i, photo in enumerate(photos):
+        faces = engine.faces(str(lfw / photo), max_faces=1, quality=False)
+        found.append(bool(faces))
+        out.append(faces[0].embedding if faces else np.zeros(engine.dim, np.float32))
+        if (i + 1) % 500 == 0:
+            logging.info("%d/%d photos embedded, %.0f s", i + 1, len(photos), time.perf_counter() - start)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, photos=np.array(photos), embeddings=np.stack(out), found=np.array(found))
+    return {p: e for p, e, ok in zip(photos, out, found) if ok}
+
+
+def simulate(engine, emb, identity, counts, n_people, depth, seeds):
+    """Pooled stranger and genuine matches over `seeds` random galleries of `n_people`."""
+    by_person = defaultdict(list)
+    for photo in sorted(emb):
+        by_person[identity[photo]].append(photo)
+    multi = sorted(p for p, ph in by_person.items() if len(ph) >= 2)
+    singles = sorted(p for p, ph in by_person.items() if len(ph) == 1 and counts[p] == 1)
+    strangers_scores, strangers_one = [], []
+    genuine = []  # (named correctly at score s, score, verification_score)
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        chosen = list(rng.permutation(multi)[:n_people])
+        fillers = []
+        if len(chosen) < n_people:
+            fillers = list(rng.permutation(singles)[: n_people - len(chosen)])
+        names, rows, probes, truth = [], [], [], []
+        for person in chosen:
+            photos = list(rng.permutation(by_person[person]))
+            k = min(depth, len(photos) - 1)
+            for photo in photos[:k]:
+                names.append(person)
+                rows.append(emb[photo])
+            probes.append(emb[photos[k]])
+            truth.append(person)
+        for person in fillers:
+            names.append(person)
+            rows.append(emb[by_person[person][0]])
+        gallery = Gallery.from_embeddings(names, np.stack(rows))
+        enrolled = set(chosen) | set(fillers)
+        stranger_probes = np.stack([emb[by_person[p][0]] for p in singles if p not in enrolled])
+        for m in engine.match(stranger_probes, gallery):
+            strangers_scores.append(m.score)
+            strangers_one.append(m.verification_score)
+        for m, who in zip(engine.match(np.stack(probes), gallery), truth):
+            genuine.append((m.candidate == who, m.score, m.verification_score))
+    return (
+        np.array(strangers_scores),
+        np.array(strangers_one),
+        np.array([g[0] for g in genuine]),
+        np.array([g[1] for g in genuine]),
+        len(singles),
+        len(multi),
+    )
+
+
+def fpir_text(scores: np.ndarray, t: float) -> str:
+    events = int(np.sum(scores >= t))
+    rate = events / len(scores)
+    if events < 3:
+        return f"{rate:8.2e} (too few events: {events})"
+    return f"{rate:8.2e}" + (f" ({events} events)" if events < 10 else "")
+
+
+def fnir_at_fpir(strangers: np.ndarray, right: np.ndarray, genuine: np.ndarray, fpir: float) -> tuple[float, float]:
+    """FNIR with the threshold that names at most `fpir` of the strangers; (FNIR, that threshold)."""
+    t = float(np.quantile(strangers, 1.0 - fpir, method="higher")) + 1e-9
+    return float(np.mean(~(right & (genuine >= t)))), t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
+    ap.add_argument("--photos", type=int, nargs="+", default=[1, 3], help="enrolment photos per person (at most)")
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--profiles", nargs="+", default=["accurate"], help="engine profiles to compare")
+    ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "embeddings")
+    ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if not (args.lfw / "pairs.csv").exists():
+        print(f"no lfw-dev at {args.lfw}", file=sys.stderr)
+        return 2
+    photos, identity, counts = held_out(args.lfw)
+    summary = []
+    for profile in args.profiles:
+        engine = Engine(EngineConfig.profile(profile))
+        emb = embeddings(engine, args.lfw, photos, None if args.no_cache else args.cache)
+        print(
+            f"\nprofile {profile} (embedders {', '.join(engine.config.embedders)}; model version "
+            f"{engine.model_version}); {len(emb)}/{len(photos)} held-out photos with a face; {args.seeds} seeds"
+        )
+        for depth in args.photos:
+            for n in args.sizes:
+                strangers, strangers_one, right, genuine, n_singles, n_multi = simulate(
+                    engine, emb, identity, counts, n, depth, args.seeds
+                )
+                print(
+                    f"\n  N = {n:,} people, up to {depth} enrolment photo(s); {len(strangers):,} stranger searches "
+                    f"(of {n_singles} one-photo people), {len(genuine):,} genuine searches"
+                )
+                print(f"    {'t':>4} {'table FPIR':>10}  {'FPIR (score)':<30} {'FPIR (1:1 score)':<30} {'FNIR':>7}")
+                for t in THRESHOLDS:
+                    fnir = float(np.mean(~(right & (genuine >= t))))
+                    print(
+                        f"    {t:4.1f} {far_of_threshold(t):10.0e}  {fpir_text(strangers, t):<30} "
+                        f"{fpir_text(strangers_one, t):<30} {100 * fnir:6.2f}%"
+                    )
+                for target in TARGET_FPIRS:
+                    fnir, t = fnir_at_fpir(strangers, right, genuine, target)
+                    print(f"    FNIR at FPIR {100 * target:g} %: {100 * fnir:6.2f}%  (score threshold {t:.3f})")
+                    summary.append((profile, depth, n, target, fnir))
+    if len(args.profiles) > 1 or len(args.photos) > 1:
+        print("\nFNIR at FPIR (lower is better):")
+        for profile, depth, n, target, fnir in summary:
+            print(f"  {profile:<10} up to {depth} photo(s)  N={n:<5}  FPIR {100 * target:g} %: FNIR {100 * fnir:6.2f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
