@@ -98,7 +98,7 @@ class GalleryConfig:
 
 @dataclass(frozen=True)
 class DecisionConfig:
-    threshold: float = _opt(DEFAULT_THRESHOLD, lo=0.0, hi=1.0)  # calibrated score; 0.7 ↔ FAR 1/10,000
+    threshold: float = _opt(DEFAULT_THRESHOLD, lo=0.0, hi=1.0)  # gallery-aware score; 0.7 ↔ FPIR 1/10,000 per face
     k: int = _opt(3, lo=1, hi=1000)  # granted when k of the last n identified frames match one person
     n: int = _opt(5, lo=1, hi=1000)
     deny_after: int = _opt(10, lo=1, hi=100_000)  # denied after this many confident non-matches
