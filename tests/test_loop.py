@@ -312,6 +312,17 @@ def test_the_sequence_continues_from_the_audit_log(engine, gallery, people, tmp_
     assert records[-1]["event"] == "stopped" and stats["last_seq"] == 42
 
 
+def run_with_a_reload(engine, gallery, people, reload_gallery):
+    """A short run with a SIGHUP-style reload asked for before the first frame."""
+    source = FlakyCamera(frames_of(people.visits[:1], people.scale, 3), ())
+    app = Appliance(engine, gallery, source, reload_gallery=reload_gallery, config=test_config())
+    app.reload()
+    sink = ListSink()
+    app.sinks = [sink]
+    app.run(handle_signals=False)
+    return app, sink
+
+
 def test_sighup_reloads_the_enrolments(engine, gallery, people):
     reloads = []
 
@@ -319,12 +330,7 @@ def test_sighup_reloads_the_enrolments(engine, gallery, people):
         reloads.append(1)
         return Gallery.from_embeddings(["x"], gallery.columns.T[:1])
 
-    source = FlakyCamera(frames_of(people.visits[:1], people.scale, 3), ())
-    app = Appliance(engine, gallery, source, reload_gallery=reload_gallery, config=test_config())
-    app.reload()
-    sink = ListSink()
-    app.sinks = [sink]
-    app.run(handle_signals=False)
+    app, sink = run_with_a_reload(engine, gallery, people, reload_gallery)
     assert reloads == [1] and app.gallery.people == ["x"]
     assert [e.get("people") for e in sink.events if e["event"] == "reloaded"] == [1]
 
@@ -333,12 +339,7 @@ def test_a_failed_reload_keeps_the_enrolments(engine, gallery, people):
     def reload_gallery():
         raise OSError("vault unreadable")
 
-    source = FlakyCamera(frames_of(people.visits[:1], people.scale, 3), ())
-    app = Appliance(engine, gallery, source, reload_gallery=reload_gallery, config=test_config())
-    app.reload()
-    sink = ListSink()
-    app.sinks = [sink]
-    app.run(handle_signals=False)
+    app, sink = run_with_a_reload(engine, gallery, people, reload_gallery)
     assert app.gallery is gallery and "reload_failed" in [e["event"] for e in sink.events]
 
 
