@@ -213,6 +213,7 @@ class Engine:
     # --- stages ------------------------------------------------------------------------
 
     def load(self, image: Any) -> Image:
+        """Any accepted image form → a checked, decoded `Image` (`EdgeError` with the seed's code otherwise)."""
         return load_image(image, limits=self.config.limits)
 
     def _detect(
@@ -345,6 +346,7 @@ class Engine:
         return self.score(raw)
 
     def score(self, raw: np.ndarray | float) -> np.ndarray | float:
+        """Raw similarity → the calibrated 1:1 score (threshold t ↔ FAR 10^(3 − 10t) per comparison)."""
         if self.calibration is None:
             raise ModelError(
                 f"this engine has no calibration (models/{CALIBRATION_FILE}); run `python scripts/build/calibrate.py`"
@@ -414,6 +416,11 @@ class Engine:
     # --- the classic API ---------------------------------------------------------------
 
     def verify(self, image_a: Any, image_b: Any, *, auto_rotate: bool = False, check_quality: bool = False) -> dict:
+        """1:1: the largest face of each image → ``{"code": 1000, "verification_score", "face_count", "request_id"}``.
+
+        `check_quality` refuses a face the quality gate rejects (4004 occluded, else 1200);
+        errors are ``{"code", "message", "request_id"}`` (docs/api.md).
+        """
         request_id = _request_id()
         try:
             chosen, counts = [], {}
@@ -437,6 +444,7 @@ class Engine:
             return _error(exc.code, exc.message, request_id)
 
     def compare_faces(self, image_a: Any, image_b: Any, *, auto_rotate: bool = False) -> dict:
+        """N×M: every face of A against every face of B → ``{"code": 1000, "scores", "face_rects", "request_id"}``."""
         request_id = _request_id()
         try:
             sides = []

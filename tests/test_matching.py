@@ -186,3 +186,19 @@ def test_identification_score_goes_past_the_1to1_ceiling(impostors):
 def test_one_default_threshold_and_far_map():
     assert DEFAULT_THRESHOLD == 0.7 and far_of_score(DEFAULT_THRESHOLD) == pytest.approx(1e-4)
     assert far_of_score(0.0) == 1.0  # never more than 1
+
+
+def test_enrolling_more_people_lowers_the_score_of_the_same_face(impostors):
+    """The score is calibrated against the gallery as it is: more templates, more tries for a stranger."""
+    cal = fit_calibration(impostors, {"recipe": "test"})
+    rows = unit_rows(400, 256, seed=11)  # random people: cosines near 0
+    other = unit_rows(1, 256, seed=12)[0]
+    other -= (other @ rows[0]) * rows[0]
+    probe = 0.45 * rows[0] + np.sqrt(1 - 0.45**2) * other / np.linalg.norm(other)  # raw 0.45 with the first person
+    scores = []
+    for n in (1, 10, 100, 400):
+        (m,) = Gallery.from_embeddings([f"p{i}" for i in range(n)], rows[:n]).match(probe, cal)
+        assert m.candidate == "p0"
+        scores.append(m.score)
+        assert m.verification_score == pytest.approx(float(cal(float(rows[0] @ probe))), abs=1e-6)
+    assert scores[0] >= scores[1] >= scores[2] >= scores[3] and scores[0] > scores[3]
