@@ -5,17 +5,19 @@
 
 Calibration photos are the lfw-dev photos that do *not* appear in pairs.csv,
 so `edge evaluate` on pairs.csv measures the calibration on photos it has
-never seen. Every cross-identity pair of calibration photos is an impostor
-pair (millions of them); `edge.matching.fit_calibration` turns their
-similarities into the map and extrapolates the thin tail above 0.8 (see its
-docstring). The result is written to models/calibration.json, one entry per
-engine profile, each bound to the sha256 of the embedders it was measured with.
+never seen. Each photo gives its labelled face (the centre one) and LFW's few
+people filed under two names count as one (`lfw.py`): an impostor pair must be
+two different people, or the far tail is thickened by same-person "impostors".
+Every cross-identity pair of calibration photos is an impostor pair (millions
+of them); `edge.matching.fit_calibration` turns their similarities into the map
+and extrapolates the thin tail above 0.8 (see its docstring). The result is
+written to models/calibration.json, one entry per engine profile, each bound to
+the sha256 of the embedders it was measured with.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -24,6 +26,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import lfw as lfw_data  # noqa: E402
 
 from edge.engine import Engine, EngineConfig  # noqa: E402
 from edge.matching import CALIBRATION_FILE, fit_calibration, save_calibrations  # noqa: E402
@@ -31,19 +36,17 @@ from edge.runtime import load_manifest, models_dir  # noqa: E402
 
 
 def calibration_photos(lfw: Path) -> list[tuple[Path, str]]:
-    with open(lfw / "pairs.csv") as fh:
-        eval_photos = {r[k] for r in csv.DictReader(fh) for k in ("img_a", "img_b")}
-    with open(lfw / "labels.csv") as fh:
-        return [(lfw / r["image"], r["identity"]) for r in csv.DictReader(fh) if r["image"] not in eval_photos]
+    eval_photos = lfw_data.pairs_photos(lfw)
+    return [(lfw / p, who) for p, who in sorted(lfw_data.identities(lfw).items()) if p not in eval_photos]
 
 
 def embed_all(engine: Engine, photos: list[tuple[Path, str]]) -> tuple[np.ndarray, np.ndarray]:
     embeddings, people = [], []
     start = time.perf_counter()
     for i, (path, who) in enumerate(photos):
-        faces = engine.faces(path, max_faces=1, quality=False)  # the largest face, as `verify` uses
-        if faces:
-            embeddings.append(faces[0].embedding)
+        face = lfw_data.labelled_face(engine, path)
+        if face is not None:
+            embeddings.append(face.embedding)
             people.append(who)
         if (i + 1) % 500 == 0:
             print(f"  {i + 1}/{len(photos)} photos, {time.perf_counter() - start:.0f} s", flush=True)
@@ -74,7 +77,8 @@ def main() -> int:
         cal.info.update(
             {
                 "profile": profile,
-                "data": "lfw-dev photos not in pairs.csv; largest face per photo",
+                "data": "lfw-dev photos not in pairs.csv; the labelled (centre) face per photo; "
+                "LFW's same-person names merged (scripts/build/lfw.py)",
                 "photos": int(len(photos)),
                 "photos_with_face": int(len(emb)),
                 "people": int(len(set(people))),

@@ -24,8 +24,8 @@ An FPIR backed by fewer than 10 false positives is marked "(n events)", under 3 
 
 Ground truth, LFW's way: the labelled face of an LFW photo is the one at the centre of the
 250×250 image, so that face is embedded (not the largest: some photos show a bigger second
-person, who would then be "a stranger" matching an enrolled person perfectly). Two people
-whom LFW lists under two spellings (`SAME_PERSON`) are one identity here.
+person, who would then be "a stranger" matching an enrolled person perfectly). People whom
+LFW files under two names are one identity here (`scripts/build/lfw.py`, as the calibration).
 
 Embeddings are cached per model version in `--cache` (default .cache/embeddings, ignored by git).
 """
@@ -33,7 +33,6 @@ Embeddings are cached per model version in `--cache` (default .cache/embeddings,
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import sys
 import time
@@ -44,6 +43,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts" / "build"))
+
+import lfw as lfw_data  # noqa: E402
 
 from edge.engine import Engine, EngineConfig  # noqa: E402
 from edge.matching import Gallery, far_of_threshold  # noqa: E402
@@ -51,28 +53,12 @@ from edge.matching import Gallery, far_of_threshold  # noqa: E402
 THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.8)
 TARGET_FPIRS = (1e-2, 1e-3)
 DEFAULT_LFW = ROOT.parent / "shared" / "data" / "lfw-dev"
-# One person under two names in LFW (the same face in both folders): never a stranger to themself.
-SAME_PERSON = {
-    "Cristina_Kirchner": "Cristina_Fernandez",
-    "Hasan_Wirayuda": "Hassan_Wirajuda",
-    "Gabrielle_Rose": "Martha_Bowen",  # the same photo in both folders
-    "Chyung_Dai-chul": "Dai_Chul_Chyung",
-}
 
 
 def held_out(lfw: Path) -> tuple[list[str], dict[str, str], Counter]:
     """pairs.csv's photos (sorted), every photo's identity, and each identity's photo count in all of lfw-dev."""
-    with open(lfw / "labels.csv") as fh:
-        identity = {r["image"]: SAME_PERSON.get(r["identity"], r["identity"]) for r in csv.DictReader(fh)}
-    with open(lfw / "pairs.csv") as fh:
-        photos = sorted({r[k] for r in csv.DictReader(fh) for k in ("img_a", "img_b")})
-    return photos, identity, Counter(identity.values())
-
-
-def centre_face(faces, width: int, height: int):
-    """The face whose box centre is nearest the image centre (LFW's labelled face)."""
-    cx, cy = width / 2, height / 2
-    return min(faces, key=lambda f: (f.rect[0] + f.rect[2] / 2 - cx) ** 2 + (f.rect[1] + f.rect[3] / 2 - cy) ** 2)
+    identity = lfw_data.identities(lfw)
+    return sorted(lfw_data.pairs_photos(lfw)), identity, Counter(identity.values())
 
 
 def embeddings(engine: Engine, lfw: Path, photos: list[str], cache: Path | None) -> dict[str, np.ndarray]:
@@ -86,11 +72,9 @@ def embeddings(engine: Engine, lfw: Path, photos: list[str], cache: Path | None)
     out, found = [], []
     start = time.perf_counter()
     for i, photo in enumerate(photos):
-        image = engine.load(str(lfw / photo))
-        faces = engine.faces(image, quality=False)
-        found.append(bool(faces))
-        width, height = image.rgb.shape[1], image.rgb.shape[0]
-        out.append(centre_face(faces, width, height).embedding if faces else np.zeros(engine.dim, np.float32))
+        face = lfw_data.labelled_face(engine, lfw / photo)
+        found.append(face is not None)
+        out.append(face.embedding if face is not None else np.zeros(engine.dim, np.float32))
         if (i + 1) % 500 == 0:
             logging.info("%d/%d photos embedded, %.0f s", i + 1, len(photos), time.perf_counter() - start)
     if path is not None:
