@@ -360,6 +360,11 @@ class Engine:
             raise EdgeError(
                 INVALID_ARGUMENT, f"embeddings must be ({self.dim},) or (k, {self.dim}), got {embeddings.shape}"
             )
+        # Only unit vectors mean anything to the calibration; a scaled one would score above any
+        # threshold against whoever it points at, so it is refused, not normalised.
+        norms = np.linalg.norm(embeddings, axis=-1)
+        if not np.all(np.isfinite(embeddings)) or np.any(np.abs(norms - 1.0) > 1e-3):
+            raise EdgeError(INVALID_ARGUMENT, "an embedding must be finite and of unit length, as Engine.faces makes it")
         if len(gallery) and gallery.dim != self.dim:
             raise EdgeError(
                 INVALID_ARGUMENT,

@@ -252,6 +252,8 @@ class Gallery:
             matrix = matrix.reshape(0, matrix.shape[-1] if matrix.ndim == 2 else 0)
         if matrix.ndim != 2 or len(matrix) != len(names):
             raise ValueError(f"need (n, d) embeddings for n names, got {matrix.shape} for {len(names)} names")
+        if not np.all(np.isfinite(matrix)) or np.any(np.abs(np.linalg.norm(matrix, axis=1) - 1.0) > 1e-3):
+            raise ValueError("every embedding must be finite and of unit length (as Engine.faces makes them)")
         self.people = sorted(set(names))
         index = {p: i for i, p in enumerate(self.people)}
         owners = np.array([index[n] for n in names], dtype=np.int64)

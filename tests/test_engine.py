@@ -255,3 +255,43 @@ def test_check_quality_refuses_occluded_and_poor_faces(engine, astronaut_rgb):
     assert poor["code"] == 1200 and "blur" in poor["message"] and "first" in poor["message"], poor
     assert engine.faces(astronaut_rgb)[0].quality["ok"] is True
     assert engine.faces(astronaut_rgb, quality=False)[0].quality is None
+
+
+# --- 1:N ---------------------------------------------------------------------------------------
+
+
+def test_identify_names_an_enrolled_face_from_a_photo_or_an_embedding(engine, astronaut_rgb):
+    from edge import Gallery
+
+    enrolled = engine.faces(astronaut_rgb, max_faces=1)[0].embedding
+    rng = np.random.default_rng(1)
+    others = rng.standard_normal((20, engine.dim)).astype(np.float32)
+    others /= np.linalg.norm(others, axis=1, keepdims=True)
+    gallery = Gallery.from_embeddings(["Eileen"] + [f"s{i}" for i in range(20)], np.vstack([enrolled, others]))
+    by_photo = engine.identify(_other_view(astronaut_rgb), gallery)
+    assert by_photo["code"] == 1000 and by_photo["name"] == by_photo["candidate"] == "Eileen"
+    by_embedding = engine.identify(engine.faces(_other_view(astronaut_rgb), max_faces=1)[0].embedding, gallery)
+    assert by_embedding["name"] == "Eileen" and by_embedding["score"] == by_photo["score"]
+
+
+def test_identify_refuses_what_could_forge_a_match(engine, astronaut_rgb):
+    from edge import Gallery
+
+    enrolled = engine.faces(astronaut_rgb, max_faces=1)[0].embedding
+    gallery = Gallery.from_embeddings(["Eileen"], enrolled[None])
+    stranger = np.random.default_rng(2).standard_normal(engine.dim).astype(np.float32)
+    stranger /= np.linalg.norm(stranger)
+    unknown = engine.identify(stranger, gallery)
+    assert unknown["name"] is None and unknown["candidate"] == "Eileen" and unknown["score"] < 0.4  # below: no name
+    leaning = stranger + 0.2 * enrolled  # pointed a little towards the enrolled face, then scaled up
+    assert engine.identify(leaning * 50, gallery)["code"] == 1200  # not normalised into a match
+    broken = stranger.copy()
+    broken[0] = np.nan
+    assert engine.identify(broken, gallery)["code"] == 1200
+    assert engine.identify(stranger[:10], gallery)["code"] == 1200
+    assert engine.identify(stranger, gallery, threshold=1.5)["code"] == 1200
+    assert engine.identify(b"not an image", gallery)["code"] == 2005
+    other_model = Gallery.from_embeddings(["x"], np.eye(1, 128, dtype=np.float32))
+    assert engine.identify(stranger, other_model)["code"] == 1200
+    empty = engine.identify(stranger, Gallery.from_embeddings([], np.zeros((0, engine.dim), np.float32)))
+    assert empty["code"] == 1000 and empty["name"] is None and empty["candidate"] is None

@@ -202,3 +202,12 @@ def test_enrolling_more_people_lowers_the_score_of_the_same_face(impostors):
         scores.append(m.score)
         assert m.verification_score == pytest.approx(float(cal(float(rows[0] @ probe))), abs=1e-6)
     assert scores[0] >= scores[1] >= scores[2] >= scores[3] and scores[0] > scores[3]
+
+
+def test_a_gallery_refuses_rows_that_are_not_unit_embeddings():
+    rows = unit_rows(3, 8)
+    with pytest.raises(ValueError, match="unit length"):
+        Gallery.from_embeddings(["a", "b", "c"], rows * 2.0)
+    rows[1, 0] = np.nan
+    with pytest.raises(ValueError, match="unit length"):
+        Gallery.from_embeddings(["a", "b", "c"], rows)
