@@ -72,3 +72,116 @@ def test_match_iou_and_keypoints():
     assert match_keypoints(ref, moved, relative=False) == pytest.approx(1.0)
     assert match_keypoints(ref, moved) == pytest.approx(0.1)
     assert np.isnan(match_keypoints(ref, []))
+
+
+def _sface_like_onnx(rng):
+    """A tiny ONNX model with every construct of SFace's int8bq file: input normalisation by
+    scalars, block-quantized weights (DequantizeLinear with block_size, opset 21) reshaped to
+    Conv weights, Conv + BatchNormalization + PRelu, a stride-2 depthwise Conv, a free-standing
+    BatchNormalization, Dropout, Flatten + Gemm, and a BatchNormalization on the output."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits, nodes = [], []
+
+    def const(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def quantized(name, w, block):
+        flat = w.reshape(w.shape[0], -1)
+        blocks = -(-flat.shape[1] // block)
+        scale = np.abs(flat).max(axis=1, keepdims=True).repeat(blocks, 1).astype(np.float32) / 100
+        zero = rng.integers(-20, 20, scale.shape).astype(np.int8)
+        q = np.clip(
+            np.round(flat / scale.repeat(block, 1)[:, : flat.shape[1]]) + zero.repeat(block, 1)[:, : flat.shape[1]],
+            -128,
+            127,
+        )
+        const(f"{name}_q", q.astype(np.int8))
+        const(f"{name}_s", scale)
+        const(f"{name}_z", zero)
+        const(f"{name}_shape", np.array(w.shape, np.int64))
+        nodes.append(
+            helper.make_node(
+                "DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"], [f"{name}_dq"], axis=1, block_size=block
+            )
+        )
+        nodes.append(helper.make_node("Reshape", [f"{name}_dq", f"{name}_shape"], [name]))
+        return name
+
+    def bn(x, c, out, eps=1e-3):
+        names = [
+            const(f"{out}_{k}", v.astype(np.float32))
+            for k, v in (
+                ("g", rng.uniform(0.5, 1.5, c)),
+                ("b", rng.normal(0, 0.2, c)),
+                ("m", rng.normal(0, 0.2, c)),
+                ("v", rng.uniform(0.5, 2, c)),
+            )
+        ]
+        nodes.append(helper.make_node("BatchNormalization", [x, *names], [out], epsilon=eps))
+        return out
+
+    const("mean", np.array([127.5], np.float32))
+    const("scale", np.array([1 / 128], np.float32))
+    nodes.append(helper.make_node("Sub", ["data", "mean"], ["centred"]))
+    nodes.append(helper.make_node("Mul", ["centred", "scale"], ["normed"]))
+    w1 = quantized("w1", rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), 16)
+    nodes.append(
+        helper.make_node("Conv", ["normed", w1], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1])
+    )
+    bn("c1", 8, "b1")
+    nodes.append(
+        helper.make_node("PRelu", ["b1", const("a1", rng.uniform(0, 0.3, (8, 1, 1)).astype(np.float32))], ["p1"])
+    )
+    w2 = quantized("w2", rng.normal(0, 0.3, (8, 1, 3, 3)).astype(np.float32), 9)
+    nodes.append(
+        helper.make_node("Conv", ["p1", w2], ["c2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2], group=8)
+    )
+    bn("c2", 8, "b2")
+    nodes.append(
+        helper.make_node("PRelu", ["b2", const("a2", rng.uniform(0, 0.3, (8, 1, 1)).astype(np.float32))], ["p2"])
+    )
+    bn("p2", 8, "b3", eps=2e-5)
+    nodes.append(helper.make_node("Dropout", ["b3", const("ratio", np.array(0.4, np.float32))], ["d"]))
+    nodes.append(helper.make_node("Flatten", ["d"], ["f"]))
+    fc = quantized("fc", rng.normal(0, 0.1, (6, 8 * 4 * 4)).astype(np.float32), 32)
+    nodes.append(
+        helper.make_node("Gemm", ["f", fc, const("fc_b", rng.normal(0, 0.1, 6).astype(np.float32))], ["g"], transB=1)
+    )
+    bn("g", 6, "out", eps=2e-5)
+    graph = helper.make_graph(
+        nodes,
+        "sface_like",
+        [
+            helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 8, 8]),
+            helper.make_tensor_value_info("unused_weight", TensorProto.FLOAT, [8, 3, 3, 3]),
+        ],  # as SFace's file has
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 6])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+def test_onnx_with_batchnorm_block_quantization_and_gemm_converts_exactly(tmp_path):
+    """The SFace route (scripts/build/build_models.py): the converted graph, fed (x - 127.5) / 128,
+    computes what the ONNX model computes on raw pixels (needs the `onnx` package of the build)."""
+    pytest.importorskip("onnx", reason="onnx is part of the model build's toolchain, not of the test extra")
+    from modelkit.convert import graph_from_onnx
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(3)
+    model = _sface_like_onnx(rng)
+    g = graph_from_onnx(model, "t")
+    assert g.normalisation == (127.5, 128.0)
+    assert g.input_shape == (1, 8, 8, 3)
+    assert {op.kind for op in g.ops} == {"conv", "prelu", "pad", "dwconv", "reshape"}  # BN, Dropout, Gemm folded
+    raw = rng.uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
+    want = ReferenceEvaluator(model).run(
+        None, {"data": raw.transpose(0, 3, 1, 2), "unused_weight": np.zeros((8, 3, 3, 3), np.float32)}
+    )[0]
+    x = (raw - 127.5) / 128.0
+    np.testing.assert_allclose(run_numpy(g, x), want, rtol=1e-4, atol=1e-4)
+    path = tmp_path / "t.tflite"
+    path.write_bytes(to_tflite(g, float16_weights=True))
+    np.testing.assert_allclose(Model(path).run(x)["embedding"], want, rtol=2e-2, atol=2e-2)

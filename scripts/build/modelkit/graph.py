@@ -39,6 +39,10 @@ class Graph:
     output_name: str
     consts: dict[str, np.ndarray] = field(default_factory=dict)
     ops: list[Op] = field(default_factory=list)
+    # (mean, std) the source model applied to its raw input inside its own graph
+    # (SFace: (x - 127.5) * 1/128); the converted graph leaves it to the caller, as the
+    # other embedders do, and the build checks it against the manifest's input spec.
+    normalisation: tuple[float, float] | None = None
 
     def const(self, name: str, value: np.ndarray) -> str:
         self.consts[name] = np.ascontiguousarray(value)
