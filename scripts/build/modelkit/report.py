@@ -72,6 +72,21 @@ def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
         "",
         f"Crops: {first['crops']} aligned lfw-dev photos from pairs.csv; pairs: {first['pairs']} "
         f"({first['pairs_missed_face']} with a missed face, counted as errors).",
+    ]
+    against_source = {k: q for k, q in quality.items() if "cosine_to_source_opencv_mean" in q}
+    if against_source:
+        lines += [
+            "",
+            "Against the source model itself, run by OpenCV (`cv2.dnn.readNetFromONNX`) on the same crops:",
+            "",
+            "| variant | cosine to source mean / min |",
+            "|---|---|",
+        ]
+        for key, q in against_source.items():
+            lines.append(
+                f"| `{key}` | {q['cosine_to_source_opencv_mean']:.6f} / {q['cosine_to_source_opencv_min']:.6f} |"
+            )
+    lines += [
         "",
         "## Detectors: int8-weight candidate against float16",
         "",
@@ -118,12 +133,16 @@ def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
         f"and LiteRT time ≤ {r['not_slower_ratio']}× float. A detector is quantized only when its top box keeps a mean "
         f"IoU ≥ {r['detector_iou_min']} against float16, finds a face on the same photos (agreement ≥ "
         f"{r['detector_agreement_min']}) and is not slower; otherwise float16 ships. The full-int8 "
-        "embedders (`*_int8`) are for int8-only accelerators; on CPUs they are slower and less accurate than "
-        "the default.",
+        "embedders (`*_int8`) are for int8-only accelerators: on CPUs they are less accurate than the default, and "
+        "in tflite-runtime 2.14 many times slower (see the table).",
         "",
         "Conversion notes: MobileFaceNet is rebuilt at batch 1 with real PRELU ops (its PReLU was spelled "
         "relu(x) + a·(x − |x|)); fr_feature.onnx is translated op by op (stride-2 convolutions get an explicit PAD "
-        "because ONNX pads symmetrically). Both rebuilt graphs are checked against their sources; every op is "
+        "because ONNX pads symmetrically). SFace's int8 block-quantized ONNX is translated the same way after "
+        "dequantizing its weights to float32, folding its BatchNormalizations into the neighbouring convolutions, "
+        "turning its final flatten + fully-connected layer into a 7×7 convolution and taking its in-graph input "
+        "normalisation out (the manifest states it, as for the others); only its default (float16 weights) ships. "
+        "Every rebuilt graph is checked against its source; every op is "
         "written at version 1 so tflite-runtime 2.14 loads them (`scripts/build/check_runtimes.py`).",
         "",
     ]
