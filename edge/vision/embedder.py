@@ -4,6 +4,12 @@ One thin class per model, in the style of opencv_zoo's ``sface.py``: `infer` and
 `match`, nothing else. How a model must be fed (mean, std, colour order) is read
 from its entry in ``models/manifest.json``, so the numbers live in one place --
 next to the weights they belong to.
+
+Every shipped embedder takes an NHWC float crop, (x - mean) / std of the RGB pixels:
+MobileFaceNet (127.5, 128), fr_feature (127, 128) and SFace (127.5, 128 -- the source
+graph normalised raw 0..255 pixels inside itself; the conversion moved that here).
+Crops are always RGB; a model whose manifest says ``"colour": "BGR"`` gets its
+channels reversed here, so no caller ever feeds a model the wrong colour order.
 """
 
 from __future__ import annotations
@@ -19,13 +25,16 @@ CROP_SIZE = 112
 
 
 class Embedder:
-    """A face embedder (MobileFaceNet, fr_feature, …) behind one interface."""
+    """A face embedder (MobileFaceNet, fr_feature, SFace, …) behind one interface."""
 
-    def __init__(self, model: Model, *, mean: float, std: float, name: str = "") -> None:
+    def __init__(self, model: Model, *, mean: float, std: float, name: str = "", colour: str = "RGB") -> None:
         self.model = model
         self.mean = float(mean)
         self.std = float(std)
         self.name = name or model.path.stem
+        if colour not in ("RGB", "BGR"):
+            raise ValueError(f"{self.name}: colour order must be RGB or BGR, got {colour!r}")
+        self.colour = colour
         shape = model.inputs[0].shape
         if len(shape) != 4 or shape[1:] != (CROP_SIZE, CROP_SIZE, 3):
             raise ValueError(f"{self.name}: expected an NHWC 112×112×3 input, got {shape}")
@@ -37,13 +46,16 @@ class Embedder:
         from edge.runtime import model_info, open_model
 
         spec = model_info(key, directory)["input"]
-        return cls(open_model(key, threads=threads, directory=directory), mean=spec["mean"], std=spec["std"], name=key)
+        model = open_model(key, threads=threads, directory=directory)
+        return cls(model, mean=spec["mean"], std=spec["std"], name=key, colour=spec.get("colour", "RGB"))
 
     def infer(self, crops: np.ndarray) -> np.ndarray:
         """(112,112,3) or (n,112,112,3) RGB uint8 → (n, dim) float32, unit length."""
         crops = np.asarray(crops)
         if crops.ndim == 3:
             crops = crops[None]
+        if self.colour == "BGR":
+            crops = crops[..., ::-1]
         out = np.empty((len(crops), self.dim), np.float32)
         for i in range(0, len(crops), self.batch):
             chunk = (crops[i : i + self.batch].astype(np.float32) - self.mean) / self.std
