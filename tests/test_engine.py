@@ -213,6 +213,35 @@ def test_uncalibrated_configuration_is_refused():
         Engine(EngineConfig.profile("accurate", flip=True, embedders=("fr_feature",)))
 
 
+def test_sface_in_an_embedders_override_runs_end_to_end(engine, astronaut_rgb, camera_rgb):
+    """SFace is not in a shipped profile (nor calibrated) but can be tried: any embedder set is an
+    override of a profile, and an uncalibrated engine still finds, aligns and embeds faces."""
+    from edge.vision.embedder import Embedder
+
+    config = EngineConfig.profile("accurate", embedders=("mobilefacenet", "fr_feature", "sface"))
+    assert config.embedders == ("mobilefacenet", "fr_feature", "sface") and config.flip is False
+    trial = Engine(config, require_calibration=False)
+    assert trial.calibration is None and trial.dim == 192 + 512 + 128
+    assert trial.model_version != engine.model_version  # templates of the two never match
+    (face,) = trial.faces(astronaut_rgb)
+    assert face.embedding.shape == (trial.dim,) and abs(float(np.linalg.norm(face.embedding)) - 1.0) < 1e-4
+    # The fused vector is the engine's: the unit SFace embedding of the same crop, scaled by 1/sqrt(3).
+    crop = trial.align_face(astronaut_rgb, face.detection, quality=False).crop
+    sface = Embedder.open("sface").infer(crop)[0]
+    np.testing.assert_allclose(face.embedding[-128:] * np.sqrt(3), sface, atol=1e-5)
+    # Raw similarity (no calibration): the same person in another view is far closer than a stranger.
+    other = trial.faces(_other_view(astronaut_rgb), max_faces=1)[0].embedding
+    stranger = trial.faces(camera_rgb, max_faces=1)
+    assert float(face.embedding @ other) > 0.6
+    if stranger:
+        assert float(face.embedding @ stranger[0].embedding) < float(face.embedding @ other) - 0.3
+    # Scores need a calibration: an uncalibrated engine says so instead of inventing one.
+    from edge.runtime import ModelError
+
+    with pytest.raises(ModelError, match="calibration"):
+        trial.similarity(face.embedding, other)
+
+
 def _edge(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=120)
 
