@@ -57,6 +57,24 @@ def test_every_shipped_model_agrees_in_both_runtimes():
     assert report["backends"]["B"]["numpy"].startswith("1.")
     for model in report["models"]:
         assert model["ms"]["A"] > 0 and model["ms"]["B"] > 0
+    # Every embedder was compared on a real face with a cosine, float graphs at the float bound
+    # (SFace's float16 weights included: a float graph, not a quantized one).
+    embedders = {m["key"]: m for m in report["models"] if m["role"] == "embedder"}
+    assert {"mobilefacenet", "fr_feature", "sface"} <= set(embedders)
+    for key, model in embedders.items():
+        assert model["outputs"][0]["cosine"] is not None, key
+    assert embedders["sface"]["quantized"] is False and embedders["sface"]["outputs"][0]["cosine"] >= 0.9999
+
+
+def test_sface_loads_and_agrees_in_both_runtimes():
+    """The SFace conversion in tflite-runtime 2.14 too (every op at version 1), on a real face."""
+    _need_tflite_venv()
+    proc = _run("--json", "--only", "sface", "--runs", "2", "--warmup", "1")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["ok"], report
+    (model,) = report["models"]
+    (out,) = model["outputs"]
+    assert out["shape"] == [1, 128] and out["cosine"] >= 0.9999 and out["max_abs_diff"] <= out["tol"]
 
 
 def test_table_output_and_an_int8_model(tmp_path):
