@@ -364,7 +364,9 @@ class Engine:
         # threshold against whoever it points at, so it is refused, not normalised.
         norms = np.linalg.norm(embeddings, axis=-1)
         if not np.all(np.isfinite(embeddings)) or np.any(np.abs(norms - 1.0) > 1e-3):
-            raise EdgeError(INVALID_ARGUMENT, "an embedding must be finite and of unit length, as Engine.faces makes it")
+            raise EdgeError(
+                INVALID_ARGUMENT, "an embedding must be finite and of unit length, as Engine.faces makes it"
+            )
         if len(gallery) and gallery.dim != self.dim:
             raise EdgeError(
                 INVALID_ARGUMENT,
