@@ -576,9 +576,10 @@ def build_parser() -> argparse.ArgumentParser:
     def engine_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--profile",
-            choices=["accurate", "fast"],
+            choices=["accurate", "fast", "sface"],
             default="accurate",
-            help="engine profile (default accurate: both embedders; fast: MobileFaceNet only)",
+            help="engine profile (default accurate: MobileFaceNet + fr_feature; fast: MobileFaceNet only; "
+            "sface: MobileFaceNet + SFace, the most accurate and slowest)",
         )
 
     p = sub.add_parser("compare", help="1:1 verification of two one-face photos (prints JSON)")

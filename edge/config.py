@@ -71,7 +71,7 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class EngineSection:
-    profile: str = _opt("accurate", choices=("accurate", "fast"))
+    profile: str = _opt("accurate", choices=("accurate", "fast", "sface"))
     threads: int = _opt(1, lo=0, hi=16)  # interpreter threads per model; 0 = one per core (at most 4)
     detector: str = _opt("cascade", choices=("cascade", "both", "full", "short"))
     max_faces: int = _opt(2, lo=1, hi=32)  # the largest N faces of a frame are tracked and identified

@@ -45,7 +45,14 @@ from edge.vision.detector import Detection, FaceDetector, clip_rect
 from edge.vision.embedder import Embedder
 from edge.vision.landmarks import FaceMesh, MeshResult, five_points_of
 
-Profile = Literal["accurate", "fast"]
+Profile = Literal["accurate", "fast", "sface"]
+# The embedders of each profile. "sface" is the most accurate set measured on lfw-dev
+# (docs/accuracy.md) and the slowest: SFace costs about twice MobileFaceNet + fr_feature.
+PROFILES: dict[str, tuple[str, ...]] = {
+    "accurate": ("mobilefacenet", "fr_feature"),
+    "fast": ("mobilefacenet",),
+    "sface": ("mobilefacenet", "sface"),
+}
 
 
 @dataclass(frozen=True)
@@ -73,13 +80,9 @@ class EngineConfig:
 
     @classmethod
     def profile(cls, name: Profile = "accurate", **overrides: Any) -> EngineConfig:
-        if name == "accurate":
-            base = cls()
-        elif name == "fast":
-            base = cls(embedders=("mobilefacenet",))
-        else:
-            raise ValueError(f"unknown engine profile {name!r}; choose 'accurate' or 'fast'")
-        return replace(base, **overrides)
+        if name not in PROFILES:
+            raise ValueError(f"unknown engine profile {name!r}; choose one of {', '.join(PROFILES)}")
+        return replace(cls(embedders=PROFILES[name]), **overrides)
 
     def signature(self) -> dict:
         """What a calibration must have been measured with to be valid for this config."""

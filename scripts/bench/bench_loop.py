@@ -185,7 +185,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--fps", type=float, default=30.0)
-    ap.add_argument("--profile", choices=["accurate", "fast"], default="accurate")
+    ap.add_argument("--profile", choices=["accurate", "fast", "sface"], default="accurate")
     ap.add_argument("--detector", choices=["cascade", "both", "full", "short"], default="cascade")
     ap.add_argument("--keep", default=None, help="build the clips here and keep them (default: a temporary folder)")
     args = ap.parse_args()
