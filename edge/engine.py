@@ -53,6 +53,10 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "fast": ("mobilefacenet",),
     "sface": ("mobilefacenet", "sface"),
 }
+# Profile settings beyond the embedders. The sface profile's 1:N cascade margin was chosen with
+# `scripts/eval/identification.py --cascade`: at 0.3 its FNIR and FPIR at 0.7 equal the full
+# fusion's on lfw-dev, while most strangers' faces skip SFace.
+PROFILE_OPTIONS: dict[str, dict[str, Any]] = {"sface": {"cascade_margin": 0.3}}
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,10 @@ class EngineConfig:
     # (`[engine] threads` in firmware_config/edge.toml).
     threads: int = 0
     limits: IntakeLimits = DEFAULT_LIMITS
+    # 1:N cascade: the first embedder's gallery-aware score decides alone when it is more than
+    # this below the threshold (a confident non-match); every possible match is confirmed by the
+    # full fusion. None: always the full fusion. Chosen by scripts/eval/identification.py.
+    cascade_margin: float | None = None
     quality_level: int = 2
     models_dir: str | None = None
 
@@ -82,7 +90,7 @@ class EngineConfig:
     def profile(cls, name: Profile = "accurate", **overrides: Any) -> EngineConfig:
         if name not in PROFILES:
             raise ValueError(f"unknown engine profile {name!r}; choose one of {', '.join(PROFILES)}")
-        return replace(cls(embedders=PROFILES[name]), **overrides)
+        return replace(cls(embedders=PROFILES[name], **PROFILE_OPTIONS.get(name, {})), **overrides)
 
     def signature(self) -> dict:
         """What a calibration must have been measured with to be valid for this config."""
@@ -193,6 +201,13 @@ class Engine:
         # The embedding recipe's version: templates carry it, and those of another never match.
         self.model_version = self.config.model_version()
         self.calibration = self._load_calibration()
+        # The first embedder alone, for the cascade (its own calibration, e.g. the "fast" profile's).
+        self.first_dim = self.embedders[0].dim
+        self.first_calibration = (
+            self._load_calibration(replace(self.config, embedders=self.config.embedders[:1]))
+            if len(self.embedders) > 1
+            else self.calibration
+        )
         if self.calibration is None and require_calibration:
             raise ModelError(
                 f"models/{CALIBRATION_FILE} has no calibration for this engine configuration "
@@ -204,13 +219,13 @@ class Engine:
 
     # --- calibration -------------------------------------------------------------------
 
-    def _load_calibration(self) -> Calibration | None:
-        """The calibration measured for exactly this embedding recipe, if there is one."""
+    def _load_calibration(self, config: EngineConfig | None = None) -> Calibration | None:
+        """The calibration measured for exactly this embedding recipe (or `config`'s), if there is one."""
         directory = models_dir() if self.config.models_dir is None else Path(self.config.models_dir)
         path = directory / CALIBRATION_FILE
         if not path.exists():
             return None
-        signature = self.config.signature()
+        signature = (config or self.config).signature()
         return next((c for c in load_calibrations(path) if c.signature == signature), None)
 
     # --- stages ------------------------------------------------------------------------
@@ -317,14 +332,15 @@ class Engine:
 
     def embed(self, crop: np.ndarray) -> np.ndarray:
         """Aligned 112×112 crop → the fused, unit-length embedding."""
-        parts = []
-        for embedder in self.embedders:
-            if self.config.flip:
-                e = embedder.infer(np.stack([crop, crop[:, ::-1]])).sum(axis=0)
-                e /= np.linalg.norm(e)
-            else:
-                e = embedder.infer(crop)[0]
-            parts.append(e)
+        return self._fuse([self._embed_one(embedder, crop) for embedder in self.embedders])
+
+    def _embed_one(self, embedder: Embedder, crop: np.ndarray) -> np.ndarray:
+        if self.config.flip:
+            e = embedder.infer(np.stack([crop, crop[:, ::-1]])).sum(axis=0)
+            return e / np.linalg.norm(e)
+        return embedder.infer(crop)[0]
+
+    def _fuse(self, parts: list[np.ndarray]) -> np.ndarray:
         # Concatenated unit vectors scaled by 1/√k: the dot product of two such
         # embeddings is the mean of the per-model cosines (score-level fusion).
         return (np.concatenate(parts) / np.sqrt(len(parts))).astype(np.float32)
@@ -334,6 +350,61 @@ class Engine:
         if not crops:
             return np.empty((0, self.dim), np.float32)
         return np.stack([self.embed(c) for c in crops])
+
+    def identify_crops(
+        self, crops: list[np.ndarray], gallery: Gallery, *, threshold: float = DEFAULT_THRESHOLD
+    ) -> tuple[list[Match], int]:
+        """1:N for aligned crops, with the cascade when configured: (matches, crops that needed every embedder).
+
+        The first embedder runs on every crop; a crop whose first-embedder gallery-aware score
+        is more than `cascade_margin` below `threshold` is a confident non-match and stops there.
+        Every other crop — every possible match — gets the full fusion, so no grant rests on
+        the first embedder alone.
+        """
+        if not crops:
+            return [], 0
+        if not self._cascades(gallery):
+            return self.match(self.embed_many(crops), gallery), len(crops)
+        first = np.stack([self._embed_one(self.embedders[0], c) for c in crops])
+
+        def complete(rows: np.ndarray) -> np.ndarray:
+            return np.stack(
+                [self._fuse([first[i], *(self._embed_one(e, crops[i]) for e in self.embedders[1:])]) for i in rows]
+            )
+
+        return self.cascade_match(first, gallery, complete, threshold=threshold)
+
+    def _cascades(self, gallery: Gallery) -> bool:
+        return (
+            self.config.cascade_margin is not None
+            and len(self.embedders) > 1
+            and self.first_calibration is not None
+            and len(gallery) > 0
+            and gallery.dim == self.dim
+        )
+
+    def cascade_match(
+        self,
+        first: np.ndarray,
+        gallery: Gallery,
+        complete: Any,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        margin: float | None = None,
+    ) -> tuple[list[Match], int]:
+        """The cascade on first-embedder unit vectors (k, d1); `complete(rows)` → their full embeddings.
+
+        Returns the matches and how many probes needed the full embedding. `margin` defaults to
+        the configured `cascade_margin`.
+        """
+        block = (0, self.first_dim, float(np.sqrt(len(self.embedders))))
+        matches = gallery.match(first, self.first_calibration, block)
+        margin = float(self.config.cascade_margin if margin is None else margin)
+        open_rows = np.array([i for i, m in enumerate(matches) if m.score >= threshold - margin], dtype=np.int64)
+        if len(open_rows):
+            for i, m in zip(open_rows.tolist(), self.match(complete(open_rows), gallery)):
+                matches[i] = m
+        return matches, len(open_rows)
 
     # --- matching ----------------------------------------------------------------------
 

@@ -279,19 +279,27 @@ class Gallery:
         """The number of templates (rows); `len(gallery.people)` is the number of people."""
         return self.size
 
-    def search(self, probes: np.ndarray) -> Hits:
-        """Best person and runner-up (raw similarities) for probes (k, d) or one probe (d,)."""
+    def search(self, probes: np.ndarray, block: tuple[int, int, float] | None = None) -> Hits:
+        """Best person and runner-up (raw similarities) for probes (k, d) or one probe (d,).
+
+        `block` = (start, stop, scale) searches one embedder's part of fused templates: probes
+        are that embedder's unit vectors (k, stop − start), and the templates' columns
+        start:stop, times `scale` (√ of the number of fused embedders), are its unit vectors.
+        """
         probes = np.asarray(probes, dtype=np.float32)
         if probes.ndim == 1:
             probes = probes[None]
-        if probes.ndim != 2 or (self.size and probes.shape[1] != self.dim):
-            raise ValueError(f"probes must be (k, {self.dim}), got {probes.shape}")
+        start, stop, scale = block if block is not None else (0, self.dim, 1.0)
+        if probes.ndim != 2 or (self.size and probes.shape[1] != stop - start):
+            raise ValueError(f"probes must be (k, {stop - start}), got {probes.shape}")
         k = len(probes)
         if self.size == 0 or k == 0:
             none = np.full(k, -1, np.int64)
             return Hits(none, np.full(k, -np.inf, np.float32), none.copy(), np.full(k, -np.inf, np.float32))
         with _one_blas_thread():
-            raw = probes @ self.columns  # (k, n)
+            raw = probes @ self.columns[start:stop]  # (k, n)
+        if scale != 1.0:
+            raw *= np.float32(scale)
         if k == 1:  # one probe (`edge identify`): argmax, then the runner-up outside that person's rows
             return self._search_one(raw[0])
         per_person = np.maximum.reduceat(raw, self.starts, axis=1)  # (k, people): every person owns a row
@@ -323,9 +331,13 @@ class Gallery:
         """How many tries a stranger's face gets against this gallery: one per template (the union bound)."""
         return self.size
 
-    def match(self, probes: np.ndarray, calibration: Calibration) -> list[Match]:
-        """`search`, calibrated: one `Match` per probe, its score gallery-aware for this gallery as it is now."""
-        hits = self.search(probes)
+    def match(
+        self, probes: np.ndarray, calibration: Calibration, block: tuple[int, int, float] | None = None
+    ) -> list[Match]:
+        """`search`, calibrated: one `Match` per probe, its score gallery-aware for this gallery as it is now.
+
+        With `block`, the calibration must be the one of that embedder alone."""
+        hits = self.search(probes, block)
         if not len(hits.person) or hits.person[0] < 0:
             return [NO_MATCH] * len(hits.person)
         n = self.comparisons

@@ -324,3 +324,72 @@ def test_identify_refuses_what_could_forge_a_match(engine, astronaut_rgb):
     assert engine.identify(stranger, other_model)["code"] == 1200
     empty = engine.identify(stranger, Gallery.from_embeddings([], np.zeros((0, engine.dim), np.float32)))
     assert empty["code"] == 1000 and empty["name"] is None and empty["candidate"] is None
+
+
+# --- the 1:N cascade (profile sface) ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sface_engine() -> Engine:
+    return Engine(profile="sface")
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def test_the_cascade_settles_strangers_on_the_first_embedder_and_confirms_matches(
+    sface_engine, astronaut_rgb, camera_rgb
+):
+    from edge import Gallery
+
+    e = sface_engine
+    assert e.config.cascade_margin == 0.3 and e.first_calibration is not None
+    enrolled = e.faces(astronaut_rgb, max_faces=1)[0].embedding
+    gallery = Gallery.from_embeddings(["Eileen"], enrolled[None])
+    crops = [
+        e.align_face(img, e.detect(img)[0], quality=False).crop for img in (_other_view(astronaut_rgb), camera_rgb)
+    ]
+    matches, completed = e.identify_crops(crops, gallery, threshold=0.7)
+    full = e.match(e.embed_many(crops), gallery)
+    assert completed == 1  # only the enrolled face needed SFace
+    assert matches[0] == full[0] and matches[0].name(0.7) == "Eileen"  # a match is the full fusion's answer
+    assert matches[1].name(0.7) is None and matches[1].score < 0.7 - 0.3  # the stranger stopped at stage 1
+
+
+def test_the_cascade_never_names_anyone_on_the_first_embedder_alone(sface_engine):
+    """A face the first embedder finds close but the full fusion does not: the full fusion decides."""
+    from edge import Gallery
+
+    e = sface_engine
+    rng = np.random.default_rng(4)
+    d1, d2 = e.first_dim, e.dim - e.first_dim
+    a1, a2 = _unit(rng.standard_normal(d1)), _unit(rng.standard_normal(d2))
+    b2 = _unit(-a2 + 0.3 * rng.standard_normal(d2))  # the second embedder: far from A
+    template = np.concatenate([a1, a2]) / np.sqrt(2)
+    gallery = Gallery.from_embeddings(["A"], template[None])
+    probe_first = a1[None]  # the first embedder sees A exactly ...
+    probe_full = (np.concatenate([a1, b2]) / np.sqrt(2))[None].astype(np.float32)  # ... the second sees someone else
+    asked = []
+
+    def complete(rows):
+        asked.append(list(rows))
+        return probe_full[rows]
+
+    (m,), completed = e.cascade_match(probe_first, gallery, complete, threshold=0.7)
+    assert asked == [[0]] and completed == 1
+    assert m == e.match(probe_full, gallery)[0] and m.name(0.7) is None
+
+
+def test_a_block_search_is_the_search_of_that_embedders_part():
+    from edge import Gallery
+
+    rng = np.random.default_rng(5)
+    first, second = _unit(rng.standard_normal((30, 16))), _unit(rng.standard_normal((30, 8)))
+    fused = np.hstack([first, second]) / np.sqrt(2)
+    names = [f"p{i % 10}" for i in range(30)]
+    probes = _unit(rng.standard_normal((4, 16)))
+    by_block = Gallery.from_embeddings(names, fused).search(probes, (0, 16, float(np.sqrt(2))))
+    alone = Gallery.from_embeddings(names, first).search(probes)
+    assert by_block.person.tolist() == alone.person.tolist()
+    np.testing.assert_allclose(by_block.raw, alone.raw, atol=1e-5)

@@ -280,7 +280,7 @@ def test_a_decided_face_is_only_re_identified_every_few_frames(engine, gallery, 
     granted_at = sink.verdicts[0].frame_index
     assert stats["identified"] <= granted_at + 1 + (len(frames) - granted_at) // 15 + 1
     assert stats["faces"] == len(frames)  # but it is detected and tracked on every frame
-    assert stats["stages_ms"]["detect"]["n"] == len(frames) and stats["stages_ms"]["embed"]["n"] < len(frames) / 4
+    assert stats["stages_ms"]["detect"]["n"] == len(frames) and stats["stages_ms"]["identify"]["n"] < len(frames) / 4
 
 
 def test_two_people_at_the_door_are_two_tracks(engine, gallery, people, shared_dir):
@@ -428,7 +428,7 @@ def test_edge_run_replays_a_clip_and_prints_verdicts_then_stats(people, tmp_path
     assert stats["frames"] == len(frames) and stats["reason"] == "end of source" and stats["verdicts"]["granted"] == 1
     for key in ("fps", "dropped", "latency_ms", "verdict_latency_ms", "stages_ms", "first_frame_s", "peak_rss_mb"):
         assert key in stats
-    assert {"p50", "p99"} <= stats["latency_ms"].keys() and {"detect", "embed"} <= stats["stages_ms"].keys()
+    assert {"p50", "p99"} <= stats["latency_ms"].keys() and {"detect", "identify"} <= stats["stages_ms"].keys()
     logged = [json.loads(line) for line in audit.read_text().splitlines()]
     assert [r for r in logged if r["type"] == "verdict"] == verdicts
     assert logged[-1]["event"] == "stopped"

@@ -159,13 +159,11 @@ class Appliance:
         verdicts: list[Verdict] = []
         t3 = c()
         if crops:
-            embeddings = engine.embed_many(crops)
-            t4 = c()
-            matches = engine.match(embeddings, self.gallery)
+            matches, completed = engine.identify_crops(crops, self.gallery, threshold=self.threshold)
             t5 = c()
-            timings.add("embed", (t4 - t3) * 1e3)
-            timings.add("match", (t5 - t4) * 1e3)
+            timings.add("identify", (t5 - t3) * 1e3)  # embed and 1:N (the cascade, when configured)
             self.counts["identified"] += len(crops)
+            self.counts["identified_full"] += completed
             for (det, tr, quality), m in zip(kept, matches):
                 tr.data["since"] = 0
                 for decision in self.policy.observe(tr.id, Observation(m.candidate, m.score, m.margin), frame.pts):
@@ -458,6 +456,7 @@ class Appliance:
             "source_reopens": cap.reopens if cap else 0,
             "faces": c["faces"],
             "identified": c["identified"],
+            "identified_full": c["identified_full"],  # of those, embedded by every embedder (see the cascade)
             "quality_rejected": c["quality_rejected"],
             "verdicts": {k: c[k] for k in ("granted", "denied", "unknown")},
             "suppressed": self.policy.suppressed,

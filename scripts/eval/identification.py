@@ -83,8 +83,25 @@ def embeddings(engine: Engine, lfw: Path, photos: list[str], cache: Path | None)
     return {p: e for p, e, ok in zip(photos, out, found) if ok}
 
 
-def simulate(engine, emb, identity, counts, n_people, depth, seeds):
+def matcher(engine, margin):
+    """`engine.match` on full embeddings, or the cascade (`Engine.cascade_match`) at `margin`,
+    fed from the full embeddings: the first embedder's part is their first block times √k."""
+    if margin is None:
+        return lambda probes, gallery: (engine.match(probes, gallery), len(probes))
+    k = len(engine.embedders)
+
+    def cascade(probes, gallery):
+        first = probes[:, : engine.first_dim] * np.sqrt(k)
+        first /= np.linalg.norm(first, axis=1, keepdims=True)
+        return engine.cascade_match(first, gallery, lambda rows: probes[rows], threshold=0.7, margin=margin)
+
+    return cascade
+
+
+def simulate(engine, emb, identity, counts, n_people, depth, seeds, margin=None):
     """Pooled stranger and genuine matches over `seeds` random galleries of `n_people`."""
+    match = matcher(engine, margin)
+    completed = 0
     by_person = defaultdict(list)
     for photo in sorted(emb):
         by_person[identity[photo]].append(photo)
@@ -113,10 +130,14 @@ def simulate(engine, emb, identity, counts, n_people, depth, seeds):
         gallery = Gallery.from_embeddings(names, np.stack(rows))
         enrolled = set(chosen) | set(fillers)
         stranger_probes = np.stack([emb[by_person[p][0]] for p in singles if p not in enrolled])
-        for m in engine.match(stranger_probes, gallery):
+        found, done = match(stranger_probes, gallery)
+        completed += done
+        for m in found:
             strangers_scores.append(m.score)
             strangers_one.append(m.verification_score)
-        for m, who in zip(engine.match(np.stack(probes), gallery), truth):
+        found, done = match(np.stack(probes), gallery)
+        completed += done
+        for m, who in zip(found, truth):
             genuine.append((m.candidate == who, m.score, m.verification_score))
     return (
         np.array(strangers_scores),
@@ -125,6 +146,7 @@ def simulate(engine, emb, identity, counts, n_people, depth, seeds):
         np.array([g[1] for g in genuine]),
         len(singles),
         len(multi),
+        completed,
     )
 
 
@@ -142,6 +164,25 @@ def fnir_at_fpir(strangers: np.ndarray, right: np.ndarray, genuine: np.ndarray, 
     return float(np.mean(~(right & (genuine >= t)))), t
 
 
+def cascade_report(engine, emb, identity, counts, args) -> None:
+    """The cascade against the full fusion, on the same galleries: FNIR and FPIR at 0.7, share that needed stage 2."""
+    print(
+        f"\n  cascade ({engine.config.embedders[0]} first; the rest only when its gallery-aware score is within "
+        "the margin of 0.7 or above), one enrolment photo:"
+    )
+    print(f"    {'N':>5} {'margin':>6}  {'stage 2 share':>13}  {'FPIR at 0.7':>12}  {'FNIR at 0.7':>11}")
+    for n in args.sizes:
+        for margin in (None, *args.cascade):
+            strangers, _, right, genuine, _, _, completed = simulate(
+                engine, emb, identity, counts, n, 1, args.seeds, margin
+            )
+            share = completed / (len(strangers) + len(genuine))
+            fpir = float(np.mean(strangers >= 0.7))
+            fnir = float(np.mean(~(right & (genuine >= 0.7))))
+            label = "full" if margin is None else f"{margin:.2f}"
+            print(f"    {n:>5} {label:>6}  {100 * share:12.1f}%  {fpir:12.2e}  {100 * fnir:10.2f}%")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
@@ -151,6 +192,9 @@ def main() -> int:
     ap.add_argument("--profiles", nargs="+", default=["accurate"], help="engine profiles to compare")
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "embeddings")
     ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument(
+        "--cascade", type=float, nargs="*", default=[], help="also simulate the 1:N cascade at these score margins"
+    )
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
@@ -168,7 +212,7 @@ def main() -> int:
         )
         for depth in args.photos:
             for n in args.sizes:
-                strangers, strangers_one, right, genuine, n_singles, n_multi = simulate(
+                strangers, strangers_one, right, genuine, n_singles, n_multi, _ = simulate(
                     engine, emb, identity, counts, n, depth, args.seeds
                 )
                 print(
@@ -186,6 +230,8 @@ def main() -> int:
                     fnir, t = fnir_at_fpir(strangers, right, genuine, target)
                     print(f"    FNIR at FPIR {100 * target:g} %: {100 * fnir:6.2f}%  (score threshold {t:.3f})")
                     summary.append((profile, depth, n, target, fnir))
+        if args.cascade and len(engine.embedders) > 1:
+            cascade_report(engine, emb, identity, counts, args)
     if len(args.profiles) > 1 or len(args.photos) > 1:
         print("\nFNIR at FPIR (lower is better):")
         for profile, depth, n, target, fnir in summary:
