@@ -117,6 +117,7 @@ class Face:
     detection: Detection | None = field(default=None, repr=False)
     rotation: int = 0  # degrees the image was turned to find this face (auto_rotate)
     quality_report: Any = field(default=None, repr=False)  # edge.vision.quality.QualityReport
+    crop: np.ndarray | None = field(default=None, repr=False, compare=False)  # the aligned 112×112 crop
 
     def to_dict(self) -> dict:
         return {
@@ -266,7 +267,10 @@ class Engine:
         """
         return self._faces(image, auto_rotate=auto_rotate, max_faces=max_faces, quality=quality)[0]
 
-    def _faces(self, image: Any, *, auto_rotate: bool, max_faces: int | None, quality: bool) -> tuple[list[Face], int]:
+    def _faces(
+        self, image: Any, *, auto_rotate: bool, max_faces: int | None, quality: bool, first_only: bool = False
+    ) -> tuple[list[Face], int]:
+        """`faces`, and the total number of faces found; `first_only`: embeddings of the first embedder alone."""
         img = image if isinstance(image, Image) else self.load(image)
         rgb = img.rgb
         height, width = rgb.shape[:2]
@@ -275,7 +279,10 @@ class Engine:
         detections = sorted(detections, key=lambda d: d.area, reverse=True)
         chosen = detections[:max_faces]
         aligned = [self.align_face(frame, det, quality=quality) for det in chosen]
-        embeddings = self.embed_many([a.crop for a in aligned])
+        if first_only:
+            embeddings = [self._embed_one(self.embedders[0], a.crop) for a in aligned]
+        else:
+            embeddings = self.embed_many([a.crop for a in aligned])
         out = []
         for det, a, embedding in zip(chosen, aligned, embeddings):
             x0, y0, x1, y1 = det.xyxy
@@ -294,6 +301,7 @@ class Engine:
                     det,
                     rotation,
                     report,
+                    a.crop,
                 )
             )
         return out, len(detections)
@@ -503,10 +511,14 @@ class Engine:
         errors are ``{"code", "message", "request_id"}`` (docs/api.md).
         """
         request_id = _request_id()
+        cascade = self.config.cascade_margin is not None and len(self.embedders) > 1
+        cascade = cascade and self.first_calibration is not None
         try:
             chosen, counts = [], {}
             for label, image in (("first", image_a), ("second", image_b)):
-                found, total = self._faces(image, auto_rotate=auto_rotate, max_faces=1, quality=check_quality)
+                found, total = self._faces(
+                    image, auto_rotate=auto_rotate, max_faces=1, quality=check_quality, first_only=cascade
+                )
                 if not found:
                     raise EdgeError(NO_FACE_DETECTED, f"no face detected in the {label} image")
                 face = found[0]  # the largest
@@ -514,7 +526,10 @@ class Engine:
                     self._check_quality(face, label)
                 chosen.append(face)
                 counts[label] = total
-            score = float(self.similarity(chosen[0].embedding, chosen[1].embedding))
+            if cascade:
+                score = self._cascade_score(chosen[0], chosen[1])
+            else:
+                score = float(self.similarity(chosen[0].embedding, chosen[1].embedding))
             return {
                 "code": SUCCESS,
                 "verification_score": round(score, 4),
@@ -523,6 +538,16 @@ class Engine:
             }
         except EdgeError as exc:
             return _error(exc.code, exc.message, request_id)
+
+    def _cascade_score(self, a: Face, b: Face) -> float:
+        """1:1 cascade on two faces embedded by the first embedder: its own calibrated score when it is
+        more than `cascade_margin` below the recommended threshold (0.7 − 0.3 = 0.4, i.e. FAR above
+        1/10: no sensible threshold accepts it), else the full fusion's."""
+        fast = float(self.first_calibration(float(np.dot(a.embedding, b.embedding))))
+        if fast < DEFAULT_THRESHOLD - float(self.config.cascade_margin):
+            return fast
+        full = [self._fuse([f.embedding, *(self._embed_one(e, f.crop) for e in self.embedders[1:])]) for f in (a, b)]
+        return float(self.similarity(full[0], full[1]))
 
     def compare_faces(self, image_a: Any, image_b: Any, *, auto_rotate: bool = False) -> dict:
         """N×M: every face of A against every face of B → ``{"code": 1000, "scores", "face_rects", "request_id"}``."""

@@ -393,3 +393,15 @@ def test_a_block_search_is_the_search_of_that_embedders_part():
     alone = Gallery.from_embeddings(names, first).search(probes)
     assert by_block.person.tolist() == alone.person.tolist()
     np.testing.assert_allclose(by_block.raw, alone.raw, atol=1e-5)
+
+
+def test_verify_with_the_cascade_answers_like_the_full_fusion_where_it_matters(sface_engine, astronaut_rgb, camera_rgb):
+    e = sface_engine
+    full = Engine(EngineConfig.profile("sface", cascade_margin=None))
+    same_a, same_b = astronaut_rgb, _other_view(astronaut_rgb)
+    cascaded, plain = e.verify(same_a, same_b), full.verify(same_a, same_b)
+    assert cascaded["verification_score"] == plain["verification_score"] >= 0.7  # a match: the full fusion's score
+    different = e.verify(astronaut_rgb, camera_rgb)
+    assert different["code"] == 1000 and different["verification_score"] < 0.4  # settled by MobileFaceNet
+    assert full.verify(astronaut_rgb, camera_rgb)["verification_score"] < 0.7  # and the full fusion agrees
+    assert e.verify(b"not an image", camera_rgb)["code"] == 2005
