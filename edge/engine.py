@@ -382,14 +382,13 @@ class Engine:
 
         return self.cascade_match(first, gallery, complete, threshold=threshold)
 
+    @property
+    def cascades(self) -> bool:
+        """A cascade is configured and possible: several embedders, the first one calibrated alone."""
+        return self.config.cascade_margin is not None and len(self.embedders) > 1 and self.first_calibration is not None
+
     def _cascades(self, gallery: Gallery) -> bool:
-        return (
-            self.config.cascade_margin is not None
-            and len(self.embedders) > 1
-            and self.first_calibration is not None
-            and len(gallery) > 0
-            and gallery.dim == self.dim
-        )
+        return self.cascades and len(gallery) > 0 and gallery.dim == self.dim
 
     def cascade_match(
         self,
@@ -511,8 +510,7 @@ class Engine:
         errors are ``{"code", "message", "request_id"}`` (docs/api.md).
         """
         request_id = _request_id()
-        cascade = self.config.cascade_margin is not None and len(self.embedders) > 1
-        cascade = cascade and self.first_calibration is not None
+        cascade = self.cascades
         try:
             chosen, counts = [], {}
             for label, image in (("first", image_a), ("second", image_b)):
