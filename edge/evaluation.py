@@ -115,6 +115,21 @@ def identities(photos, root) -> list[str]:
 
 
 FARS = (1e-2, 1e-3, 1e-4, 1e-5)
+
+
+def genuine_and_impostor(emb: np.ndarray, who: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw similarities of every same-identity pair (genuine; a photo without a face makes its
+    pairs misses, -inf) and of every cross-identity pair of photos with a face (impostor)."""
+    ok = np.flatnonzero(found)
+    iu = np.triu_indices(len(ok), 1)
+    raw = (emb[ok] @ emb[ok].T)[iu]
+    genuine_mask = (who[ok][:, None] == who[ok][None, :])[iu]
+    _, counts = np.unique(who, return_counts=True)
+    genuine_total = int(sum(c * (c - 1) // 2 for c in counts))
+    genuine = np.concatenate([raw[genuine_mask], np.full(genuine_total - int(genuine_mask.sum()), -np.inf)])
+    return genuine, raw[~genuine_mask]
+
+
 THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
@@ -153,15 +168,8 @@ def evaluate_pairs(engine, pairs_csv, root, *, progress=None, limit: int | None 
     missed = ~(found[ia] & found[ib])
     acc, std = kfold_accuracy(np.sum(emb[ia] * emb[ib], axis=1), same, folds, missed)
 
-    who = np.array(identities(photos, root))
-    ok = np.flatnonzero(found)
-    iu = np.triu_indices(len(ok), 1)
-    raw = (emb[ok] @ emb[ok].T)[iu]
-    genuine_mask = (who[ok][:, None] == who[ok][None, :])[iu]
-    _, counts = np.unique(who, return_counts=True)
-    genuine_total = int(sum(c * (c - 1) // 2 for c in counts))
-    genuine = np.concatenate([raw[genuine_mask], np.full(genuine_total - int(genuine_mask.sum()), -np.inf)])
-    impostor = raw[~genuine_mask]
+    genuine, impostor = genuine_and_impostor(emb, np.array(identities(photos, root)), found)
+    genuine_total = len(genuine)
     result = {
         "photos": len(photos),
         "photos_without_face": int((~found).sum()),

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → th
 sys.path.insert(0, str(ROOT))
 
 from edge.engine import Engine, EngineConfig, _default_threads  # noqa: E402
-from edge.evaluation import identities, kfold_accuracy, read_pairs, tar_at_far  # noqa: E402
+from edge.evaluation import genuine_and_impostor, identities, kfold_accuracy, read_pairs, tar_at_far  # noqa: E402
 from edge.runtime import model_info  # noqa: E402
 from edge.vision.embedder import Embedder  # noqa: E402
 
@@ -110,14 +110,8 @@ def score(parts: list[np.ndarray], photos: list[Path], found: np.ndarray, lfw: P
     held_out = np.array(sorted({index[p] for pair in pairs for p in pair}))
     who = np.array(identities([photos[i] for i in held_out], lfw))
     ok = found[held_out]
-    iu = np.triu_indices(int(ok.sum()), 1)
-    e = emb[held_out[ok]]
-    raw = (e @ e.T)[iu]
-    genuine_mask = (who[ok][:, None] == who[ok][None, :])[iu]
-    _, counts = np.unique(who, return_counts=True)
-    genuine_total = int(sum(c * (c - 1) // 2 for c in counts))
-    genuine = np.concatenate([raw[genuine_mask], np.full(genuine_total - int(genuine_mask.sum()), -np.inf)])
-    impostor = raw[~genuine_mask]
+    genuine, impostor = genuine_and_impostor(emb[held_out], who, ok)
+    genuine_total = len(genuine)
     return {
         "photos": len(held_out),
         "photos_without_face": int((~ok).sum()),
