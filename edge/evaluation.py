@@ -130,6 +130,20 @@ def genuine_and_impostor(emb: np.ndarray, who: np.ndarray, found: np.ndarray) ->
     return genuine, raw[~genuine_mask]
 
 
+def verification_figures(pair_scores, same, folds, missed, genuine, impostor) -> dict:
+    """The figures `edge evaluate` prints: 10-fold pair accuracy and TAR at each of `FARS`."""
+    acc, std = kfold_accuracy(pair_scores, same, folds, missed)
+    return {
+        "pairs": len(same),
+        "pairs_missed": int(missed.sum()),
+        "pair_accuracy": acc,
+        "pair_accuracy_std": std,
+        "genuine_pairs": len(genuine),
+        "impostor_pairs": int(len(impostor)),
+        "tar_at_far": {f"{far:.0e}": tar_at_far(genuine, impostor, far)[0] for far in FARS},
+    }
+
+
 THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
@@ -166,7 +180,6 @@ def evaluate_pairs(engine, pairs_csv, root, *, progress=None, limit: int | None 
     ia = np.array([index[a] for a, _ in pairs])
     ib = np.array([index[b] for _, b in pairs])
     missed = ~(found[ia] & found[ib])
-    acc, std = kfold_accuracy(np.sum(emb[ia] * emb[ib], axis=1), same, folds, missed)
 
     genuine, impostor = genuine_and_impostor(emb, np.array(identities(photos, root)), found)
     genuine_total = len(genuine)
@@ -174,13 +187,7 @@ def evaluate_pairs(engine, pairs_csv, root, *, progress=None, limit: int | None 
         "photos": len(photos),
         "photos_without_face": int((~found).sum()),
         "photo_errors": errors,
-        "pairs": len(pairs),
-        "pairs_missed": int(missed.sum()),
-        "pair_accuracy": acc,
-        "pair_accuracy_std": std,
-        "genuine_pairs": genuine_total,
-        "impostor_pairs": int(len(impostor)),
-        "tar_at_far": {f"{far:.0e}": tar_at_far(genuine, impostor, far)[0] for far in FARS},
+        **verification_figures(np.sum(emb[ia] * emb[ib], axis=1), same, folds, missed, genuine, impostor),
         "ms_per_photo": 1000 * seconds / max(len(photos), 1),
     }
     if engine.calibration is not None:

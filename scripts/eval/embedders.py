@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → th
 sys.path.insert(0, str(ROOT))
 
 from edge.engine import Engine, EngineConfig, _default_threads  # noqa: E402
-from edge.evaluation import genuine_and_impostor, identities, kfold_accuracy, read_pairs, tar_at_far  # noqa: E402
+from edge.evaluation import genuine_and_impostor, identities, read_pairs, verification_figures  # noqa: E402
 from edge.runtime import model_info  # noqa: E402
 from edge.vision.embedder import Embedder  # noqa: E402
 
@@ -104,24 +104,16 @@ def score(parts: list[np.ndarray], photos: list[Path], found: np.ndarray, lfw: P
     ia = np.array([index[a] for a, _ in pairs])
     ib = np.array([index[b] for _, b in pairs])
     missed = ~(found[ia] & found[ib])
-    acc, std = kfold_accuracy(np.sum(emb[ia] * emb[ib], axis=1), same, folds, missed)
     # Every pair of the pairs.csv photos: genuine when the same person; a photo without a
     # face loses its genuine pairs (counted as misses) and its impostor pairs.
     held_out = np.array(sorted({index[p] for pair in pairs for p in pair}))
     who = np.array(identities([photos[i] for i in held_out], lfw))
     ok = found[held_out]
     genuine, impostor = genuine_and_impostor(emb[held_out], who, ok)
-    genuine_total = len(genuine)
     return {
         "photos": len(held_out),
         "photos_without_face": int((~ok).sum()),
-        "pairs": len(pairs),
-        "pairs_missed": int(missed.sum()),
-        "pair_accuracy": acc,
-        "pair_accuracy_std": std,
-        "genuine_pairs": genuine_total,
-        "impostor_pairs": int(len(impostor)),
-        "tar_at_far": {f"{far:.0e}": tar_at_far(genuine, impostor, far)[0] for far in FARS},
+        **verification_figures(np.sum(emb[ia] * emb[ib], axis=1), same, folds, missed, genuine, impostor),
     }
 
 
