@@ -27,7 +27,7 @@ def _compact_note(models: dict) -> str:
         "by a whitened SVD fitted to the head's input on the calibration crops; the large convolutions and the "
         "fully-connected layer have int8 weights with activations quantized on the fly (dynamic range), the rest "
         "float16 weights. XNNPACK keeps those int8 where it expands float16 weights to float32, so in LiteRT "
-        "`edge run --profile sface` peaks at ~197 MB resident instead of ~242 MB (`scripts/bench/bench_loop.py`; "
+        "`edge run --profile sface` peaks at ~198.5 MB resident instead of ~242 MB (`scripts/bench/bench_loop.py`; "
         "not measured by this build), and SFace runs faster than float; in tflite-runtime 2.14, whose built-in "
         "kernels run the int8 layers, it is slower than float (see the table). "
     )
