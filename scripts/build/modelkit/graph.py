@@ -8,7 +8,8 @@ write the flatbuffer ourselves with LiteRT's generated schema. Every op is
 written at version 1, which every runtime we target knows.
 
 Layout is NHWC throughout; convolution weights are OHWI, depthwise weights
-1HWC, PReLU slopes (1, 1, C).
+1HWC, fully-connected weights (out, in) over the input flattened in NHWC order,
+PReLU slopes (1, 1, C).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ SAME, VALID = schema.Padding.SAME, schema.Padding.VALID
 
 @dataclass
 class Op:
-    kind: str  # conv, dwconv, prelu, add, pad, reshape
+    kind: str  # conv, dwconv, fc, prelu, add, pad, reshape
     inputs: list[str]
     output: str
     params: dict = field(default_factory=dict)
@@ -76,6 +77,8 @@ def infer_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
             shapes[op.output] = tuple(int(d + a + b) for d, (a, b) in zip(x, pads))
         elif op.kind == "reshape":
             shapes[op.output] = tuple(int(v) for v in graph.consts[op.inputs[1]])
+        elif op.kind == "fc":
+            shapes[op.output] = (x[0], graph.consts[op.inputs[1]].shape[0])
         else:  # prelu, add: elementwise
             shapes[op.output] = x
     return shapes
@@ -114,6 +117,9 @@ def run_numpy(graph: Graph, x: np.ndarray) -> np.ndarray:
             values[op.output] = np.pad(a, values[op.inputs[1]].astype(int))
         elif op.kind == "reshape":
             values[op.output] = a.reshape(values[op.inputs[1]].astype(int))
+        elif op.kind == "fc":
+            w, b = values[op.inputs[1]], values[op.inputs[2]]
+            values[op.output] = a.reshape(a.shape[0], -1) @ w.T + b
         else:
             raise ValueError(f"unknown op {op.kind}")
     return values[graph.output_name].astype(np.float32)
@@ -127,13 +133,35 @@ _BUILTIN = {
     "pad": OPS.PAD,
     "reshape": OPS.RESHAPE,
     "dequantize": OPS.DEQUANTIZE,
+    "fc": OPS.FULLY_CONNECTED,
 }
 
 _TYPES = {
     np.dtype(np.float32): schema.TensorType.FLOAT32,
     np.dtype(np.float16): schema.TensorType.FLOAT16,
     np.dtype(np.int32): schema.TensorType.INT32,
+    np.dtype(np.int8): schema.TensorType.INT8,
+    np.dtype(np.uint8): schema.TensorType.UINT8,
 }
+
+
+_WEIGHTED = ("conv", "dwconv", "fc")
+
+# How `to_tflite` writes an int8 weight tensor (symmetric, -127..127):
+#
+# "dequantize"    int8 per output channel + a DEQUANTIZE op to float32: a smaller file only;
+#                 XNNPACK expands the weights to float32 at load like float16 ones.
+# "hybrid"        int8 per output channel read by the convolution itself, which quantizes its
+#                 float input on the fly ("dynamic range"); XNNPACK runs it in int8 and keeps
+#                 int8 packed weights. conv/dwconv only: tflite-runtime 2.14's FULLY_CONNECTED
+#                 ignores per-channel scales (every output gets the first channel's) and loads
+#                 such a file without complaint.
+# "hybrid_uint8"  fc only: one scale for the tensor, the int8 values stored in a UINT8 tensor --
+#                 TFLite's original hybrid format, which both runtimes' built-in FULLY_CONNECTED
+#                 read as int8 in place from the memory-mapped file and which XNNPACK leaves to
+#                 them, so the weights are not copied into XNNPACK's packed buffers (for a large
+#                 layer, resident memory equal to the file's bytes instead of twice that).
+INT8_MODES = ("dequantize", "hybrid", "hybrid_uint8")
 
 
 def _options(op: Op):
@@ -148,6 +176,8 @@ def _options(op: Op):
         o.depthMultiplier = 1
         o.dilationWFactor = o.dilationHFactor = 1
         return schema.BuiltinOptions.DepthwiseConv2DOptions, o
+    if op.kind == "fc":
+        return schema.BuiltinOptions.FullyConnectedOptions, schema.FullyConnectedOptionsT()
     if op.kind == "add":
         return schema.BuiltinOptions.AddOptions, schema.AddOptionsT()
     if op.kind == "pad":
@@ -159,12 +189,36 @@ def _options(op: Op):
     return schema.BuiltinOptions.NONE, None
 
 
-def to_tflite(graph: Graph, *, float16_weights: bool = False, description: str = "") -> bytes:
+def quantize_int8(value: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 (-127..127): one scale per slice along `axis` (None: one for the tensor)."""
+    v = value.astype(np.float64)
+    if axis is None:
+        amax = np.full(1, np.abs(v).max())
+        scale = np.where(amax > 0, amax / 127.0, 1.0)
+        q = np.round(v / scale[0])
+    else:
+        amax = np.abs(np.moveaxis(v, axis, 0).reshape(v.shape[axis], -1)).max(axis=1)
+        scale = np.where(amax > 0, amax / 127.0, 1.0)
+        shape = [1] * v.ndim
+        shape[axis] = -1
+        q = np.round(v / scale.reshape(shape))
+    return np.clip(q, -127, 127).astype(np.int8), scale.astype(np.float32)
+
+
+def to_tflite(
+    graph: Graph,
+    *,
+    float16_weights: bool = False,
+    int8_weights: dict[str, str] | None = None,
+    description: str = "",
+) -> bytes:
     """Serialise `graph` to a .tflite flatbuffer.
 
     With `float16_weights`, convolution weights are stored as float16 and
     expanded by DEQUANTIZE ops -- the same layout TensorFlow's float16
     quantization writes, which XNNPACK folds into float32 weights at load time.
+    `int8_weights` maps weight tensors to one of `INT8_MODES` (see there); they
+    take precedence over `float16_weights`.
     """
     shapes = infer_shapes(graph)
     model = schema.ModelT()
@@ -176,11 +230,12 @@ def to_tflite(graph: Graph, *, float16_weights: bool = False, description: str =
     opcodes: dict[int, int] = {}
     operators: list = []
 
-    def tensor(name: str, shape, dtype, data: np.ndarray | None = None) -> int:
+    def tensor(name: str, shape, dtype, data: np.ndarray | None = None, quantization=None) -> int:
         t = schema.TensorT()
         t.name = name.encode()
         t.shape = np.asarray(shape, dtype=np.int32)
         t.type = _TYPES[np.dtype(dtype)]
+        t.quantization = quantization
         if data is not None:
             buf = schema.BufferT()
             buf.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
@@ -210,10 +265,34 @@ def to_tflite(graph: Graph, *, float16_weights: bool = False, description: str =
 
     model.operatorCodes = []
     tensor(graph.input_name, graph.input_shape, np.float32)
-    weight_inputs = {op.inputs[1] for op in graph.ops if op.kind in ("conv", "dwconv")}
+    # Weight tensor -> its output-channel axis (OHWI and (out, in): 0; depthwise 1HWC: 3).
+    channel_axis = {op.inputs[1]: 3 if op.kind == "dwconv" else 0 for op in graph.ops if op.kind in _WEIGHTED}
+    weight_inputs = set(channel_axis)
+    kind_of = {op.inputs[1]: op.kind for op in graph.ops if op.kind in _WEIGHTED}
+    int8_weights = dict(int8_weights or {})
+    for name, mode in int8_weights.items():
+        if name not in weight_inputs or mode not in INT8_MODES:
+            raise ValueError(f"int8 weights: {name!r} is not a weight tensor, or {mode!r} is not one of {INT8_MODES}")
+        if (mode == "hybrid_uint8") != (kind_of[name] == "fc"):
+            raise ValueError(f"int8 weights: {name!r} ({kind_of[name]}) cannot be written as {mode!r}")
     for name, value in graph.consts.items():
         if value.dtype == np.int32 or value.dtype == np.int64:
             tensor(name, value.shape, np.int32, value.astype(np.int32))
+        elif name in int8_weights:
+            mode = int8_weights[name]
+            axis = None if mode == "hybrid_uint8" else channel_axis[name]
+            q, scale = quantize_int8(value, axis)
+            params = schema.QuantizationParametersT()
+            params.scale = [float(v) for v in scale]
+            params.zeroPoint = [0] * len(scale)
+            params.quantizedDimension = 0 if axis is None else axis
+            if mode == "dequantize":
+                packed = tensor(name + "/int8", value.shape, np.int8, q, params)
+                operator("dequantize", [packed], [tensor(name, value.shape, np.float32)])
+            elif mode == "hybrid":
+                tensor(name, value.shape, np.int8, q, params)
+            else:  # the same bytes, typed UINT8
+                tensor(name, value.shape, np.uint8, q.view(np.uint8), params)
         elif float16_weights and name in weight_inputs:
             half = tensor(name + "/fp16", value.shape, np.float16, value.astype(np.float16))
             full = tensor(name, value.shape, np.float32)

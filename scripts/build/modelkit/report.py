@@ -14,6 +14,25 @@ def _timing(speed: dict, key: str, ref: str) -> str:
     return " | ".join(f"{v[key]:.2f} ({v[key] / v[ref]:.2f})" for v in speed.values())
 
 
+def _compact_note(models: dict) -> str:
+    """What the README says of SFace's compact variant, when it is the one shipped."""
+    info = next((m for m in models.values() if m["variant"] == "compact"), None)
+    if info is None:
+        return ""
+    fit = info["head_factorisation"]
+    return (
+        f"`{info['file']}` is SFace's compact variant, made for the appliance's memory budget "
+        f"(`scripts/build/modelkit/compact.py`): its {fit['head_weights_before']:,}-weight head is factorised to "
+        f"rank {fit['rank']} ({fit['head_weights_after']:,} weights: a 1x1 convolution and a fully-connected layer) "
+        "by a whitened SVD fitted to the head's input on the calibration crops; the large convolutions and the "
+        "fully-connected layer have int8 weights with activations quantized on the fly (dynamic range), the rest "
+        "float16 weights. XNNPACK keeps those int8 where it expands float16 weights to float32, so in LiteRT "
+        "`edge run --profile sface` peaks at ~198.5 MB resident instead of ~242 MB (`scripts/bench/bench_loop.py`; "
+        "not measured by this build), and SFace runs faster than float; in tflite-runtime 2.14, whose built-in "
+        "kernels run the int8 layers, it is slower than float (see the table). "
+    )
+
+
 def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
     models = manifest["models"]
     runtimes = list(speed)
@@ -141,8 +160,9 @@ def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
         "because ONNX pads symmetrically). SFace's int8 block-quantized ONNX is translated the same way after "
         "dequantizing its weights to float32, folding its BatchNormalizations into the neighbouring convolutions, "
         "turning its final flatten + fully-connected layer into a 7×7 convolution and taking its in-graph input "
-        "normalisation out (the manifest states it, as for the others); only its default (float16 weights) ships. "
-        "Every rebuilt graph is checked against its source; every op is "
+        "normalisation out (the manifest states it, as for the others); only its default ships. "
+        + _compact_note(models)
+        + "Every rebuilt graph is checked against its source; every op is "
         "written at version 1 so tflite-runtime 2.14 loads them (`scripts/build/check_runtimes.py`).",
         "",
     ]
