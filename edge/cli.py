@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge import __version__, logs
+from edge.profiles import PROFILE_NAMES
 
 logger = logging.getLogger("edge.cli")  # not __name__: `python -m edge.cli` runs this module as __main__
 
@@ -576,10 +577,10 @@ def build_parser() -> argparse.ArgumentParser:
     def engine_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--profile",
-            choices=["accurate", "fast", "sface"],
+            choices=list(PROFILE_NAMES),
             default="accurate",
-            help="engine profile (default accurate: MobileFaceNet + fr_feature; fast: MobileFaceNet only; "
-            "sface: MobileFaceNet + SFace, the most accurate and slowest)",
+            help="engine profile (default accurate: MobileFaceNet + SFace, cascaded; fast: MobileFaceNet only; "
+            "fr_feature: MobileFaceNet + fr_feature, the default before 2026.11.30; sface: same as accurate)",
         )
 
     p = sub.add_parser("compare", help="1:1 verification of two one-face photos (prints JSON)")

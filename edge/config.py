@@ -24,6 +24,7 @@ from typing import Any, get_type_hints
 from edge.errors import INVALID_ARGUMENT, EdgeError
 from edge.logs import DEFAULT_LEVEL, LEVELS
 from edge.matching import DEFAULT_THRESHOLD
+from edge.profiles import PROFILE_NAMES
 
 try:
     import tomllib
@@ -71,7 +72,7 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class EngineSection:
-    profile: str = _opt("accurate", choices=("accurate", "fast", "sface"))
+    profile: str = _opt("accurate", choices=PROFILE_NAMES)
     threads: int = _opt(1, lo=0, hi=16)  # interpreter threads per model; 0 = one per core (at most 4)
     detector: str = _opt("cascade", choices=("cascade", "both", "full", "short"))
     max_faces: int = _opt(2, lo=1, hi=32)  # the largest N faces of a frame are tracked and identified
@@ -99,8 +100,14 @@ class GalleryConfig:
 @dataclass(frozen=True)
 class DecisionConfig:
     threshold: float = _opt(DEFAULT_THRESHOLD, lo=0.0, hi=1.0)  # gallery-aware score; 0.7 ↔ FPIR 1/10,000 per face
-    k: int = _opt(3, lo=1, hi=1000)  # granted when k of the last n identified frames match one person
+    # "mean": granted when the mean embedding of a track's last n frames of one face (at least k
+    # of them) matches a person; "count": when k of its last n identified frames each match.
+    evidence: str = _opt("mean", choices=("mean", "count"))
+    k: int = _opt(3, lo=1, hi=1000)
     n: int = _opt(5, lo=1, hi=1000)
+    # A frame whose 1:1 score against its track's evidence is below this is another face: the
+    # evidence starts afresh (0.5 ↔ FAR 1/100: the same face scores far higher frame to frame).
+    same_face_score: float = _opt(0.5, lo=0.0, hi=1.0)
     deny_after: int = _opt(10, lo=1, hi=100_000)  # denied after this many confident non-matches
     unknown_after: int = _opt(5, lo=0, hi=100_000)  # one `unknown` event after this many; 0 = never
     cooldown_s: float = _opt(15.0, lo=0.0, hi=86_400.0)  # no second `granted` for a person within this

@@ -22,7 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import cv2
 import numpy as np
@@ -38,6 +38,7 @@ from edge.matching import (
     far_of_score,
     load_calibrations,
 )
+from edge.profiles import PROFILE_OPTIONS, PROFILES, Profile
 from edge.runtime import ModelError, load_manifest, models_dir, open_model
 from edge.vision import quality as quality_stage
 from edge.vision.align import align, points_from_detection
@@ -45,25 +46,12 @@ from edge.vision.detector import Detection, FaceDetector, clip_rect
 from edge.vision.embedder import Embedder
 from edge.vision.landmarks import FaceMesh, MeshResult, five_points_of
 
-Profile = Literal["accurate", "fast", "sface"]
-# The embedders of each profile. "sface" is the most accurate set measured on lfw-dev
-# (docs/accuracy.md) and the slowest: SFace costs about twice MobileFaceNet + fr_feature.
-PROFILES: dict[str, tuple[str, ...]] = {
-    "accurate": ("mobilefacenet", "fr_feature"),
-    "fast": ("mobilefacenet",),
-    "sface": ("mobilefacenet", "sface"),
-}
-# Profile settings beyond the embedders. The sface profile's 1:N cascade margin was chosen with
-# `scripts/eval/identification.py --cascade`: at 0.3 its FNIR and FPIR at 0.7 equal the full
-# fusion's on lfw-dev, while most strangers' faces skip SFace.
-PROFILE_OPTIONS: dict[str, dict[str, Any]] = {"sface": {"cascade_margin": 0.3}}
-
 
 @dataclass(frozen=True)
 class EngineConfig:
     """What the engine runs. Profiles set the defaults; every field can be overridden."""
 
-    embedders: tuple[str, ...] = ("mobilefacenet", "fr_feature")
+    embedders: tuple[str, ...] = PROFILES["accurate"]
     flip: bool = False  # also embed the mirrored crop and average
     landmarks: Literal["facemesh", "blazeface"] = "facemesh"
     # Which BlazeFace models look for faces when every face is wanted (`faces`,
@@ -82,7 +70,7 @@ class EngineConfig:
     # 1:N cascade: the first embedder's gallery-aware score decides alone when it is more than
     # this below the threshold (a confident non-match); every possible match is confirmed by the
     # full fusion. None: always the full fusion. Chosen by scripts/eval/identification.py.
-    cascade_margin: float | None = None
+    cascade_margin: float | None = PROFILE_OPTIONS["accurate"]["cascade_margin"]
     quality_level: int = 2
     models_dir: str | None = None
 
@@ -90,7 +78,8 @@ class EngineConfig:
     def profile(cls, name: Profile = "accurate", **overrides: Any) -> EngineConfig:
         if name not in PROFILES:
             raise ValueError(f"unknown engine profile {name!r}; choose one of {', '.join(PROFILES)}")
-        return replace(cls(embedders=PROFILES[name], **PROFILE_OPTIONS.get(name, {})), **overrides)
+        options = {"cascade_margin": None, **PROFILE_OPTIONS.get(name, {})}
+        return replace(cls(embedders=PROFILES[name], **options), **overrides)
 
     def signature(self) -> dict:
         """What a calibration must have been measured with to be valid for this config."""
@@ -105,6 +94,15 @@ class EngineConfig:
         """16 hex digits naming the embedding recipe: sha256 of `signature()` (templates carry it)."""
         canonical = json.dumps(self.signature(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class Identified(NamedTuple):
+    """1:N answers for aligned crops: the matches, how many crops needed every embedder, and
+    each crop's full embedding (None where the cascade decided on the first embedder alone)."""
+
+    matches: list[Match]
+    completed: int
+    embeddings: list[np.ndarray | None]
 
 
 @dataclass
@@ -369,18 +367,32 @@ class Engine:
         Every other crop — every possible match — gets the full fusion, so no grant rests on
         the first embedder alone.
         """
+        found = self.identify_aligned(crops, gallery, threshold=threshold)
+        return found.matches, found.completed
+
+    def identify_aligned(
+        self, crops: list[np.ndarray], gallery: Gallery, *, threshold: float = DEFAULT_THRESHOLD
+    ) -> Identified:
+        """`identify_crops`, also returning each crop's full embedding (None where the cascade
+        stopped at the first embedder: a confident non-match)."""
         if not crops:
-            return [], 0
+            return Identified([], 0, [])
         if not self._cascades(gallery):
-            return self.match(self.embed_many(crops), gallery), len(crops)
+            embeddings = self.embed_many(crops)
+            return Identified(self.match(embeddings, gallery), len(crops), list(embeddings))
         first = np.stack([self._embed_one(self.embedders[0], c) for c in crops])
+        full: list[np.ndarray | None] = [None] * len(crops)
 
         def complete(rows: np.ndarray) -> np.ndarray:
-            return np.stack(
+            out = np.stack(
                 [self._fuse([first[i], *(self._embed_one(e, crops[i]) for e in self.embedders[1:])]) for i in rows]
             )
+            for i, row in zip(rows.tolist(), out):
+                full[i] = row
+            return out
 
-        return self.cascade_match(first, gallery, complete, threshold=threshold)
+        matches, completed = self.cascade_match(first, gallery, complete, threshold=threshold)
+        return Identified(matches, completed, full)
 
     @property
     def cascades(self) -> bool:
@@ -581,4 +593,4 @@ class Engine:
             raise EdgeError(error.code, f"{error.message} (the {label} image)")
 
 
-__all__ = ["AlignedFace", "Engine", "EngineConfig", "Face"]
+__all__ = ["AlignedFace", "Engine", "EngineConfig", "Face", "Identified"]

@@ -162,7 +162,7 @@ def test_clean_device_is_all_ok(capsys, tmp_path, config, frames, vault_dir, bro
     assert "1 person enrolled" in found["vault"] and "key ok (0600)" in found["vault"]
     assert f"connected to {broker}" in found["mqtt"]
     assert "files match manifest.json" in found["models"]
-    assert "face_mesh" in found["models.load"] and "fr_feature" in found["models.load"]
+    assert "face_mesh" in found["models.load"] and "sface" in found["models.load"]
     assert out.strip().splitlines()[-1].startswith("doctor: ready: 0 failed")
     # doctor only looks: the audit and outbox directories are not created
     assert not (tmp_path / "audit").exists() and not (tmp_path / "outbox").exists()

@@ -206,6 +206,27 @@ def test_fast_profile_is_calibrated_too(astronaut_rgb):
     assert fast.verify(astronaut_rgb, _other_view(astronaut_rgb))["verification_score"] >= 0.7
 
 
+def test_the_default_is_the_accurate_profile_mobilefacenet_and_sface_cascaded():
+    """Chosen by measurement (docs/accuracy.md); the previous default stays available by name."""
+    assert EngineConfig() == EngineConfig.profile("accurate") == EngineConfig.profile("sface")
+    assert EngineConfig().embedders == ("mobilefacenet", "sface") and EngineConfig().cascade_margin == 0.3
+    before = EngineConfig.profile("fr_feature")
+    assert before.embedders == ("mobilefacenet", "fr_feature") and before.cascade_margin is None
+    assert before.model_version() != EngineConfig().model_version()  # its templates are not reused silently
+    assert EngineConfig.profile("fast").embedders == ("mobilefacenet",)
+
+
+def test_every_profile_is_calibrated_and_the_configuration_names_them():
+    from edge.config import ConfigError, config_from_dict
+    from edge.profiles import PROFILE_NAMES
+
+    for name in PROFILE_NAMES:
+        Engine(EngineConfig.profile(name))  # refuses to load without a calibration for its recipe
+        assert config_from_dict({"engine": {"profile": name}}).engine.profile == name
+    with pytest.raises(ConfigError, match=r"engine\.profile"):
+        config_from_dict({"engine": {"profile": "best"}})
+
+
 def test_uncalibrated_configuration_is_refused():
     from edge.runtime import ModelError
 

@@ -55,6 +55,7 @@ from edge.camera.base import Frame  # noqa: E402
 from edge.config import config_from_dict  # noqa: E402
 from edge.images import Image  # noqa: E402
 from edge.matching import Gallery  # noqa: E402
+from edge.profiles import PROFILE_NAMES  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "lfw-dev"
 ENROLLED, STRANGER = "Tony_Blair", "Hugo_Chavez"
@@ -185,7 +186,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--fps", type=float, default=30.0)
-    ap.add_argument("--profile", choices=["accurate", "fast", "sface"], default="accurate")
+    ap.add_argument("--profile", choices=list(PROFILE_NAMES), default="accurate")
     ap.add_argument("--detector", choices=["cascade", "both", "full", "short"], default="cascade")
     ap.add_argument("--keep", default=None, help="build the clips here and keep them (default: a temporary folder)")
     args = ap.parse_args()

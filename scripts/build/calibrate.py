@@ -62,7 +62,7 @@ def impostor_similarities(emb: np.ndarray, people: np.ndarray) -> np.ndarray:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "data" / "lfw-dev")
-    ap.add_argument("--profiles", nargs="+", default=["accurate", "fast", "sface"])
+    ap.add_argument("--profiles", nargs="+", default=["accurate", "fast", "fr_feature"])
     ap.add_argument("--out", type=Path, default=None, help="default: models/calibration.json")
     args = ap.parse_args()
 

@@ -32,7 +32,7 @@ from edge.evaluation import FARS, identities, kfold_accuracy, read_pairs, tar_at
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "data" / "lfw-dev")
-    ap.add_argument("--profile", default="sface")
+    ap.add_argument("--profile", default="accurate")
     ap.add_argument("--margin", type=float, default=None, help="default: the profile's cascade_margin")
     args = ap.parse_args()
     if not (args.lfw / "pairs.csv").exists():
