@@ -283,6 +283,63 @@ def test_a_decided_face_is_only_re_identified_every_few_frames(engine, gallery, 
     assert stats["stages_ms"]["detect"]["n"] == len(frames) and stats["stages_ms"]["identify"]["n"] < len(frames) / 4
 
 
+def _process(app: Appliance, frames) -> list:
+    from edge.camera.base import Frame
+
+    verdicts = []
+    for i, image in enumerate(frames):
+        verdicts += app.process(Frame(image, i, i / FPS, time.monotonic()))
+    return verdicts
+
+
+def test_the_grant_rests_on_the_tracks_mean_embedding(engine, gallery, people):
+    """Evidence "mean" (the default): the granted score is the gallery's answer for the mean of the
+    track's frames, and at least k frames of one face went into it."""
+    app = Appliance(engine, gallery, None, config=test_config(), sinks=[])
+    assert app.policy.evidence == "mean"
+    frames = frames_of(people.visits[:1], people.scale, per_photo=12)
+    from edge.camera.base import Frame
+
+    for i, image in enumerate(frames):
+        (granted,) = app.process(Frame(image, i, i / FPS, time.monotonic())) or (None,)
+        if granted is not None:
+            break
+    assert granted is not None and granted.decision == "granted" and granted.name == people.visitor
+    (track,) = app.tracker.tracks
+    held = track.data["evidence"]
+    assert granted.frames_used == len(held) >= 3
+    (m,) = engine.match(held.mean(), gallery)
+    assert m.candidate == people.visitor and granted.score == pytest.approx(m.score)
+
+
+def test_counting_frames_is_still_a_choice(engine, gallery, people):
+    config = test_config(decision={"evidence": "count"})
+    app = Appliance(engine, gallery, None, config=config, sinks=[])
+    assert app.policy.evidence == "count"
+    verdicts = _process(app, frames_of(people.visits[:1], people.scale, per_photo=12))
+    assert [(v.decision, v.name) for v in verdicts] == [("granted", people.visitor)]
+
+
+def test_a_face_that_takes_over_a_track_brings_no_borrowed_evidence(engine, gallery, people):
+    """Two frames of an enrolled person (one short of a grant), then a stranger in the same spot:
+    the tracker keeps the track, but the evidence starts afresh, and nobody is granted."""
+    app = Appliance(engine, gallery, None, config=test_config(decision={"k": 3, "n": 5}), sinks=[])
+    rng = np.random.default_rng(5)
+    frames = [scene(people.visits[0], rng, people.scale) for _ in range(2)]
+    frames += [scene(people.strangers[0], rng, people.scale) for _ in range(10)]
+    verdicts = _process(app, frames[:2])
+    (track,) = app.tracker.tracks
+    assert verdicts == [] and len(track.data["evidence"]) == 2
+    verdicts = _process(app, frames[2:])
+    assert "granted" not in [v.decision for v in verdicts]
+    assert app.tracker.tracks == [track]  # the same track throughout
+    held = track.data["evidence"]
+    assert held.resets >= 1 and app.counts["identified"] >= 3
+    visitor = engine.faces(people.visits[0], max_faces=1)[0].embedding
+    mean = held.mean()
+    assert mean is None or float(engine.score(float(mean @ visitor))) < 0.5  # none of the visitor's frames
+
+
 def test_two_people_at_the_door_are_two_tracks(engine, gallery, people, shared_dir):
     rng = np.random.default_rng(3)
     frames = []

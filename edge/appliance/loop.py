@@ -28,9 +28,10 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from edge.appliance.evidence import TrackEvidence
 from edge.appliance.metrics import Timings, peak_rss_mb, process_age
 from edge.appliance.notify import Notifier
-from edge.appliance.policy import DecisionPolicy, Observation
+from edge.appliance.policy import DecisionPolicy, Evidence, Observation
 from edge.appliance.tracker import Tracker
 from edge.appliance.verdict import Verdict, iso
 from edge.camera import Capture, Frame, Source
@@ -46,7 +47,7 @@ POLL_S = 0.25  # the longest the loop waits for a frame before it looks at signa
 
 class Appliance:
     """The run loop over one source. `engine` is an `edge.engine.Engine` (or anything with its
-    `detect`, `align_face`, `embed_many`, `match` and `model_version`); `gallery` the enrolled
+    `detect`, `align_face`, `identify_aligned`, `match`, `score` and `model_version`); `gallery` the enrolled
     people; `reload_gallery`, when given, re-reads them (SIGHUP, the `reload` command)."""
 
     def __init__(
@@ -82,7 +83,10 @@ class Appliance:
             deny_after=d.deny_after,
             unknown_after=d.unknown_after,
             cooldown_s=d.cooldown_s,
+            evidence=d.evidence,
         )
+        self.evidence_size = d.n
+        self.same_face_score = d.same_face_score
         self.threshold = d.threshold
         self.recheck_every = d.recheck_every
         self.max_faces = self.config.engine.max_faces
@@ -159,14 +163,16 @@ class Appliance:
         verdicts: list[Verdict] = []
         t3 = c()
         if crops:
-            matches, completed = engine.identify_crops(crops, self.gallery, threshold=self.threshold)
+            found = engine.identify_aligned(crops, self.gallery, threshold=self.threshold)
+            evidence = [self._evidence(tr, emb, m) for (_, tr, _), emb, m in zip(kept, found.embeddings, found.matches)]
             t5 = c()
             timings.add("identify", (t5 - t3) * 1e3)  # embed and 1:N (the cascade, when configured)
             self.counts["identified"] += len(crops)
-            self.counts["identified_full"] += completed
-            for (det, tr, quality), m in zip(kept, matches):
+            self.counts["identified_full"] += found.completed
+            for (det, tr, quality), m, ev in zip(kept, found.matches, evidence):
                 tr.data["since"] = 0
-                for decision in self.policy.observe(tr.id, Observation(m.candidate, m.score, m.margin), frame.pts):
+                obs = Observation(m.candidate, m.score, m.margin, ev)
+                for decision in self.policy.observe(tr.id, obs, frame.pts):
                     verdicts.append(self._verdict(decision, tr, det, quality, frame, rgb, m.verification_score))
             t3 = c()
             timings.add("decide", (t3 - t5) * 1e3)
@@ -185,6 +191,30 @@ class Appliance:
         if self.first_frame_s is None:
             self.first_frame_s = process_age()
         return verdicts
+
+    def _evidence(self, track, embedding, frame_match) -> Evidence | None:
+        """Add this frame to the track's evidence and search the gallery with the evidence's mean.
+
+        A frame the cascade stopped early (a confident non-match: no full embedding) or one
+        unlike the evidence so far is another face, so the evidence starts afresh."""
+        held = track.data.get("evidence")
+        if held is None:
+            held = track.data["evidence"] = TrackEvidence(self.evidence_size)
+        if embedding is None:
+            if len(held):
+                self.counts["evidence_resets"] += 1
+            held.clear()
+            return None
+        mean = held.mean()
+        same = mean is None or float(self.engine.score(float(mean @ embedding))) >= self.same_face_score
+        held.add(embedding, same_face=same)
+        if not same:
+            self.counts["evidence_resets"] += 1
+        if len(held) == 1:  # the mean is this frame's embedding
+            m = frame_match
+        else:
+            (m,) = self.engine.match(held.mean(), self.gallery)
+        return Evidence(m.candidate, m.score, m.margin, len(held))
 
     def _verdict(self, decision, track, det, quality, frame: Frame, rgb, verification_score: float) -> Verdict:
         self.seq += 1
@@ -457,6 +487,7 @@ class Appliance:
             "faces": c["faces"],
             "identified": c["identified"],
             "identified_full": c["identified_full"],  # of those, embedded by every embedder (see the cascade)
+            "evidence_resets": c["evidence_resets"],  # track evidence started afresh: another face, or nobody
             "quality_rejected": c["quality_rejected"],
             "verdicts": {k: c[k] for k in ("granted", "denied", "unknown")},
             "suppressed": self.policy.suppressed,

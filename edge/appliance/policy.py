@@ -9,11 +9,15 @@ An observation is a **match** when it names a person and its score is at least
 `threshold`; otherwise it is a **confident non-match**: the face passed the quality gate,
 was embedded and compared, and resembles no enrolled person enough.
 
-``granted``  when `k` of the track's last `n` observations match the same person. Once per
-             person per track; and not again for that person, on any track, within
-             `cooldown_s` of their last `granted` (suppressed grants are counted, and still
-             count as the track's grant). The score is the k-th best matching score in the
-             window: each of the k frames scored at least that.
+``granted``  (evidence "mean", the default) when the track's aggregated evidence -- the mean
+             embedding of its last `n` frames of one face, at least `k` of them
+             (`edge.appliance.evidence`) -- names a person with a score of at least
+             `threshold`, and the frame just seen names that person too. The score is the
+             evidence's. (Evidence "count": when `k` of the track's last `n` observations
+             match the same person; the score is the k-th best matching score in the
+             window.) Once per person per track; and not again for that person, on any
+             track, within `cooldown_s` of their last `granted` (suppressed grants are
+             counted, and still count as the track's grant).
 ``unknown``  once per track, when `unknown_after` non-matches came in a row (no match
              in between) and the track was never granted: "a face we do not know is here".
              0 turns it off.
@@ -35,12 +39,23 @@ from typing import Literal, NamedTuple
 from edge.matching import DEFAULT_THRESHOLD
 
 Kind = Literal["granted", "denied", "unknown"]
+EVIDENCE_MODES = ("mean", "count")
+
+
+class Evidence(NamedTuple):
+    """The 1:N answer for a track's aggregated evidence (its frames' mean embedding)."""
+
+    name: str | None
+    score: float
+    margin: float
+    frames: int  # frames in the mean
 
 
 class Observation(NamedTuple):
     name: str | None  # the best-matching enrolled person (None: nobody enrolled / no candidate)
     score: float  # calibrated 0..1
     margin: float = 0.0  # best person's score minus the second best's
+    evidence: Evidence | None = None  # the track's evidence including this frame (None: none held)
 
 
 @dataclass(frozen=True)
@@ -75,7 +90,10 @@ class DecisionPolicy:
         deny_after: int = 10,
         unknown_after: int = 5,
         cooldown_s: float = 15.0,
+        evidence: str = "mean",
     ) -> None:
+        if evidence not in EVIDENCE_MODES:
+            raise ValueError(f"evidence must be one of {', '.join(EVIDENCE_MODES)}, got {evidence!r}")
         if not 1 <= k <= n:
             raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
         if deny_after < 1 or unknown_after < 0 or cooldown_s < 0:
@@ -85,6 +103,7 @@ class DecisionPolicy:
         self.deny_after = int(deny_after)
         self.unknown_after = int(unknown_after)
         self.cooldown_s = float(cooldown_s)
+        self.evidence = evidence
         self.suppressed = 0  # grants withheld by a cooldown
         self._tracks: dict[int, _TrackState] = {}
         self._last_grant: dict[str, float] = {}
@@ -104,14 +123,30 @@ class DecisionPolicy:
         """One identified frame of a track → the verdicts it completes (usually none)."""
         st = self._state(track_id)
         st.frames += 1
-        match = obs.name is not None and obs.score >= self.threshold
+        ev = obs.evidence
+        evidence_match = (
+            self.evidence == "mean"
+            and ev is not None
+            and ev.name is not None
+            and ev.name == obs.name
+            and ev.frames >= self.k
+            and ev.score >= self.threshold
+        )
+        match = (obs.name is not None and obs.score >= self.threshold) or evidence_match
         st.window.append((obs.name if match else None, float(obs.score), float(obs.margin)))
         out: list[Decision] = []
         if match:
             st.run, st.run_best = 0, 0.0
             if obs.name not in st.granted:
-                scores = sorted((s for name, s, _ in st.window if name == obs.name), reverse=True)
-                if len(scores) >= self.k:
+                grant = None
+                if self.evidence == "mean":
+                    if evidence_match:
+                        grant = (ev.score, ev.margin, ev.frames)
+                else:
+                    scores = sorted((s for name, s, _ in st.window if name == obs.name), reverse=True)
+                    if len(scores) >= self.k:
+                        grant = (scores[self.k - 1], obs.margin, len(st.window))
+                if grant is not None:
                     st.granted.add(obs.name)
                     last = self._last_grant.get(obs.name)
                     if last is not None and 0 <= t - last < self.cooldown_s:
@@ -119,9 +154,7 @@ class DecisionPolicy:
                     else:
                         self._last_grant[obs.name] = t
                         self._prune(t)
-                        out.append(
-                            Decision("granted", track_id, obs.name, scores[self.k - 1], obs.margin, len(st.window), t)
-                        )
+                        out.append(Decision("granted", track_id, obs.name, grant[0], grant[1], grant[2], t))
             return out
         st.run += 1
         st.run_best = max(st.run_best, float(obs.score))
