@@ -49,8 +49,9 @@ ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → th
 sys.path.insert(0, str(ROOT))
 
 from edge.app import engine_from_config  # noqa: E402
+from edge.appliance.evidence import TrackEvidence  # noqa: E402
 from edge.appliance.loop import Appliance  # noqa: E402
-from edge.appliance.policy import DecisionPolicy, Observation  # noqa: E402
+from edge.appliance.policy import DecisionPolicy, Evidence, Observation  # noqa: E402
 from edge.camera.base import Frame  # noqa: E402
 from edge.config import config_from_dict  # noqa: E402
 from edge.images import Image  # noqa: E402
@@ -150,8 +151,9 @@ def in_process(engine, gallery, config, frames: list[np.ndarray], fps: float) ->
     d = config.decision
     policy = DecisionPolicy(
         threshold=d.threshold, k=d.k, n=d.n, deny_after=d.deny_after, unknown_after=d.unknown_after,
-        cooldown_s=d.cooldown_s,
+        cooldown_s=d.cooldown_s, evidence=d.evidence,
     )  # fmt: skip
+    evidence: dict[int, TrackEvidence] = {}
     times, granted = [], 0
     for i, image in enumerate(frames):
         t = time.monotonic()
@@ -159,8 +161,14 @@ def in_process(engine, gallery, config, frames: list[np.ndarray], fps: float) ->
         faces = engine.faces(img, max_faces=config.engine.max_faces)
         if faces:
             matches = engine.match(np.stack([f.embedding for f in faces]), gallery)
-            for j, m in enumerate(matches):  # no tracker: the j-th largest face is "track" j
-                decisions = policy.observe(j, Observation(m.candidate, m.score, m.margin), i / fps)
+            for j, (face, m) in enumerate(zip(faces, matches)):  # no tracker: the j-th largest face is "track" j
+                held = evidence.setdefault(j, TrackEvidence(d.n))  # the loop's track evidence, as it keeps it
+                mean = held.mean()
+                same = mean is None or float(engine.score(float(mean @ face.embedding))) >= d.same_face_score
+                held.add(face.embedding, same_face=same)
+                em = m if len(held) == 1 else engine.match(held.mean(), gallery)[0]
+                ev = Evidence(em.candidate, em.score, em.margin, len(held))
+                decisions = policy.observe(j, Observation(m.candidate, m.score, m.margin, ev), i / fps)
                 granted += sum(x.kind == "granted" for x in decisions)
         times.append(time.monotonic() - t)
     out["naive"] = {"ms": np.array(times) * 1e3, "granted": granted}
