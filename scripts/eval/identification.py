@@ -213,6 +213,17 @@ def cascade_report(engine, emb, identity, counts, args) -> None:
             print(f"    {n:>5} {label:>6}  {100 * share:12.1f}%  {fpir:12.2e}  {100 * fnir:10.2f}%")
 
 
+def parse_eval_args(ap: argparse.ArgumentParser, needs: str) -> argparse.Namespace | None:
+    """Add -v, parse, set up logging; None (after saying so) when `args.lfw` lacks the file `needs`."""
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if not (args.lfw / needs).exists():
+        print(f"no lfw-dev at {args.lfw} (no {needs})", file=sys.stderr)
+        return None
+    return args
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
@@ -225,11 +236,8 @@ def main() -> int:
     ap.add_argument(
         "--cascade", type=float, nargs="*", default=[], help="also simulate the 1:N cascade at these score margins"
     )
-    ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    if not (args.lfw / "pairs.csv").exists():
-        print(f"no lfw-dev at {args.lfw}", file=sys.stderr)
+    args = parse_eval_args(ap, "pairs.csv")
+    if args is None:
         return 2
     photos, identity, counts = held_out(args.lfw)
     summary = []

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → th
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from identification import DEFAULT_LFW, embeddings, held_out  # noqa: E402
+from identification import DEFAULT_LFW, embeddings, held_out, parse_eval_args  # noqa: E402
 
 from edge.app import engine_from_config  # noqa: E402
 from edge.appliance.loop import Appliance  # noqa: E402
@@ -109,11 +109,8 @@ def main() -> int:
     ap.add_argument("--profile", default="accurate")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "embeddings")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    if not (args.lfw / "labels.csv").exists():
-        print(f"no lfw-dev at {args.lfw}", file=sys.stderr)
+    args = parse_eval_args(ap, "pairs.csv")
+    if args is None:
         return 2
 
     config = config_from_dict({"vault": {"path": ""}, "audit": {"path": ""}, "engine": {"profile": args.profile}})
