@@ -32,7 +32,9 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 def engine_from_config(config: Config) -> Engine:
     e = config.engine
-    return Engine(EngineConfig.profile(e.profile, detector_mode=e.detector, threads=e.threads))
+    return Engine(
+        EngineConfig.profile(e.profile, detector_mode=e.detector, detector_tile=e.detector_tile, threads=e.threads)
+    )
 
 
 def source_from_config(config: Config) -> Source:

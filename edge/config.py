@@ -75,6 +75,9 @@ class EngineSection:
     profile: str = _opt("accurate", choices=PROFILE_NAMES)
     threads: int = _opt(1, lo=0, hi=16)  # interpreter threads per model; 0 = one per core (at most 4)
     detector: str = _opt("cascade", choices=("cascade", "both", "full", "short"))
+    # Full range also looks at square tiles of this side in large frames, so far faces (down to
+    # ~24 px wide in 640×480) are found; 0 = off (cheaper when nobody stands far away).
+    detector_tile: int = _opt(352, lo=0, hi=4096)
     max_faces: int = _opt(2, lo=1, hi=32)  # the largest N faces of a frame are tracked and identified
 
 

@@ -42,7 +42,7 @@ from edge.profiles import PROFILE_OPTIONS, PROFILES, Profile
 from edge.runtime import ModelError, load_manifest, models_dir, open_model
 from edge.vision import quality as quality_stage
 from edge.vision.align import align, points_from_detection
-from edge.vision.detector import Detection, FaceDetector, clip_rect
+from edge.vision.detector import TILE, Detection, FaceDetector, clip_rect
 from edge.vision.embedder import Embedder
 from edge.vision.landmarks import FaceMesh, MeshResult, five_points_of
 
@@ -60,6 +60,9 @@ class EngineConfig:
     # range only if short range saw nothing -- the largest face is near enough for
     # short range whenever there is one, at a quarter of the cost.
     detector_mode: Literal["both", "cascade", "full", "short"] = "both"
+    # In frames whose long side is at least 1.5 of this, full range also looks at square tiles
+    # of this side, so faces down to ~24 px are found in 640×480 (0: off; edge.vision.detector).
+    detector_tile: int = TILE
     # Interpreter threads per model; 0 = one per CPU core, at most 4. On an idle 2-core
     # machine two threads cut a photo from 21.8 to 14.1 ms (scripts/bench/bench_vs_dlib.py);
     # under CPU contention they cost more than they gain (25.5 against 21.7 ms), which is
@@ -189,11 +192,11 @@ class Engine:
         self.config = config or EngineConfig.profile(profile)
         threads = self.config.threads or _default_threads()
         directory = self.config.models_dir
-        self.detector = FaceDetector.open(self.config.detector_mode, threads=threads, directory=directory)
-        d = self.detector
-        self.largest_face_detector = (
-            FaceDetector(d.full, d.short, mode="cascade", min_face=d.min_face) if d.mode == "both" else d
+        self.detector = FaceDetector.open(
+            self.config.detector_mode, threads=threads, directory=directory, tile=self.config.detector_tile
         )
+        d = self.detector
+        self.largest_face_detector = d.like("cascade") if d.mode == "both" else d
         self.mesh = FaceMesh(open_model("face_mesh", threads=threads, directory=directory))
         self.embedders = [Embedder.open(key, threads=threads, directory=directory) for key in self.config.embedders]
         self.dim = sum(e.dim for e in self.embedders)

@@ -426,3 +426,30 @@ def test_verify_with_the_cascade_answers_like_the_full_fusion_where_it_matters(s
     assert different["code"] == 1000 and different["verification_score"] < 0.4  # settled by MobileFaceNet
     assert full.verify(astronaut_rgb, camera_rgb)["verification_score"] < 0.7  # and the full fusion agrees
     assert e.verify(b"not an image", camera_rgb)["code"] == 2005
+
+
+def test_far_faces_are_aligned_better_after_a_tight_re_detection(engine, astronaut_rgb):
+    """A 40 px face in a noisy 640×480 frame: its final five points (FaceMesh) are nearer the
+    truth — the same photo's points at full size, scaled — when the detector located it again on
+    a tight crop (on 400 lfw-dev photos at 80 px: mean error 3.9 → 2.6 % of the eye distance)."""
+    import cv2
+
+    (big,) = engine.faces(astronaut_rgb, quality=False)
+    scale = 40 / 94.0  # her face box is ~94 px wide in the photo
+    small = cv2.resize(astronaut_rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    errors = {0.0: [], 100.0: []}
+    default = engine.detector.refine_below
+    for seed in range(2):
+        rng = np.random.default_rng(seed)
+        frame = np.clip(rng.normal(110, 6, (480, 640, 3)), 0, 255).astype(np.uint8)
+        x0, y0 = 400 - 50 * seed, 200
+        frame[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
+        truth = big.landmarks * scale + np.float32([x0, y0])
+        for refine in errors:
+            engine.detector.refine_below = refine
+            try:
+                (face,) = engine.faces(frame, quality=False)
+            finally:
+                engine.detector.refine_below = default
+            errors[refine].append(float(np.linalg.norm(face.landmarks - truth, axis=1).mean()))
+    assert np.mean(errors[100.0]) < 0.8 * np.mean(errors[0.0]), errors
