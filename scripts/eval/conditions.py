@@ -24,7 +24,8 @@ cross pair of the held-out photos (a missed face is a miss), the **gate pass rat
 (`check_quality`, NORMAL) and TAR at FAR 1e-4 among passed faces; then the calibrated
 **FAR at 0.6 / 0.7 / 0.8** with one side degraded and with both sides degraded (every
 impostor pair of two degraded photos), and the same among pairs where both faces passed the
-gate. Embeddings are cached per model version and condition in `--cache`. Exits 0.
+gate. Embeddings (and every quality measurement, `q_<name>`, for gate-rule ablations) are
+cached per model version and condition in `--cache`. Exits 0.
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ def embed_condition(engine: Engine, lfw: Path, photos: list[str], clean_faces: d
     emb = np.zeros((len(photos), engine.dim), np.float32)
     found = np.zeros(len(photos), bool)
     ok = np.zeros(len(photos), bool)
+    measured: dict[str, np.ndarray] = {}  # every quality measurement, kept for gate-rule ablations
     start = time.perf_counter()
     for i, photo in enumerate(photos):
         face0 = clean_faces.get(photo)
@@ -154,10 +156,13 @@ def embed_condition(engine: Engine, lfw: Path, photos: list[str], clean_faces: d
         if face is not None:
             emb[i], found[i] = face.embedding, True
             ok[i] = bool(face.quality and face.quality.get("ok"))
+            report = face.quality_report
+            for name, m in ({} if report is None else report.measurements).items():
+                measured.setdefault(name, np.full(len(photos), np.nan, np.float32))[i] = m.value
         if (i + 1) % 500 == 0:
             logging.info("%s: %d/%d photos, %.0f s", condition, i + 1, len(photos), time.perf_counter() - start)
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, photos=np.array(photos), emb=emb, found=found, ok=ok)
+    np.savez(path, photos=np.array(photos), emb=emb, found=found, ok=ok, **{f"q_{k}": v for k, v in measured.items()})
     return emb, found, ok
 
 
