@@ -83,7 +83,7 @@ class EngineSection:
 
 @dataclass(frozen=True)
 class QualityConfig:
-    min_face: int = _opt(40, lo=0, hi=4096)  # faces narrower than this (pixels) are ignored
+    min_face: int = _opt(32, lo=0, hi=4096)  # faces narrower than this (pixels) are ignored
     min_score: float = _opt(0.6, lo=0.0, hi=1.0)  # detections less confident than this are ignored
     gate: bool = _opt(True)  # skip faces the quality stage marks not ok (when edge.vision.quality is installed)
 

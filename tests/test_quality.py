@@ -160,13 +160,18 @@ def test_overexposed_astronaut_fails_exposure(astronaut_rgb, check):
 
 
 def test_small_astronaut_fails_face_size(astronaut_rgb, check):
-    small = cv2.resize(astronaut_rgb, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(astronaut_rgb, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
     canvas = np.full((360, 360, 3), 128, np.uint8)
     canvas[: small.shape[0], : small.shape[1]] = small[:360, :360]
     report = check(canvas)
     assert "face_size" in report.failed_checks
-    assert 12 < report.measurements["face_size"].value < 20  # ~16 px between the eyes
-    assert check(canvas, QualityLevel.LOW).ok  # small but usable
+    assert 8 < report.measurements["face_size"].value < 12  # ~10 px between the eyes
+    assert "face_size" not in check(canvas, QualityLevel.LOW).failed_checks  # small but usable
+    # 16 px between the eyes (a ~40 px face) is enough at NORMAL: such faces still match
+    # (scripts/eval/conditions.py, docs/quality.md)
+    bigger = cv2.resize(astronaut_rgb, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+    canvas[: bigger.shape[0], : bigger.shape[1]] = bigger[:360, :360]
+    assert "face_size" not in check(canvas).failed_checks
 
 
 def test_face_cut_by_the_frame_fails_framing(astronaut_rgb, pipeline, check):
@@ -349,7 +354,7 @@ def test_occlusion_alone_is_4004():
 
 @pytest.mark.parametrize(
     "change",
-    [{"sharpness": 0.3}, {"face_size": 15.0}, {"in_frame": 0.5}, {"brightness": 10.0}, {"yaw": 70.0}],
+    [{"sharpness": 0.3}, {"face_size": 10.0}, {"in_frame": 0.5}, {"brightness": 10.0}, {"yaw": 70.0}],
 )
 def test_occlusion_with_a_degraded_face_is_a_quality_failure(change):
     r = judge(dataclasses.replace(GOOD, occlusion=20.0, **change))
@@ -377,7 +382,7 @@ def test_measurement_bounds_and_text():
 def test_message_lists_failures_in_check_order():
     r = judge(dataclasses.replace(GOOD, sharpness=0.3, face_size=10.0, yaw=60.0))
     assert r.failures == ("face_size", "sharpness", "yaw")
-    assert r.message().startswith("face_size: face_size 10 < 20; blur: sharpness 0.3 < ")
+    assert r.message().startswith("face_size: face_size 10 < 12; blur: sharpness 0.3 < ")
     assert "quality too low" in r.to_error(QUALITY_CODE).message
 
 
