@@ -1,0 +1,62 @@
+"""scripts/eval/conditions.py's degradations: deterministic, the face where the script says it is,
+and still a face the engine finds (the benchmark's recipe is what its figures rest on)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts" / "eval"))
+sys.path.insert(0, str(ROOT / "scripts" / "build"))
+
+import conditions  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from edge.engine import Engine
+
+    return Engine()
+
+
+@pytest.fixture(scope="module")
+def portrait(engine, _skimage_photos):
+    import cv2
+
+    photo = cv2.resize(_skimage_photos["astronaut"], (250, 250), interpolation=cv2.INTER_AREA)
+    (face,) = engine.faces(photo, quality=False)
+    return photo, face
+
+
+@pytest.mark.parametrize("condition", conditions.CONDITIONS)
+def test_each_condition_is_deterministic_and_keeps_the_face_findable(engine, portrait, condition):
+    photo, face = portrait
+    a, centre = conditions.degrade(photo, face, condition, seed=3)
+    b, again = conditions.degrade(photo, face, condition, seed=3)
+    assert np.array_equal(a, b) and centre == again and a.dtype == np.uint8
+    if condition.endswith("px"):
+        assert a.shape == (480, 640, 3)
+    else:
+        assert a.shape == photo.shape
+    found = conditions.nearest(engine.faces(a, quality=False), centre)
+    assert found is not None, condition
+    if condition.endswith("px"):  # the face is the width the condition names
+        assert found.rect[2] == pytest.approx(float(condition[:-2]), rel=0.35)
+    if condition != "clean":
+        assert not np.array_equal(a, photo)
+
+
+def test_cross_pairs_count_misses_and_skip_the_same_photo():
+    a = np.eye(3, dtype=np.float32)
+    who = np.array(["ann", "ann", "bob"])
+    found = np.array([True, False, True])
+    genuine, impostor = conditions.cross(a, a, who, found, np.ones(3, bool), both=False)
+    assert sorted(genuine.tolist()) == [-np.inf, 0.0]  # photo 1 was not found on the degraded side
+    # (0, 2), (2, 0) and (2, 1): photo 1 is missing on the degraded side only, so (1, 2) is skipped
+    assert len(impostor) == 3
+    _, both = conditions.cross(a, a, who, found, found, both=True)
+    assert len(both) == 1  # each unordered pair once
