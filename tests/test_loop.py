@@ -340,6 +340,28 @@ def test_a_face_that_takes_over_a_track_brings_no_borrowed_evidence(engine, gall
     assert mean is None or float(engine.score(float(mean @ visitor))) < 0.5  # none of the visitor's frames
 
 
+@pytest.mark.parametrize("face_px", [36, 44])
+def test_a_far_enrolled_face_is_granted(engine, astronaut_rgb, face_px):
+    """A face 36–44 px wide in 640×480 frames (~2–2.5 m from a 60° camera): found by the tiled
+    full-range pass, located again on a tight crop, let through by the size rules, granted.
+    (Before: 36 px was never detected; 44 px was detected but refused by the gate.)"""
+    (face,) = engine.faces(astronaut_rgb, max_faces=1)
+    gallery = Gallery.from_embeddings(["astronaut"], face.embedding[None])
+    scale = face_px / 94.0  # her face box is ~94 px wide in the photo
+    small = cv2.resize(astronaut_rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(20):
+        frame = np.clip(rng.normal(110, 5, (480, 640, 3)), 0, 255).astype(np.uint8)
+        x0, y0 = 380 + int(rng.integers(-3, 4)), 200 + int(rng.integers(-2, 3))
+        frame[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
+        frames.append(frame)
+    app = Appliance(engine, gallery, None, config=test_config(), sinks=[])
+    verdicts = _process(app, frames)
+    assert [(v.decision, v.name) for v in verdicts] == [("granted", "astronaut")]
+    assert verdicts[0].rect[2] < 60
+
+
 def test_two_people_at_the_door_are_two_tracks(engine, gallery, people, shared_dir):
     rng = np.random.default_rng(3)
     frames = []
