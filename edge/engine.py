@@ -349,6 +349,11 @@ class Engine:
             return e / np.linalg.norm(e)
         return embedder.infer(crop)[0]
 
+    def _complete(self, first: np.ndarray, crop: np.ndarray) -> np.ndarray:
+        """The full fused embedding of a crop whose first-embedder embedding is `first` (the cascade's
+        second stage: the other embedders only)."""
+        return self._fuse([first, *(self._embed_one(e, crop) for e in self.embedders[1:])])
+
     def _fuse(self, parts: list[np.ndarray]) -> np.ndarray:
         # Concatenated unit vectors scaled by 1/√k: the dot product of two such
         # embeddings is the mean of the per-model cosines (score-level fusion).
@@ -387,9 +392,7 @@ class Engine:
         full: list[np.ndarray | None] = [None] * len(crops)
 
         def complete(rows: np.ndarray) -> np.ndarray:
-            out = np.stack(
-                [self._fuse([first[i], *(self._embed_one(e, crops[i]) for e in self.embedders[1:])]) for i in rows]
-            )
+            out = np.stack([self._complete(first[i], crops[i]) for i in rows])
             for i, row in zip(rows.tolist(), out):
                 full[i] = row
             return out
@@ -559,7 +562,7 @@ class Engine:
         fast = float(self.first_calibration(float(np.dot(a.embedding, b.embedding))))
         if fast < DEFAULT_THRESHOLD - float(self.config.cascade_margin):
             return fast
-        full = [self._fuse([f.embedding, *(self._embed_one(e, f.crop) for e in self.embedders[1:])]) for f in (a, b)]
+        full = [self._complete(f.embedding, f.crop) for f in (a, b)]
         return float(self.similarity(full[0], full[1]))
 
     def compare_faces(self, image_a: Any, image_b: Any, *, auto_rotate: bool = False) -> dict:

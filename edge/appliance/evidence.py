@@ -10,7 +10,7 @@ The mean must only ever hold one person's frames: a frame that does not look lik
 evidence so far (its 1:1 score against the mean below `same_face_score`, FAR 1 % at the
 default 0.5) starts the evidence afresh. So a stranger who steps into an enrolled
 person's track brings no borrowed evidence with them. Pure numpy: it neither embeds nor
-scores; the loop passes the 1:1 score.
+scores; the loop passes the raw similarity that score corresponds to.
 """
 
 from __future__ import annotations
@@ -47,6 +47,14 @@ class TrackEvidence:
             self.frames.clear()
             self.resets += 1
         self.frames.append(np.asarray(embedding, dtype=np.float32))
+
+    def add_frame(self, embedding: np.ndarray, min_similarity: float) -> bool:
+        """Add one frame's unit embedding; one whose cosine to the mean so far is below
+        `min_similarity` is another face, and the evidence starts afresh with it. True when it did."""
+        mean = self.mean()
+        same = mean is None or float(mean @ embedding) >= min_similarity
+        self.add(embedding, same_face=same)
+        return not same
 
     def clear(self) -> None:
         """Forget every frame (a frame that was a confident non-match, i.e. not the same face)."""

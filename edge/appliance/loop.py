@@ -47,7 +47,7 @@ POLL_S = 0.25  # the longest the loop waits for a frame before it looks at signa
 
 class Appliance:
     """The run loop over one source. `engine` is an `edge.engine.Engine` (or anything with its
-    `detect`, `align_face`, `identify_aligned`, `match`, `score` and `model_version`); `gallery` the enrolled
+    `detect`, `align_face`, `identify_aligned`, `match`, `calibration` and `model_version`); `gallery` the enrolled
     people; `reload_gallery`, when given, re-reads them (SIGHUP, the `reload` command)."""
 
     def __init__(
@@ -86,7 +86,8 @@ class Appliance:
             evidence=d.evidence,
         )
         self.evidence_size = d.n
-        self.same_face_score = d.same_face_score
+        # The 1:1 score a frame needs against its track's evidence, as a raw similarity (once).
+        self.same_face_raw = engine.calibration.raw_threshold(d.same_face_score)
         self.threshold = d.threshold
         self.recheck_every = d.recheck_every
         self.max_faces = self.config.engine.max_faces
@@ -205,10 +206,7 @@ class Appliance:
                 self.counts["evidence_resets"] += 1
             held.clear()
             return None
-        mean = held.mean()
-        same = mean is None or float(self.engine.score(float(mean @ embedding))) >= self.same_face_score
-        held.add(embedding, same_face=same)
-        if not same:
+        if held.add_frame(embedding, self.same_face_raw):
             self.counts["evidence_resets"] += 1
         if len(held) == 1:  # the mean is this frame's embedding
             m = frame_match

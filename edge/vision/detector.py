@@ -620,7 +620,6 @@ class FaceDetector:
         alignment. Short range on a square crop three face-widths wide, upscaled to its
         128 px input, sees the same face at a third of its input — its best range.
         """
-        height, width = rgb.shape[:2]
         boxes, kps = boxes.copy(), kps.copy()
         for i, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
             w = max(x1 - x0, y1 - y0)
@@ -640,8 +639,6 @@ class FaceDetector:
             if ious[j] < 0.3:
                 continue
             boxes[i], kps[i] = b[j], k[j]
-        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], -width, 2 * width)
-        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], -height, 2 * height)
         return boxes, kps, scores
 
     __call__ = detect

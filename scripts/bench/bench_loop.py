@@ -154,6 +154,7 @@ def in_process(engine, gallery, config, frames: list[np.ndarray], fps: float) ->
         cooldown_s=d.cooldown_s, evidence=d.evidence,
     )  # fmt: skip
     evidence: dict[int, TrackEvidence] = {}
+    same_face_raw = engine.calibration.raw_threshold(d.same_face_score)
     times, granted = [], 0
     for i, image in enumerate(frames):
         t = time.monotonic()
@@ -163,9 +164,7 @@ def in_process(engine, gallery, config, frames: list[np.ndarray], fps: float) ->
             matches = engine.match(np.stack([f.embedding for f in faces]), gallery)
             for j, (face, m) in enumerate(zip(faces, matches)):  # no tracker: the j-th largest face is "track" j
                 held = evidence.setdefault(j, TrackEvidence(d.n))  # the loop's track evidence, as it keeps it
-                mean = held.mean()
-                same = mean is None or float(engine.score(float(mean @ face.embedding))) >= d.same_face_score
-                held.add(face.embedding, same_face=same)
+                held.add_frame(face.embedding, same_face_raw)
                 em = m if len(held) == 1 else engine.match(held.mean(), gallery)[0]
                 ev = Evidence(em.candidate, em.score, em.margin, len(held))
                 decisions = policy.observe(j, Observation(m.candidate, m.score, m.margin, ev), i / fps)
