@@ -119,6 +119,8 @@ class Face:
     rotation: int = 0  # degrees the image was turned to find this face (auto_rotate)
     quality_report: Any = field(default=None, repr=False)  # edge.vision.quality.QualityReport
     crop: np.ndarray | None = field(default=None, repr=False, compare=False)  # the aligned 112×112 crop
+    # edge.vision.quality.degradation of the crop: blur vector and darkness (Engine.pair_penalty)
+    degradation: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {
@@ -303,6 +305,7 @@ class Engine:
                     rotation,
                     report,
                     a.crop,
+                    quality_stage.degradation(a.crop),
                 )
             )
         return out, len(detections)
@@ -546,6 +549,7 @@ class Engine:
                 score = self._cascade_score(chosen[0], chosen[1])
             else:
                 score = float(self.similarity(chosen[0].embedding, chosen[1].embedding))
+            score = max(0.0, score - float(self.pair_penalty(chosen[:1], chosen[1:])[0, 0]))
             return {
                 "code": SUCCESS,
                 "verification_score": round(score, 4),
@@ -578,7 +582,9 @@ class Engine:
             first, second = sides
             a = np.stack([f.embedding for f in first])
             b = np.stack([f.embedding for f in second])
-            scores = np.asarray(self.score(a @ b.T), dtype=np.float64)
+            scores = np.maximum(
+                0.0, np.asarray(self.score(a @ b.T), dtype=np.float64) - self.pair_penalty(first, second)
+            )
             return {
                 "code": SUCCESS,
                 "scores": np.round(scores, 4).tolist(),
@@ -587,6 +593,16 @@ class Engine:
             }
         except EdgeError as exc:
             return _error(exc.code, exc.message, request_id)
+
+    def pair_penalty(self, first: list[Face], second: list[Face]) -> np.ndarray:
+        """(N, M) score penalty for pairs of photos degraded alike (`Calibration.penalty`): two
+        blurred or two dark photos of different people look alike, and the calibration, measured
+        on clean photos, would overstate the evidence. 0 when either face is clean."""
+        if self.calibration is None or not first or not second:
+            return np.zeros((len(first), len(second)))
+        return self.calibration.penalty(
+            np.stack([f.degradation for f in first]), np.stack([f.degradation for f in second])
+        )
 
     def _check_quality(self, face: Face, label: str) -> None:
         """Occluded → 4004; any other failed check → 1200 (the photo cannot be used; the

@@ -52,6 +52,19 @@ def far_of_score(score: float) -> float:
     return min(1.0, far_of_threshold(float(score)))
 
 
+def degradation_features(a: np.ndarray, b: np.ndarray, blur_floor: float) -> dict[str, np.ndarray]:
+    """The terms of `Calibration.penalty` at coefficient 1 for degradation vectors `a`, `b`
+    (..., 3), broadcast against each other. Every term is 0 when either face is undegraded."""
+    blur_a, blur_b = np.linalg.norm(a[..., :2], axis=-1), np.linalg.norm(b[..., :2], axis=-1)
+    excess = np.maximum(0.0, np.minimum(blur_a, blur_b) - blur_floor)
+    cosine = np.sum(a[..., :2] * b[..., :2], axis=-1) / np.maximum(blur_a * blur_b, 1e-12)
+    return {
+        "blur": excess,
+        "direction": excess * np.maximum(0.0, cosine),
+        "dark": np.minimum(a[..., 2], b[..., 2]),
+    }
+
+
 @dataclass(frozen=True)
 class Calibration:
     raw: np.ndarray  # increasing raw similarities (knots)
@@ -89,6 +102,25 @@ class Calibration:
                 raw > top, 3.0 - 10.0 * float(np.interp(top, self.raw, self.score)) + slope * (raw - top), log10
             )
         return log10
+
+    def penalty(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Score penalty for pairs of faces whose `edge.vision.quality.degradation` vectors are `a`
+        (N, 3) and `b` (M, 3) → (N, M), 0 without fitted terms (`info["degradation"]`).
+
+        Two photos degraded alike look alike: impostor pairs of two blurred, or two dark, photos
+        exceed a threshold more often than the table says. The penalty needs *both* faces degraded
+        (it grows with the lesser degradation), so a clean enrolled photo against a poor camera
+        photo costs nothing. Terms (score units; 0.1 = one decade of FAR), fitted by
+        scripts/build/fit_degradation.py on degraded calibration photos: `blur` × how far the
+        lesser blur length exceeds `blur_floor`, `direction` × the dot product of the two blur
+        vectors when positive (blur in the same direction), `dark` × the lesser darkness.
+        """
+        terms = self.info.get("degradation")
+        a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
+        if not terms:
+            return np.zeros((len(a), len(b)))
+        features = degradation_features(a[:, None, :], b[None, :, :], float(terms["blur_floor"]))
+        return sum(float(terms[name]) * value for name, value in features.items())
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:

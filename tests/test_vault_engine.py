@@ -139,6 +139,7 @@ class _FakeFace:
     score: float
     quality: dict | None
     embedding: np.ndarray
+    degradation: np.ndarray | None = None
 
 
 class _FakeEngine:
@@ -171,6 +172,24 @@ def test_quality_gate_uses_the_face_quality_when_there_is_one(photos, quality, c
     with pytest.raises(EdgeError) as info:
         check_photo(_FakeEngine(quality), data, "photo 1 (x.png)")
     assert info.value.code == code and info.value.message.startswith("photo 1 (x.png): ") and says in info.value.message
+
+
+def test_enrolment_refuses_a_blurred_or_dark_photo_the_camera_gate_would_let_through(engine, astronaut_rgb):
+    """A template must be undegraded (so no 1:N score needs the two-degraded-photos penalty):
+    a motion-blurred or dark photo is refused with the reason, the same photo sharp is not."""
+    kernel = np.zeros((11, 11), np.float32)
+    kernel[5, :] = 1 / 11
+    blurred = cv2.filter2D(astronaut_rgb, -1, kernel)
+    dark = (astronaut_rgb * 0.3).astype(np.uint8)
+    for rgb, says in ((blurred, "motion blur"), (dark, "too dark")):
+        assert engine.faces(rgb)[0].quality["ok"]  # the camera's gate (NORMAL) passes it
+        data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+        with pytest.raises(EdgeError) as info:
+            check_photo(engine, data, "photo 1 (door.png)")
+        assert info.value.code == 1200 and "too poor for a template" in info.value.message
+        assert says in info.value.message
+    sharp = cv2.imencode(".png", cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    assert check_photo(engine, sharp, "photo 1 (door.png)").degradation is not None
 
 
 def test_cli_enroll_people_identify_revoke(tmp_path, photos):

@@ -15,7 +15,10 @@ The quality gate, per photo:
     the detector's false positives live (a channel-swapped photo of a coffee cup scores 0.52;
     99 % of lfw-dev faces score above 0.75);
   * when the engine reports quality (`Face.quality`): not occluded (4004) and `ok` (1200,
-    naming the failed checks).
+    naming the failed checks);
+  * not degraded (1200): no motion blur beyond what sharp photos show and not dark
+    (`edge.vision.quality.degradation_problems`) -- stricter than the camera's gate, so that
+    no template needs the penalty for two degraded photos (`Calibration.penalty`).
 Every error names the photo ("photo 2 (bob.jpg): …") and keeps the code of the underlying failure.
 """
 
@@ -35,6 +38,7 @@ from edge.vault.bundle import open_bundle
 from edge.vault.errors import RecordError
 from edge.vault.photos import PhotoSource, describe, read_photos
 from edge.vault.store import Entry, Vault, validate_name
+from edge.vision.quality import degradation_problems
 
 if TYPE_CHECKING:
     from edge.engine import Engine, EngineConfig, Face
@@ -95,6 +99,11 @@ def check_photo(engine: Engine, data: bytes, label: str) -> Face:
         if not quality.get("ok", True):
             failed = ", ".join(map(str, quality.get("failures", []))) or "quality"
             raise EdgeError(INVALID_ARGUMENT, f"{label}: the face fails the quality check: {failed}")
+    problems = [] if face.degradation is None else degradation_problems(face.degradation)
+    if problems:
+        raise EdgeError(
+            INVALID_ARGUMENT, f"{label}: too poor for a template: {'; '.join(problems)}; use a sharp, well-lit photo"
+        )
     return face
 
 

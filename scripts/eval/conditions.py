@@ -23,9 +23,11 @@ side clean: **detected** (the labelled face found), **TAR at FAR 1e-3 and 1e-4**
 cross pair of the held-out photos (a missed face is a miss), the **gate pass rate**
 (`check_quality`, NORMAL) and TAR at FAR 1e-4 among passed faces; then the calibrated
 **FAR at 0.6 / 0.7 / 0.8** with one side degraded and with both sides degraded (every
-impostor pair of two degraded photos), and the same among pairs where both faces passed the
-gate. Embeddings (and every quality measurement, `q_<name>`, for gate-rule ablations) are
-cached per model version and condition in `--cache`. Exits 0.
+impostor pair of two degraded photos), and FAR at 0.7 among pairs where both faces passed the
+gate — with the degradation penalty `Engine.verify` applies (`Calibration.penalty`) and,
+last column, without it. Embeddings, degradation vectors (and every quality measurement,
+`q_<name>`, for gate-rule ablations) are cached per model version and condition in
+`--cache`. Exits 0.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → the checkout
@@ -45,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "scripts" / "build"))
 
 import lfw as lfw_data  # noqa: E402
+from degrade import degrade, nearest  # noqa: E402
 from identification import DEFAULT_LFW, parse_eval_args  # noqa: E402
 
 from edge.engine import Engine, EngineConfig  # noqa: E402
@@ -52,96 +54,19 @@ from edge.evaluation import tar_at_far  # noqa: E402
 from edge.matching import far_of_threshold  # noqa: E402
 
 CONDITIONS = ("clean", "80px", "48px", "32px", "blur9", "roll35", "backlight", "mask", "lowlight", "jpeg15")
-FRAME_W, FRAME_H = 640, 480
 FARS = (1e-3, 1e-4)
 THRESHOLDS = (0.6, 0.7, 0.8)
 
 
-def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
-def _noise(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    return np.clip(rgb.astype(np.float32) + rng.normal(0, sigma, rgb.shape), 0, 255).astype(np.uint8)
-
-
-def degrade(rgb: np.ndarray, face, condition: str, seed: int) -> tuple[np.ndarray, tuple[float, float]]:
-    """The photo under `condition`, and where the labelled face's centre is in the result."""
-    rng = np.random.default_rng(seed)
-    h, w = rgb.shape[:2]
-    x, y, fw, fh = face.rect
-    centre = (x + fw / 2, y + fh / 2)
-    if condition == "clean":
-        return rgb, centre
-    if condition.endswith("px"):
-        scale = float(condition[:-2]) / max(fw, 1)
-        small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        sh, sw = small.shape[:2]
-        frame = _noise(np.full((FRAME_H, FRAME_W, 3), 110, np.uint8), 6, rng)
-        ox = int(rng.integers(0, max(1, FRAME_W - sw)))
-        oy = int(rng.integers(0, max(1, FRAME_H - sh)))
-        frame[oy : oy + sh, ox : ox + sw] = small[: FRAME_H - oy, : FRAME_W - ox]
-        frame = _jpeg(_noise(frame, 4, rng), 90)
-        return frame, (ox + centre[0] * scale, oy + centre[1] * scale)
-    if condition == "blur9":
-        kernel = np.zeros((9, 9), np.float32)
-        kernel[4, :] = 1 / 9
-        turn = cv2.getRotationMatrix2D((4, 4), float(rng.uniform(0, 180)), 1.0)
-        kernel = cv2.warpAffine(kernel, turn, (9, 9))
-        return cv2.filter2D(rgb, -1, kernel / kernel.sum()), centre
-    if condition == "roll35":
-        angle = 35.0 if seed % 2 else -35.0
-        m = cv2.getRotationMatrix2D(centre, angle, 1.0)
-        return cv2.warpAffine(rgb, m, (w, h), borderMode=cv2.BORDER_REFLECT), centre
-    if condition == "backlight":
-        yy, xx = np.mgrid[0:h, 0:w]
-        inside = (((xx - centre[0]) / (fw * 0.6)) ** 2 + ((yy - centre[1]) / (fh * 0.75)) ** 2) <= 1.0
-        soft = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), fw * 0.08)[..., None]
-        dark = rgb.astype(np.float32) * 0.35
-        bright = np.clip(rgb.astype(np.float32) * 0.6 + 170, 0, 255)
-        return np.clip(dark * soft + bright * (1 - soft), 0, 255).astype(np.uint8), centre
-    if condition == "mask":
-        pts = np.asarray(face.landmarks, np.float64)  # eyes, nose tip, mouth corners
-        eyes = (pts[0] + pts[1]) / 2
-        nose, mouth = pts[2], (pts[3] + pts[4]) / 2
-        down = (mouth - eyes) / max(np.linalg.norm(mouth - eyes), 1e-6)
-        across = np.array([-down[1], down[0]])
-        half = fw * 0.5
-        top = nose + down * (np.linalg.norm(mouth - nose) * 0.15)
-        chin = mouth + down * (np.linalg.norm(mouth - eyes) * 0.85)
-        poly = np.array([top - across * half * 0.95, top + across * half * 0.95, chin + across * half * 0.55,
-                         chin - across * half * 0.55])  # fmt: skip
-        out = rgb.copy()
-        cv2.fillPoly(out, [np.round(poly).astype(np.int32)], (168, 196, 214))
-        return out, centre
-    if condition == "lowlight":
-        dim = np.clip(rgb.astype(np.float32) * 0.2, 0, 255).astype(np.uint8)
-        return _jpeg(_noise(dim, 5, rng), 80), centre
-    if condition == "jpeg15":
-        return _jpeg(rgb, 15), centre
-    raise ValueError(f"unknown condition {condition!r}")
-
-
-def nearest(faces, centre: tuple[float, float]):
-    """The face whose box centre is nearest `centre`, if that centre lies within its box."""
-    best = None
-    for f in faces:
-        x, y, w, h = f.rect
-        d = ((x + w / 2 - centre[0]) ** 2 + (y + h / 2 - centre[1]) ** 2) ** 0.5
-        if d <= max(w, h) * 0.5 and (best is None or d < best[0]):
-            best = (d, f)
-    return None if best is None else best[1]
-
-
 def embed_condition(engine: Engine, lfw: Path, photos: list[str], clean_faces: dict, condition: str, cache: Path):
-    """(embeddings, found, gate ok) of every photo under `condition` (cached)."""
+    """(embeddings, degradation vectors, found, gate ok) of every photo under `condition` (cached)."""
     path = cache / f"{condition}-{engine.model_version}-{len(photos)}.npz"
     if path.exists():
         data = np.load(path)
-        if list(data["photos"]) == photos:
-            return data["emb"], data["found"], data["ok"]
+        if list(data["photos"]) == photos and "deg" in data.files:
+            return data["emb"], data["deg"], data["found"], data["ok"]
     emb = np.zeros((len(photos), engine.dim), np.float32)
+    deg = np.zeros((len(photos), 3), np.float32)
     found = np.zeros(len(photos), bool)
     ok = np.zeros(len(photos), bool)
     measured: dict[str, np.ndarray] = {}  # every quality measurement, kept for gate-rule ablations
@@ -154,7 +79,7 @@ def embed_condition(engine: Engine, lfw: Path, photos: list[str], clean_faces: d
         frame, centre = degrade(rgb, face0, condition, seed=i)
         face = nearest(engine.faces(frame, quality=True), centre)
         if face is not None:
-            emb[i], found[i] = face.embedding, True
+            emb[i], deg[i], found[i] = face.embedding, face.degradation, True
             ok[i] = bool(face.quality and face.quality.get("ok"))
             report = face.quality_report
             for name, m in ({} if report is None else report.measurements).items():
@@ -162,16 +87,24 @@ def embed_condition(engine: Engine, lfw: Path, photos: list[str], clean_faces: d
         if (i + 1) % 500 == 0:
             logging.info("%s: %d/%d photos, %.0f s", condition, i + 1, len(photos), time.perf_counter() - start)
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, photos=np.array(photos), emb=emb, found=found, ok=ok, **{f"q_{k}": v for k, v in measured.items()})
-    return emb, found, ok
+    measured = {f"q_{k}": v for k, v in measured.items()}
+    np.savez(path, photos=np.array(photos), emb=emb, deg=deg, found=found, ok=ok, **measured)
+    return emb, deg, found, ok
 
 
-def cross(a: np.ndarray, b: np.ndarray, who: np.ndarray, found_a: np.ndarray, found_b: np.ndarray, both: bool):
-    """Genuine and impostor raw similarities between photo sets a and b (the same photos, two versions).
+def scores(engine: Engine, a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], penalty: bool = True):
+    """Calibrated scores of every (embedding, degradation) of `a` against every one of `b`, with
+    the degradation penalty that `Engine.verify` applies (or without it)."""
+    out = np.asarray(engine.calibration(a[0] @ b[0].T), np.float64)
+    return np.maximum(0.0, out - engine.calibration.penalty(a[1], b[1])) if penalty else out
+
+
+def cross(sims: np.ndarray, who: np.ndarray, found_a: np.ndarray, found_b: np.ndarray, both: bool):
+    """Genuine and impostor scores out of `sims` between photo sets a and b (the same photos, two
+    versions).
 
     Genuine: the same person, two different photos (a missing face on a's side is a miss: -inf).
     Impostor: different people, both faces found. With `both`, each unordered pair once."""
-    sims = a @ b.T
     same = who[:, None] == who[None, :]
     n = len(who)
     pair = ~np.eye(n, dtype=bool)
@@ -204,8 +137,8 @@ def main() -> int:
         face = lfw_data.labelled_face(engine, args.lfw / p)
         if face is not None:
             clean_faces[p] = face
-    clean, clean_found, _ = embed_condition(engine, args.lfw, photos, clean_faces, "clean", args.cache)
-    raw = {t: engine.calibration.raw_threshold(t) for t in THRESHOLDS}
+    clean_emb, clean_deg, clean_found, _ = embed_condition(engine, args.lfw, photos, clean_faces, "clean", args.cache)
+    clean = (clean_emb, clean_deg)
     print(
         f"profile {args.profile} (model version {engine.model_version}); {len(photos)} held-out photos "
         f"({len(clean_faces)} with a labelled face when clean); camera side degraded, enrolled side clean"
@@ -213,24 +146,30 @@ def main() -> int:
     head = f"{'condition':<10} {'detected':>8} {'TAR@1e-3':>9} {'TAR@1e-4':>9} {'gate pass':>9} {'TAR@1e-4 passed':>15}"
     head += "".join(f" {'FAR@' + str(t) + ' 1 side':>13}" for t in THRESHOLDS)
     head += "".join(f" {'FAR@' + str(t) + ' both':>12}" for t in THRESHOLDS)
-    head += f" {'FAR@0.7 both passed':>19}"
+    head += f" {'FAR@0.7 both passed':>19} {'(unconditioned)':>15}"
     print(head)
     for condition in args.conditions:
-        emb, found, ok = embed_condition(engine, args.lfw, photos, clean_faces, condition, args.cache)
-        genuine, impostor = cross(emb, clean, who, found, clean_found, both=False)
+        emb, deg, found, ok = embed_condition(engine, args.lfw, photos, clean_faces, condition, args.cache)
+        one_side = scores(engine, (emb, deg), clean)
+        genuine, impostor = cross(one_side, who, found, clean_found, both=False)
         tars = [tar_at_far(genuine, impostor, far)[0] for far in FARS]
         passed = found & ok
-        g_pass, i_pass = cross(emb, clean, who, passed, clean_found, both=False)
+        g_pass, i_pass = cross(one_side, who, passed, clean_found, both=False)
         g_pass = g_pass[np.isfinite(g_pass)]
         tar_passed = tar_at_far(g_pass, i_pass, 1e-4)[0] if len(g_pass) else float("nan")
-        _, both = cross(emb, emb, who, found, found, both=True)
-        _, both_passed = cross(emb, emb, who, passed, passed, both=True)
+        del one_side
+        two_sides = scores(engine, (emb, deg), (emb, deg))
+        _, both = cross(two_sides, who, found, found, both=True)
+        _, both_passed = cross(two_sides, who, passed, passed, both=True)
+        _, unconditioned = cross(scores(engine, (emb, deg), (emb, deg), penalty=False), who, passed, passed, True)
+        del two_sides
         n_clean = len(clean_faces)
         row = f"{condition:<10} {found.sum() / n_clean:8.1%} {tars[0]:9.2%} {tars[1]:9.2%}"
         row += f" {passed.sum() / n_clean:9.1%} {tar_passed:15.2%}"
-        row += "".join(f" {np.mean(impostor > raw[t]):13.1e}" for t in THRESHOLDS)
-        row += "".join(f" {np.mean(both > raw[t]):12.1e}" for t in THRESHOLDS)
-        row += f" {np.mean(both_passed > raw[0.7]) if len(both_passed) else float('nan'):19.1e}"
+        row += "".join(f" {np.mean(impostor >= t):13.1e}" for t in THRESHOLDS)
+        row += "".join(f" {np.mean(both >= t):12.1e}" for t in THRESHOLDS)
+        for pairs, width in ((both_passed, 19), (unconditioned, 15)):
+            row += f" {np.mean(pairs >= 0.7) if len(pairs) else float('nan'):{width}.1e}"
         print(row, flush=True)
     print("table FAR: " + ", ".join(f"{t} → {far_of_threshold(t):.0e}" for t in THRESHOLDS))
     return 0
