@@ -52,16 +52,18 @@ def far_of_score(score: float) -> float:
     return min(1.0, far_of_threshold(float(score)))
 
 
-def degradation_features(a: np.ndarray, b: np.ndarray, blur_floor: float) -> dict[str, np.ndarray]:
-    """The terms of `Calibration.penalty` at coefficient 1 for degradation vectors `a`, `b`
-    (..., 3), broadcast against each other. Every term is 0 when either face is undegraded."""
+def degradation_features(a: np.ndarray, b: np.ndarray, terms: dict) -> dict[str, np.ndarray]:
+    """The terms of `Calibration.penalty` at coefficient 1 for `edge.vision.quality.degradation`
+    vectors `a`, `b` (..., 4), broadcast against each other; `terms` gives the floors. Every
+    term is 0 when either face is undegraded."""
     blur_a, blur_b = np.linalg.norm(a[..., :2], axis=-1), np.linalg.norm(b[..., :2], axis=-1)
-    excess = np.maximum(0.0, np.minimum(blur_a, blur_b) - blur_floor)
+    excess = np.maximum(0.0, np.minimum(blur_a, blur_b) - float(terms["blur_floor"]))
     cosine = np.sum(a[..., :2] * b[..., :2], axis=-1) / np.maximum(blur_a * blur_b, 1e-12)
     return {
         "blur": excess,
         "direction": excess * np.maximum(0.0, cosine),
         "dark": np.minimum(a[..., 2], b[..., 2]),
+        "backlight": np.maximum(0.0, np.minimum(a[..., 3], b[..., 3]) - float(terms["backlight_floor"])),
     }
 
 
@@ -119,8 +121,8 @@ class Calibration:
         a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
         if not terms:
             return np.zeros((len(a), len(b)))
-        features = degradation_features(a[:, None, :], b[None, :, :], float(terms["blur_floor"]))
-        return sum(float(terms[name]) * value for name, value in features.items())
+        features = degradation_features(a[:, None, :], b[None, :, :], terms)
+        return sum(float(terms.get(name, 0.0)) * value for name, value in features.items())
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:

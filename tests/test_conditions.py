@@ -40,6 +40,9 @@ def test_each_condition_is_deterministic_and_keeps_the_face_findable(engine, por
     assert np.array_equal(a, b) and centre == again and a.dtype == np.uint8
     if condition.endswith("px"):
         assert a.shape == (480, 640, 3)
+    elif condition.startswith("edge"):  # cut on the left, through the face
+        x, _, w, _ = face.rect
+        assert a.shape[0] == photo.shape[0] and a.shape[1] == photo.shape[1] - round(x + int(condition[4:]) / 100 * w)
     else:
         assert a.shape == photo.shape
     found = conditions.nearest(engine.faces(a, quality=False), centre)
@@ -54,9 +57,9 @@ def test_cross_pairs_count_misses_and_skip_the_same_photo():
     a = np.eye(3, dtype=np.float32)
     who = np.array(["ann", "ann", "bob"])
     found = np.array([True, False, True])
-    genuine, impostor = conditions.cross(a, a, who, found, np.ones(3, bool), both=False)
+    genuine, impostor = conditions.cross(a @ a.T, who, found, np.ones(3, bool), both=False)
     assert sorted(genuine.tolist()) == [-np.inf, 0.0]  # photo 1 was not found on the degraded side
     # (0, 2), (2, 0) and (2, 1): photo 1 is missing on the degraded side only, so (1, 2) is skipped
     assert len(impostor) == 3
-    _, both = conditions.cross(a, a, who, found, found, both=True)
+    _, both = conditions.cross(a @ a.T, who, found, found, both=True)
     assert len(both) == 1  # each unordered pair once

@@ -124,6 +124,31 @@ def test_verify_uses_the_largest_face_and_counts_them(engine, astronaut_rgb, cam
     assert result["verification_score"] > 0.9  # the largest face, the astronaut, was used
 
 
+def _motion_blur(rgb: np.ndarray, length: int = 11) -> np.ndarray:
+    kernel = np.zeros((length, length), np.float32)
+    kernel[length // 2, :] = 1 / length  # horizontal
+    return cv2.filter2D(rgb, -1, kernel)
+
+
+def test_two_photos_blurred_alike_pay_the_degradation_penalty_and_one_sharp_photo_pays_none(
+    engine, astronaut_rgb, camera_rgb
+):
+    """Two photos smeared the same way look alike whoever is in them: verify and compare_faces
+    take the calibration's penalty off the score; with one side sharp there is none."""
+    blurred = [_motion_blur(rgb) for rgb in (astronaut_rgb, camera_rgb)]
+    faces = [engine.faces(rgb)[0] for rgb in (*blurred, astronaut_rgb)]
+    penalty = engine.pair_penalty(faces[:1], faces[1:])
+    assert penalty.shape == (1, 2) and penalty[0, 0] > 0.02, penalty
+    assert engine.pair_penalty(faces[2:], faces[:2]).tolist() == [[0.0, 0.0]]
+    plain = float(engine.similarity(faces[0].embedding, faces[1].embedding))
+    verdict = engine.verify(*blurred)
+    assert verdict["verification_score"] == pytest.approx(max(0.0, plain - penalty[0, 0]), abs=1e-4)
+    matrix = engine.compare_faces(*blurred)["scores"]
+    assert matrix[0][0] == pytest.approx(verdict["verification_score"], abs=1e-4)
+    sharp = engine.verify(astronaut_rgb, blurred[0])
+    assert sharp["verification_score"] >= 0.9  # the same person, one side sharp: no penalty in the way
+
+
 def test_compare_faces_matrix_and_rects(engine, astronaut_rgb, camera_rgb):
     canvas = np.full((600, 1100, 3), 90, np.uint8)
     canvas[40:552, 20:532] = astronaut_rgb

@@ -739,50 +739,64 @@ def exposure(crop: np.ndarray, grey: np.ndarray, mask: np.ndarray) -> tuple[floa
 
 
 # Where the face is in every aligned crop (alignment puts it there), for `degradation`, which
-# runs on every face and so needs no landmarks.
+# runs on every face and so needs no landmarks; the rest of the crop is its surround.
 _yy, _xx = np.mgrid[0:TEMPLATE_SIZE, 0:TEMPLATE_SIZE]
 _DEGRADATION_MASK = (((_xx - 56) / 40.0) ** 2 + ((_yy - 60) / 48.0) ** 2) <= 1.0
 del _yy, _xx
+_SURROUND_MASK = ~_DEGRADATION_MASK
+_MID = _directional(4.0)
+# The mid-scale ratios of a sharp face are anisotropic by themselves (eyes, brows and mouth are
+# horizontal): the mean over clean lfw-dev calibration photos, taken off the blur vector.
+_FACE_ANISOTROPY = np.array([-0.097, 0.003])
 DARK_REFERENCE = 70.0  # mean face grey below which a face counts as dark (clean lfw-dev: 0.7 % of faces)
-BLUR_FLOOR = 0.15  # blur-vector length up to which a face counts as unblurred (clean lfw-dev: 96 % of faces)
+BLUR_FLOOR = 0.30  # blur-vector length up to which a face counts as unblurred (clean lfw-dev: 96 %)
+BACKLIGHT_FLOOR = 0.5  # log2(surround / face grey) up to which a face counts as evenly lit (clean lfw-dev: 98 %)
 
 
 def degradation(crop: np.ndarray) -> np.ndarray:
-    """What makes two poor photos of *different* people look alike: ``[blur_x, blur_y, darkness]``.
+    """What makes two poor photos of *different* people look alike: ``[blur_x, blur_y, darkness,
+    backlight]``.
 
-    (blur_x, blur_y) is the motion blur as a double-angle vector: the fine/mid band ratios of
-    `sharpness` along x, y and the two diagonals, ``((r_x − r_y), (r_d − r_a)) / mean(r)``. Its
-    length grows with anisotropic blur (clean lfw-dev faces: median 0.06, 90th percentile
-    0.12; 9-px motion blur: median 0.28) and its angle follows the motion (correlation 0.96
-    with the true angle); two photos blurred the same way share the smear, and impostor pairs
-    blurred alike score high (docs/quality.md). `darkness` is log2(DARK_REFERENCE / mean grey of
-    the face), 0 when brighter. `edge.matching.Calibration.penalty` turns two faces' vectors into a
-    score penalty. About 0.2 ms on the 112×112 crop.
+    (blur_x, blur_y) is motion blur as a double-angle vector: along x, y and the two diagonals,
+    the band ratios ``|g − G₁g| / |G₁g − G₂g|`` (fine, as `sharpness`) and ``|G₁g − G₂g| /
+    |G₂g − G₄g|`` (one octave down, where long blur shows), each summed into ``((r_x − r_y),
+    (r_d − r_a)) / mean(r)``, less a sharp face's own anisotropy. Its length grows with
+    anisotropic blur and its angle follows the motion; impostor pairs blurred the same way
+    share the smear and score high (docs/quality.md). `darkness` is log2(DARK_REFERENCE / mean
+    grey of the face), `backlight` log2(mean grey of the surround / of the face), both 0 when
+    negative. `edge.matching.Calibration.penalty` turns two faces' vectors into a score penalty.
+    About 0.3 ms on the 112×112 crop.
     """
     grey = cv2.cvtColor(_check_crop(crop), cv2.COLOR_RGB2GRAY).astype(np.float32)
-    ratios = []
-    for fine, coarse in zip(_FINE, _COARSE):
-        g1 = cv2.filter2D(grey, -1, fine, borderType=cv2.BORDER_REFLECT)
-        g3 = cv2.filter2D(grey, -1, coarse, borderType=cv2.BORDER_REFLECT)
-        mid = float(np.abs(g1 - g3)[_DEGRADATION_MASK].mean())
-        ratios.append(float(np.abs(grey - g1)[_DEGRADATION_MASK].mean()) / mid if mid > 1e-6 else 0.0)
-    r_x, r_y, r_d, r_a = ratios
-    mean = max(sum(ratios) / 4.0, 1e-6)
-    brightness = max(float(grey[_DEGRADATION_MASK].mean()), 1.0)
-    darkness = max(0.0, math.log2(DARK_REFERENCE / brightness))
-    return np.array([(r_x - r_y) / mean, (r_d - r_a) / mean, darkness], np.float32)
+    fine_ratios, mid_ratios = [], []
+    for k1, k2, k4 in zip(_FINE, _COARSE, _MID):
+        g1, g2, g4 = (cv2.filter2D(grey, -1, k, borderType=cv2.BORDER_REFLECT) for k in (k1, k2, k4))
+        b0, b1, b2 = (float(np.abs(a - b)[_DEGRADATION_MASK].mean()) for a, b in ((grey, g1), (g1, g2), (g2, g4)))
+        fine_ratios.append(b0 / b1 if b1 > 1e-6 else 0.0)
+        mid_ratios.append(b1 / b2 if b2 > 1e-6 else 0.0)
+    vector = -_FACE_ANISOTROPY
+    for r_x, r_y, r_d, r_a in (fine_ratios, mid_ratios):
+        mean = max((r_x + r_y + r_d + r_a) / 4.0, 1e-6)
+        vector = vector + np.array([(r_x - r_y) / mean, (r_d - r_a) / mean])
+    face = max(float(grey[_DEGRADATION_MASK].mean()), 1.0)
+    surround = max(float(grey[_SURROUND_MASK].mean()), 1.0)
+    darkness = max(0.0, math.log2(DARK_REFERENCE / face))
+    backlight = max(0.0, math.log2(surround / face))
+    return np.array([vector[0], vector[1], darkness, backlight], np.float32)
 
 
 def degradation_problems(vector: np.ndarray) -> list[str]:
     """Why a face's `degradation` makes it a poor template ([] when undegraded: blur length up
-    to BLUR_FLOOR, no darkness). Enrolment refuses such faces, so the pair penalty of any
-    enrolled template is 0 and 1:N scores need no conditioning."""
+    to BLUR_FLOOR, not dark, backlight up to BACKLIGHT_FLOOR). Enrolment refuses such faces, so
+    the pair penalty of any enrolled template is 0 and 1:N scores need no conditioning."""
     problems = []
     blur = float(np.hypot(vector[0], vector[1]))
     if blur > BLUR_FLOOR:
         problems.append(f"motion blur (blur length {blur:.2f} > {BLUR_FLOOR})")
     if vector[2] > 0:
         problems.append(f"too dark (mean grey {DARK_REFERENCE / 2 ** float(vector[2]):.0f} < {DARK_REFERENCE:.0f})")
+    if vector[3] > BACKLIGHT_FLOOR:
+        problems.append(f"backlit (the surround {2 ** float(vector[3]):.1f}× as bright as the face)")
     return problems
 
 

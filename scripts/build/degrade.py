@@ -7,7 +7,9 @@ pixels wide, pasted into a noisy grey 640×480 frame, sensor noise σ 4, JPEG 90
 ``backlight<P>`` (the face darkened to P % — 35 by default — under a bright background);
 ``mask`` (a surgical-mask-coloured occluder from just under the nose to the chin);
 ``lowlight`` (×0.2 exposure, noise σ 5, JPEG 80) / ``dark<P>`` (the same at P %);
-``jpeg15``.
+``jpeg15``; ``edge<P>`` (the photo cut so that P % of the face's width is outside the frame,
+on the left); ``overlap<P>`` (P % of the face's width, on its right, hidden behind another
+head — the photo's own face, mirrored, so that no second identity enters the scores).
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
 
 def _noise(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     return np.clip(rgb.astype(np.float32) + rng.normal(0, sigma, rgb.shape), 0, 255).astype(np.uint8)
+
+
+def _crop(rgb: np.ndarray, left: int, top: int, side: int) -> np.ndarray:
+    """The side × side square at (left, top), edge pixels repeated where it leaves the photo."""
+    h, w = rgb.shape[:2]
+    ys = np.clip(np.arange(top, top + side), 0, h - 1)
+    xs = np.clip(np.arange(left, left + side), 0, w - 1)
+    return rgb[ys][:, xs]
 
 
 def degrade(rgb: np.ndarray, face, condition: str, seed: int) -> tuple[np.ndarray, tuple[float, float]]:
@@ -82,6 +92,25 @@ def degrade(rgb: np.ndarray, face, condition: str, seed: int) -> tuple[np.ndarra
         gain = 0.2 if condition == "lowlight" else int(condition[4:]) / 100
         dim = np.clip(rgb.astype(np.float32) * gain, 0, 255).astype(np.uint8)
         return _jpeg(_noise(dim, 5, rng), 80), centre
+    if condition.startswith("edge"):
+        cut = int(condition[4:]) / 100  # that much of the face's width is left outside the frame
+        left = min(w - 1, max(0, int(round(x + cut * fw))))
+        return np.ascontiguousarray(rgb[:, left:]), (centre[0] - left, centre[1])
+    if condition.startswith("overlap"):
+        cover = int(condition[7:]) / 100  # that much of the face's width hidden behind another head
+        side = int(round(fw * 1.4))
+        head = cv2.flip(
+            cv2.resize(_crop(rgb, int(centre[0] - fw * 0.7), int(centre[1] - fh * 0.7), side), (side, side)), 1
+        )
+        left, top = int(round(x + fw * (1 - cover))), int(round(centre[1] - side / 2 + fh * 0.1))
+        yy, xx = np.mgrid[0:side, 0:side]
+        oval = ((xx - side / 2) / (side / 2)) ** 2 + ((yy - side / 2) / (side * 0.6)) ** 2 <= 1
+        out = rgb.copy()
+        x0, y0, x1, y1 = max(0, left), max(0, top), min(w, left + side), min(h, top + side)
+        if x1 > x0 and y1 > y0:
+            region, keep = out[y0:y1, x0:x1], oval[y0 - top : y1 - top, x0 - left : x1 - left]
+            region[keep] = head[y0 - top : y1 - top, x0 - left : x1 - left][keep]
+        return out, centre
     if condition == "jpeg15":
         return _jpeg(rgb, 15), centre
     raise ValueError(f"unknown condition {condition!r}")

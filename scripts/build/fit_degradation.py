@@ -11,8 +11,9 @@ degraded with the *fitting* recipes of scripts/build/degrade.py — motion blur 
 13 px, backlight at 25 % and 50 %, darkness at 12 % and 30 % — none of them the evaluation's
 own (blur9, backlight at 35 %, lowlight at 20 %). For each recipe every impostor pair of two
 degraded photos is scored, and the penalty terms are the grid point that keeps FAR at the
-scores 0.6 and 0.7 at or below the table (1e-3, 1e-4) in every recipe while costing the
-fewest genuine pairs at 0.7. The terms are written into models/calibration.json
+scores 0.6 and 0.7 within `LIMITS` (the table, plus sampling error) in every recipe while
+costing the fewest genuine pairs at 0.7: blur terms on the blur recipes, darkness and
+backlight terms on the others. The terms are written into models/calibration.json
 (`info.degradation`) with the FAR each recipe measured before and after. Exits 0.
 """
 
@@ -44,16 +45,20 @@ from edge.matching import (  # noqa: E402
     save_calibrations,
 )
 from edge.runtime import models_dir  # noqa: E402
+from edge.vision import quality  # noqa: E402
 
 BLUR = ("blur5", "blur7", "blur11", "blur13")
 DARK = ("backlight25", "backlight50", "dark12", "dark30")
-BLUR_FLOOR = 0.12  # blur-vector length of clean faces: 90th percentile on lfw-dev
+FLOORS = {"blur_floor": quality.BLUR_FLOOR, "backlight_floor": quality.BACKLIGHT_FLOOR}
 GRID = {
-    "blur": np.round(np.arange(0.0, 0.41, 0.025), 3),
-    "direction": np.round(np.arange(0.0, 1.21, 0.05), 3),
-    "dark": np.round(np.arange(0.0, 0.41, 0.01), 3),
+    "blur": np.round(np.arange(0.0, 0.61, 0.025), 3),
+    "direction": np.round(np.arange(0.0, 0.61, 0.025), 3),
+    "dark": np.round(np.arange(0.0, 0.31, 0.01), 3),
+    "backlight": np.round(np.arange(0.0, 0.41, 0.02), 3),
 }
-LIMITS = {0.6: 1e-3, 0.7: 1e-4}
+# FAR allowed at each score on every recipe: the table, with the sampling error of 1,500 clean
+# calibration photos (their own FAR at 0.7 is 1.2e-4 against the 1e-4 of all of them)
+LIMITS = {0.6: 1.25e-3, 0.7: 1.25e-4}
 
 
 def embed(engine: Engine, lfw: Path, photos: list[tuple[Path, str]], condition: str, cache: Path):
@@ -96,7 +101,7 @@ class Pairs:
         i, j = iu[0][keep], iu[1][keep]
         self.same = same[keep]
         self.score = np.asarray(cal(raw[keep]), np.float64)
-        self.features = degradation_features(deg[i].astype(np.float64), deg[j].astype(np.float64), BLUR_FLOOR)
+        self.features = degradation_features(deg[i].astype(np.float64), deg[j].astype(np.float64), FLOORS)
 
     def far(self, penalty: np.ndarray, t: float) -> float:
         return float(np.sum((self.score - penalty >= t) & ~self.same)) / max(self.impostors, 1)
@@ -148,10 +153,10 @@ def main() -> int:
         cal = next(c for c in calibrations if c.signature == engine.config.signature())
         bare = Calibration(cal.raw, cal.score, cal.signature, {k: v for k, v in cal.info.items() if k != "degradation"})
         recipes = {r: Pairs(bare, *embed(engine, args.lfw, photos, r, args.cache)) for r in ("clean", *BLUR, *DARK)}
-        zero = {"blur": 0.0, "direction": 0.0, "dark": 0.0}
+        zero = {name: 0.0 for name in GRID}
         terms = fit({r: recipes[r] for r in BLUR}, ("blur", "direction"), zero)
-        terms = fit({r: recipes[r] for r in DARK}, ("dark",), terms)
-        terms = {"blur_floor": BLUR_FLOOR, **terms}
+        terms = fit({r: recipes[r] for r in DARK}, ("dark", "backlight"), terms)
+        terms = {**FLOORS, **terms}
         print(f"profile {profile}: terms {terms}")
         head = ("impostors", "FAR@0.6 before", "after", "FAR@0.7 before", "after", "TAR@0.7 before", "after")
         print(f"{'recipe':<12} " + " ".join(f"{h:>{w}}" for h, w in zip(head, (10, 14, 8, 14, 8, 14, 8))))

@@ -15,7 +15,11 @@ first N of a seeded shuffle) is degraded deterministically, once per condition:
 - ``backlight``: the face darkened (×0.35) under a bright background (a window behind);
 - ``mask``: a surgical-mask-coloured occluder from just under the nose to the chin;
 - ``lowlight``: ×0.2 exposure, noise σ 5, JPEG 80;
-- ``jpeg15``: JPEG quality 15.
+- ``jpeg15``: JPEG quality 15;
+- ``edge25`` / ``edge40``: the photo cut so that 25 / 40 % of the face's width is outside
+  the frame;
+- ``overlap40``: 40 % of the face's width hidden behind another head (the photo's own face,
+  mirrored).
 
 The labelled face is the one nearest where the photo's centre face went (LFW's labelled face
 is the centre one). Printed per condition, with the camera side degraded and the enrolled
@@ -54,6 +58,7 @@ from edge.evaluation import tar_at_far  # noqa: E402
 from edge.matching import far_of_threshold  # noqa: E402
 
 CONDITIONS = ("clean", "80px", "48px", "32px", "blur9", "roll35", "backlight", "mask", "lowlight", "jpeg15")
+CONDITIONS += ("edge25", "edge40", "overlap40")
 FARS = (1e-3, 1e-4)
 THRESHOLDS = (0.6, 0.7, 0.8)
 
