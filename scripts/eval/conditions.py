@@ -56,6 +56,7 @@ from identification import DEFAULT_LFW, parse_eval_args  # noqa: E402
 from edge.engine import Engine, EngineConfig  # noqa: E402
 from edge.evaluation import tar_at_far  # noqa: E402
 from edge.matching import far_of_threshold  # noqa: E402
+from edge.vision import quality  # noqa: E402
 
 CONDITIONS = ("clean", "80px", "48px", "32px", "blur9", "roll35", "backlight", "mask", "lowlight", "jpeg15")
 CONDITIONS += ("edge25", "edge40", "overlap40")
@@ -71,7 +72,7 @@ def embed_condition(engine: Engine, lfw: Path, photos: list[str], clean_faces: d
         if list(data["photos"]) == photos and "deg" in data.files:
             return data["emb"], data["deg"], data["found"], data["ok"]
     emb = np.zeros((len(photos), engine.dim), np.float32)
-    deg = np.zeros((len(photos), 3), np.float32)
+    deg = np.zeros((len(photos), len(quality.degradation(np.zeros((112, 112, 3), np.uint8)))), np.float32)
     found = np.zeros(len(photos), bool)
     ok = np.zeros(len(photos), bool)
     measured: dict[str, np.ndarray] = {}  # every quality measurement, kept for gate-rule ablations
