@@ -68,114 +68,22 @@ belongs to is in brackets.
     FaceMesh's face-presence logit (``conv2d_30``). It drops for a lower face that is
     covered (masks, a hand) and for strong blur; ≈ 35 on a normal face.
 
-Levels (in the style of the classic 0-4 quality control)
---------------------------------------------------------
+Levels
+------
 
-0 NONE measures nothing and passes. The others (`THRESHOLDS`):
+0 NONE measures nothing and passes; 1 LOW, 2 NORMAL (the default for verification and the
+door), 3 HIGH, 4 STRICT tighten every bound (`THRESHOLDS`), so whatever passes a level
+passes every lower one. What each rule is worth, measured on lfw-dev and its degraded
+copies (`scripts/eval/eval_quality.py`, `scripts/eval/conditions.py`,
+`scripts/eval/gate_ablation.py`), is in docs/quality.md.
 
-=============  ========  ==========  ========  ========
-measurement    1 LOW     2 NORMAL    3 HIGH    4 STRICT
-=============  ========  ==========  ========  ========
-in_frame ≥     0.6       0.75        0.95      1.0
-face_size ≥    12 px     20 px       30 px     40 px
-sharpness ≥    0.42      0.49        0.53      0.56
-|yaw| ≤        50°       40°         25°       15°
-|pitch| ≤      40°       30°         20°       15°
-|roll| ≤       45°       30°         15°       8°
-brightness     25-235    35-220      60-200    80-190
-clipped ≤      0.50      0.25        0.10      0.05
-occlusion ≤    12        7           5.5       4.5
-presence ≥     0         6           15        20
-=============  ========  ==========  ========  ========
+Degradation
+-----------
 
-LOW rejects only faces that are useless (≈ 0.3 % of lfw-dev); NORMAL, the default for
-verification, keeps ≥ 97 % of lfw-dev; HIGH is for enrolment from a cooperative subject;
-STRICT for controlled, passport-like capture (frontal within 15°, roll within ICAO's 8°,
-native crop resolution) — it rejects three quarters of LFW's press photos, by design.
-Every bound tightens with the level, so whatever passes a level passes every lower one.
-face_size 20/30/40 px means the 112 crop is enlarged ≤ 1.76×, ≤ 1.17× and not at all.
-
-Measured (``scripts/eval/eval_quality.py``)
---------------------------------------
-
-Pipeline per photo: BlazeFace cascade → largest face → FaceMesh → crop on the mesh's
-five points → ``measure``. Pass rate (%) of clean lfw-dev photos (every photo had a
-face), held-out identities (odd CRC32, 3,448 photos, not used for `OCCLUSION_STATS`) /
-all 6,922:
-
-=========  ========  =========  =====  ========  =======  ====  =====  ====  =========  ========  ===========  ====
-level      in_frame  face_size  sharp  bright    clipped  yaw   pitch  roll  occlusion  presence  ALL          4004
-=========  ========  =========  =====  ========  =======  ====  =====  ====  =========  ========  ===========  ====
-LOW        100       100        100    100       100      99.9  100    100   99.9       99.9      99.7 / 99.7  0.1
-NORMAL     99.7      100        99.5   100       99.5     99.2  99.9   100   99.1       99.7      96.9 / 97.3  1.0
-HIGH       99.4      99.9       97.0   99.8      97.5     92.3  99.4   96.3  97.6       98.6      81.8 / 82.2  3.0
-STRICT     99.4      56.6       90.9   98.1      93.8     69.4  97.3   74.8  94.5       95.7      23.3 / 24.4  4.4
-=========  ========  =========  =====  ========  =======  ====  =====  ====  =========  ========  ===========  ====
-
-lfw-dev is "mostly" good: of the 39 held-out photos failing the occlusion check at
-NORMAL, by eye 18 are occluded (sunglasses ×10, ski goggles, a tennis ball in front of
-the face, hands, another person's head), 5 borderline, 16 false alarms (white stubble,
-a strongly turned face, thick glasses, uneven light).
-
-Degraded copies of 600 held-out photos, each degradation placed with the clean photo's
-landmarks and the whole pipeline re-run. Per level: % of photos (with a face) where the
-intended check fails / % answered 4004; "cos": median cosine between the MobileFaceNet
-embeddings of the degraded and the clean crop of the same photo (how much it hurts):
-
-=============  =========  =========  =========  =========  ====
-degradation    LOW        NORMAL     HIGH       STRICT     cos
-=============  =========  =========  =========  =========  ====
-clean          0 any      2 any      18 any     76 any     1
-blur σ 1.5 px  0          86         98         100        0.96
-blur σ 2.5 px  56         100        100        100        0.83
-blur σ 4 px    55         98         99         99         0.51
-motion 9 px    8          86         98         99         0.84
-motion 15 px   3          74 / 8     94 / 3     98         0.58
-lowres ÷4      0          86         99         100        0.86
-IOD 24 px      0          0          100        100        0.99
-IOD 16 px      0          100        100        100        0.97
-IOD 10 px      99         100        100        100        0.85
-cut 40 %       25         92         98         99         0.78
-dark ×0.35     1          10         94         100        0.97
-dark ×0.2      42         96         100        100        0.93
-bright ×2      93         99         99         100        0.89
-roll 20°       0          8          80         98         0.99
-roll 35°       8          78         100        100        0.99
-mask blue      13 / 13    99 / 98    99 / 97    99 / 42    0.57
-mask white     4 / 4      98 / 98    99 / 98    99 / 41    0.50
-mask black     89 / 88    97 / 95    98 / 91    98 / 25    0.49
-mask skin      3 / 3      95 / 94    99 / 98    99 / 39    0.54
-sunglasses     6 / 6      100 / 98   100 / 80   100 / 24   0.75
-eye bar        99 / 98    99 / 99    100 / 99   100 / 53   0.70
-hand half      29 / 28    90 / 89    99 / 97    99 / 44    0.60
-hand mouth     3 / 3      14 / 14    60 / 59    89 / 35    0.65
-=============  =========  =========  =========  =========  ====
-
-(Gaussian σ and motion length in original pixels, faces ≈ 41 px between the eyes;
-"IOD n" shrinks the photo to n px between the eyes; masks: nose bridge to chin, ear to
-ear, flat colour with shading and grain, "skin" = the face's own cheek colour ±8 %;
-sunglasses: two dark ellipses and a bridge; eye bar: black, 2 × 0.55 IOD; hands: a
-shaded ellipse in the face's own skin colour with four darker finger gaps, upright over
-one half of the face or lying over mouth and nose tip. At NORMAL, 4004 on a
-non-occlusion degradation is 0-1 % except cut 40 % (3 %) and motion 15 px (8 %).)
-At STRICT most occluded faces also fail face_size (LFW faces are ~41 px), which takes
-precedence over 4004.
-
-Without the presence logit NORMAL catches hand half 72 % (not 90), mask black 90 %
-(not 97), hand mouth 0 % (not 14); the rest within 1 point. Pass it.
-
-Limitations: the occluders are synthetic (flat colours with grain; real masks have
-folds, real hands shadows); a hand in the face's own colour across the mouth is mostly
-missed at NORMAL (14 %, 60 % at HIGH); beards and glasses glare cause some false
-alarms; grey-scale photos are handled (colour statistics are relative) but were few.
-The evaluation is on LFW press photos, not the appliance's camera: recalibrate the
-presence and occlusion bounds on appliance captures when they exist (``--fit``).
-
-Speed: ``measure`` takes a median 1.6-1.7 ms per face (p90 2.2-2.6 ms; +0.6 ms when the
-crop is made here) in one process with one OpenCV thread on the 2-core x86_64 dev
-machine (other jobs running); a Raspberry Pi will be several times slower. Set
-OPENBLAS_NUM_THREADS=1 on small boards: a BLAS thread pool makes the tiny SVDs here
-several times slower.
+`degradation(crop)` is not a gate rule: it describes how a face is degraded (motion-blur
+vector, darkness, backlight) so that `edge.matching.Calibration.penalty` can lower the
+score of two photos degraded alike, and enrolment refuses degraded faces
+(`degradation_problems`).
 
 Errors
 ------
@@ -188,7 +96,7 @@ the presence logit also drops with blur), and exposure and pose do not fail gros
 because an occluder moves them itself: a black mask reads as dark skin, a covered face
 confuses the landmarks. Everything else is a quality failure: ``error_code(code)``
 returns the code the caller gives for those, ``to_error(code)`` an `EdgeError` whose
-message lists the failed measurements (``blur: sharpness 0.41 < 0.49``). For that code
+message lists the failed measurements (``blur: sharpness 0.38 < 0.42``). For that code
 use a new one — e.g. 4005 "face quality too low", HTTP 400 — not 1200 (INVALID_ARGUMENT
 means the request is malformed; here it is fine and the photo must be retaken), with
 ``report.to_dict()`` in the response for the details.
@@ -362,7 +270,7 @@ class Measurement:
         return self.minimum if self.minimum is not None else self.maximum
 
     def describe(self) -> str:
-        """E.g. ``sharpness 0.41 < 0.49``, or ``|yaw| 42 > 40``."""
+        """E.g. ``sharpness 0.38 < 0.42``, or ``|yaw| 42 > 40``."""
         v = abs(self.value) if self.absolute else self.value
         name = f"|{self.name}|" if self.absolute else self.name
         if self.minimum is not None and not v >= self.minimum:
