@@ -63,3 +63,22 @@ def test_cross_pairs_count_misses_and_skip_the_same_photo():
     assert len(impostor) == 3
     _, both = conditions.cross(a @ a.T, who, found, found, both=True)
     assert len(both) == 1  # each unordered pair once
+
+
+def test_the_gate_ablation_holds_cached_measurements_to_the_level():
+    import gate_ablation
+
+    from edge.vision import quality
+
+    good = {"face_size": 40.0, "in_frame": 1.0, "sharpness": 0.6, "brightness": 120.0, "clipped": 0.0}
+    good |= {"yaw": 0.0, "pitch": 0.0, "roll": 0.0, "occlusion": 2.0, "presence": 30.0}
+    rows = [good, good | {"sharpness": 0.30}, good | {"roll": 50.0, "brightness": 20.0}, good]
+    data = {f"q_{k}": np.array([r[k] for r in rows], np.float32) for k in good}
+    data["found"] = np.array([True, True, True, False])
+
+    class Cache(dict):
+        files = property(lambda self: list(self))
+
+    fails = gate_ablation.failed_checks(Cache(data), quality.QualityLevel.NORMAL)
+    assert fails == [(), ("blur",), ("exposure", "pose"), ()]
+    assert gate_ablation.failed_checks(Cache(data), quality.QualityLevel.LOW)[1] == ("blur",)  # 0.30 < 0.40
