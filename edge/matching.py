@@ -60,10 +60,11 @@ def degradation_features(a: np.ndarray, b: np.ndarray, terms: dict) -> dict[str,
     excess = np.maximum(0.0, np.minimum(blur_a, blur_b) - float(terms["blur_floor"]))
     cosine = np.sum(a[..., :2] * b[..., :2], axis=-1) / np.maximum(blur_a * blur_b, 1e-12)
     return {
+        "blurred": (excess > 0).astype(np.float64),
         "blur": excess,
         "direction": excess * np.maximum(0.0, cosine),
         "dark": np.minimum(a[..., 2], b[..., 2]),
-        "backlight": np.maximum(0.0, np.minimum(a[..., 3], b[..., 3]) - float(terms["backlight_floor"])),
+        "backlit": (np.minimum(a[..., 3], b[..., 3]) > float(terms["backlight_floor"])).astype(np.float64),
     }
 
 
@@ -113,9 +114,13 @@ class Calibration:
         exceed a threshold more often than the table says. The penalty needs *both* faces degraded
         (it grows with the lesser degradation), so a clean enrolled photo against a poor camera
         photo costs nothing. Terms (score units; 0.1 = one decade of FAR), fitted by
-        scripts/build/fit_degradation.py on degraded calibration photos: `blur` × how far the
-        lesser blur length exceeds `blur_floor`, `direction` × the dot product of the two blur
-        vectors when positive (blur in the same direction), `dark` × the lesser darkness.
+        scripts/build/fit_degradation.py on degraded calibration photos: `blurred` when both
+        blur lengths exceed `blur_floor`, plus `blur` × how far the lesser one does and
+        `direction` × the same × the cosine between the two blur directions when positive
+        (blurred the same way); `dark` × the lesser darkness; `backlit` when both faces'
+        backlight exceeds `backlight_floor`. (Measured: the false accepts of two blurred or
+        two backlit photos jump once both are degraded and grow slowly after; steps fit
+        them at less cost to genuine pairs than slopes.)
         """
         terms = self.info.get("degradation")
         a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))

@@ -51,10 +51,11 @@ BLUR = ("blur5", "blur7", "blur11", "blur13")
 DARK = ("backlight25", "backlight50", "dark12", "dark30")
 FLOORS = {"blur_floor": quality.BLUR_FLOOR, "backlight_floor": quality.BACKLIGHT_FLOOR}
 GRID = {
-    "blur": np.round(np.arange(0.0, 0.61, 0.025), 3),
-    "direction": np.round(np.arange(0.0, 0.61, 0.025), 3),
+    "blurred": np.round(np.arange(0.0, 0.31, 0.02), 3),
+    "blur": np.round(np.arange(0.0, 1.51, 0.1), 3),
+    "direction": np.round(np.arange(0.0, 1.51, 0.1), 3),
     "dark": np.round(np.arange(0.0, 0.31, 0.01), 3),
-    "backlight": np.round(np.arange(0.0, 0.41, 0.02), 3),
+    "backlit": np.round(np.arange(0.0, 0.41, 0.01), 3),
 }
 # FAR allowed at each score on every recipe: the table, with the sampling error of 1,500 clean
 # calibration photos (their own FAR at 0.7 is 1.2e-4 against the 1e-4 of all of them)
@@ -118,7 +119,7 @@ def fit(recipes: dict[str, Pairs], names: tuple[str, ...], fixed: dict) -> dict:
     most genuine pairs kept; among ties the smallest terms."""
     best = None
     for values in itertools.product(*(GRID[n] for n in names)):
-        terms = {**fixed, **dict(zip(names, values))}
+        terms = {**fixed, **dict(zip(names, map(float, values)))}
         pens = {r: p.penalty(terms) for r, p in recipes.items()}
         if any(p.far(pens[r], t) > limit for r, p in recipes.items() for t, limit in LIMITS.items()):
             continue
@@ -154,8 +155,8 @@ def main() -> int:
         bare = Calibration(cal.raw, cal.score, cal.signature, {k: v for k, v in cal.info.items() if k != "degradation"})
         recipes = {r: Pairs(bare, *embed(engine, args.lfw, photos, r, args.cache)) for r in ("clean", *BLUR, *DARK)}
         zero = {name: 0.0 for name in GRID}
-        terms = fit({r: recipes[r] for r in BLUR}, ("blur", "direction"), zero)
-        terms = fit({r: recipes[r] for r in DARK}, ("dark", "backlight"), terms)
+        terms = fit({r: recipes[r] for r in BLUR}, ("blurred", "blur", "direction"), zero)
+        terms = fit({r: recipes[r] for r in DARK}, ("dark", "backlit"), terms)
         terms = {**FLOORS, **terms}
         print(f"profile {profile}: terms {terms}")
         head = ("impostors", "FAR@0.6 before", "after", "FAR@0.7 before", "after", "TAR@0.7 before", "after")
