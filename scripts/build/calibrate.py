@@ -12,7 +12,8 @@ Every cross-identity pair of calibration photos is an impostor pair (millions
 of them); `edge.matching.fit_calibration` turns their similarities into the map
 and extrapolates the thin tail above 0.8 (see its docstring). The result is
 written to models/calibration.json, one entry per engine profile, each bound to
-the sha256 of the embedders it was measured with.
+the sha256 of the embedders it was measured with. It has no degradation penalty
+(`Calibration.penalty`): scripts/build/fit_degradation.py adds that afterwards.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def main() -> int:
         meaning="a score threshold t accepts a fraction 10^(3 - 10 t) of impostors: 0.7 -> 1/10,000",
     )
     print(f"wrote {out}")
+    print("the degradation penalty is not in it: run scripts/build/fit_degradation.py next")
     return 0
 
 
