@@ -65,9 +65,7 @@ def test_cross_pairs_count_misses_and_skip_the_same_photo():
     assert len(both) == 1  # each unordered pair once
 
 
-def test_the_gate_ablation_holds_cached_measurements_to_the_level():
-    import gate_ablation
-
+def test_cached_measurements_are_held_to_the_level_again():
     from edge.vision import quality
 
     good = {"face_size": 40.0, "in_frame": 1.0, "sharpness": 0.6, "brightness": 120.0, "clipped": 0.0}
@@ -79,6 +77,6 @@ def test_the_gate_ablation_holds_cached_measurements_to_the_level():
     class Cache(dict):
         files = property(lambda self: list(self))
 
-    fails = gate_ablation.failed_checks(Cache(data), quality.QualityLevel.NORMAL)
+    fails = conditions.failed_checks(Cache(data), quality.QualityLevel.NORMAL)
     assert fails == [(), ("blur",), ("exposure", "pose"), ()]
-    assert gate_ablation.failed_checks(Cache(data), quality.QualityLevel.LOW)[1] == ("blur",)  # 0.30 < 0.40
+    assert conditions.failed_checks(Cache(data), quality.QualityLevel.LOW)[1] == ("blur",)  # 0.30 < 0.40

@@ -112,6 +112,7 @@ def test_astronaut_passes_every_level(astronaut_rgb, check):
         "sharpness",
         "brightness",
         "clipped",
+        "noise",
         "yaw",
         "pitch",
         "roll",
@@ -121,6 +122,22 @@ def test_astronaut_passes_every_level(astronaut_rgb, check):
     m = report.measurements
     assert 30 < m["face_size"].value < 55  # ~41 px between the eyes in the 512×512 photo
     assert abs(m["yaw"].value) < 10 and abs(m["pitch"].value) < 10 and abs(m["roll"].value) < 8
+
+
+def test_low_light_noise_is_refused_where_plain_darkness_is_not(astronaut_rgb, check):
+    """Sensor noise swamping the finest detail (a dark door at night) makes two photos of
+    different people match (docs/quality.md): refused at NORMAL; the same face merely darker
+    passes."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    dim = astronaut_rgb.astype(np.float32) * 0.35
+    noisy = np.clip(dim + rng.normal(0, 5, dim.shape), 0, 255).astype(np.uint8)
+    noisy = cv2.imdecode(cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, 80])[1], cv2.IMREAD_UNCHANGED)
+    report = check(noisy)
+    assert not report.ok and "noise" in report.failures and not report.occluded, report.message()
+    assert report.measurements["noise"].value > 0.9
+    assert check(dim.astype(np.uint8)).ok
 
 
 def test_report_to_dict_is_json(astronaut_rgb, check):
@@ -139,11 +156,16 @@ def test_blurred_astronaut_fails_blur(astronaut_rgb, check):
     assert not report.occluded and report.error_code(QUALITY_CODE) == QUALITY_CODE
 
 
-def test_motion_blurred_astronaut_fails_blur(astronaut_rgb, check):
+def test_motion_blur_a_face_still_matches_through_passes_normal_and_heavy_blur_does_not(astronaut_rgb, check):
+    """NORMAL lets through the motion blur of a person walking up to the door (9-px motion
+    blur still matches at TAR 93 %, docs/quality.md); HIGH, for enrolment, does not; a
+    strong Gaussian blur fails both."""
     kernel = np.zeros((11, 11), np.float32)
     kernel[5, :] = 1 / 11  # horizontal motion: vertical detail survives
-    report = check(cv2.filter2D(astronaut_rgb, -1, kernel))
-    assert "blur" in report.failed_checks
+    walking = cv2.filter2D(astronaut_rgb, -1, kernel)
+    assert check(walking).ok
+    assert "blur" in check(walking, QualityLevel.HIGH).failed_checks
+    assert "blur" in check(cv2.GaussianBlur(astronaut_rgb, (0, 0), 3)).failed_checks
 
 
 def test_darkened_astronaut_fails_exposure(astronaut_rgb, check):

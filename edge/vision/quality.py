@@ -140,6 +140,7 @@ class Thresholds:
     min_face_size: float  # inter-ocular distance, original-image pixels
     min_in_frame: float  # fraction of the face box inside the image
     min_sharpness: float  # fine-band / mid-band energy of the aligned crop, worst direction
+    max_noise: float  # the same ratio, bounded above: a finest band that is mostly sensor noise (low light)
     max_yaw: float  # degrees, |value|
     max_pitch: float
     max_roll: float
@@ -155,6 +156,7 @@ THRESHOLDS: dict[QualityLevel, Thresholds] = {
         min_face_size=8.0,
         min_in_frame=0.6,
         min_sharpness=0.40,
+        max_noise=1.2,
         max_yaw=50.0,
         max_pitch=40.0,
         max_roll=45.0,
@@ -168,6 +170,7 @@ THRESHOLDS: dict[QualityLevel, Thresholds] = {
         min_face_size=12.0,  # ~32 px faces: TAR 92.8 % at FAR 1e-4, FAR held (conditions.py)
         min_in_frame=0.75,
         min_sharpness=0.42,  # 9-px motion blur still matches (TAR 93 % at FAR 1e-4): let it through
+        max_noise=0.9,  # refuses 99.9 % of low-light faces, 0.3 % of clean ones (docs/quality.md)
         max_yaw=40.0,
         max_pitch=30.0,
         max_roll=45.0,  # alignment undoes roll: 35° costs no TAR and no FAR (docs/quality.md)
@@ -181,6 +184,7 @@ THRESHOLDS: dict[QualityLevel, Thresholds] = {
         min_face_size=30.0,
         min_in_frame=0.95,
         min_sharpness=0.53,
+        max_noise=0.85,
         max_yaw=25.0,
         max_pitch=20.0,
         max_roll=15.0,
@@ -194,6 +198,7 @@ THRESHOLDS: dict[QualityLevel, Thresholds] = {
         min_face_size=40.0,
         min_in_frame=1.0,
         min_sharpness=0.56,
+        max_noise=0.8,
         max_yaw=15.0,
         max_pitch=15.0,
         max_roll=8.0,
@@ -867,6 +872,7 @@ def judge(measures: FaceMeasures, level: QualityLevel | int | str = QualityLevel
         Measurement("face_size", "face_size", m.face_size, "px", minimum=t.min_face_size),
         Measurement("sharpness", "blur", m.sharpness, "ratio", minimum=t.min_sharpness),
         Measurement("brightness", "exposure", m.brightness, "grey", minimum=t.min_brightness, maximum=t.max_brightness),
+        Measurement("noise", "exposure", m.sharpness, "ratio", maximum=t.max_noise),
         Measurement("clipped", "exposure", m.clipped, "fraction", maximum=t.max_clipped),
         Measurement("yaw", "pose", m.yaw, "deg", maximum=t.max_yaw, absolute=True),
         Measurement("pitch", "pose", m.pitch, "deg", maximum=t.max_pitch, absolute=True),

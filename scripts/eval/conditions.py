@@ -64,13 +64,33 @@ FARS = (1e-3, 1e-4)
 THRESHOLDS = (0.6, 0.7, 0.8)
 
 
+MEASURED = ("face_size", "in_frame", "sharpness", "brightness", "clipped", "yaw", "pitch", "roll", "occlusion")
+
+
+def failed_checks(data, level: quality.QualityLevel = quality.QualityLevel.NORMAL) -> list[tuple[str, ...]]:
+    """The checks each cached face fails at `level` (() for a face not found)."""
+    out = []
+    for i in range(len(data["found"])):
+        if not data["found"][i]:
+            out.append(())
+            continue
+        values = {k: float(data[f"q_{k}"][i]) for k in MEASURED}
+        presence = float(data["q_presence"][i]) if "q_presence" in data.files else float("nan")
+        m = quality.FaceMeasures(**values, occlusion_detail="", presence=None if np.isnan(presence) else presence)
+        out.append(quality.judge(m, level).failed_checks)
+    return out
+
+
 def embed_condition(engine: Engine, lfw: Path, photos: list[str], clean_faces: dict, condition: str, cache: Path):
-    """(embeddings, degradation vectors, found, gate ok) of every photo under `condition` (cached)."""
+    """(embeddings, degradation vectors, found, gate ok) of every photo under `condition` (cached;
+    the gate is judged again from the cached measurements, so a change of its thresholds needs
+    no new run)."""
     path = cache / f"{condition}-{engine.model_version}-{len(photos)}.npz"
     if path.exists():
         data = np.load(path)
         if list(data["photos"]) == photos and "deg" in data.files:
-            return data["emb"], data["deg"], data["found"], data["ok"]
+            ok = np.array([bool(f) and not failed for f, failed in zip(data["found"], failed_checks(data))])
+            return data["emb"], data["deg"], data["found"], ok
     emb = np.zeros((len(photos), engine.dim), np.float32)
     deg = np.zeros((len(photos), len(quality.degradation(np.zeros((112, 112, 3), np.uint8)))), np.float32)
     found = np.zeros(len(photos), bool)

@@ -30,27 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "scripts" / "build"))
 
 import lfw as lfw_data  # noqa: E402
-from conditions import CONDITIONS, cross, scores  # noqa: E402
+from conditions import CONDITIONS, cross, failed_checks, scores  # noqa: E402
 from identification import DEFAULT_LFW  # noqa: E402
 
 from edge.engine import Engine, EngineConfig  # noqa: E402
 from edge.vision import quality  # noqa: E402
-
-FIELDS = ("face_size", "in_frame", "sharpness", "brightness", "clipped", "yaw", "pitch", "roll", "occlusion")
-
-
-def failed_checks(data, level: quality.QualityLevel) -> list[tuple[str, ...]]:
-    """The checks each cached face fails at `level` (() for a face not found)."""
-    out = []
-    for i in range(len(data["found"])):
-        if not data["found"][i] or f"q_{FIELDS[0]}" not in data.files:
-            out.append(())
-            continue
-        values = {k: float(data[f"q_{k}"][i]) for k in FIELDS}
-        presence = float(data["q_presence"][i]) if "q_presence" in data.files else float("nan")
-        m = quality.FaceMeasures(**values, occlusion_detail="", presence=None if np.isnan(presence) else presence)
-        out.append(quality.judge(m, level).failed_checks)
-    return out
 
 
 def main() -> int:
