@@ -78,6 +78,7 @@ def main() -> int:
             if not chosen.any():
                 continue
             genuine, impostor = cross(one, who, chosen, clean["found"], both=False)
+            genuine = genuine[np.isfinite(genuine)]  # only the chosen faces' genuine pairs
             _, both = cross(two, who, chosen, chosen, both=True)
             totals[name] += [chosen.sum(), np.sum(genuine >= 0.7), len(genuine), np.sum(impostor >= 0.7),
                              len(impostor), np.sum(both >= 0.7), len(both)]  # fmt: skip
