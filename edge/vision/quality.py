@@ -677,7 +677,7 @@ def degradation(crop: np.ndarray) -> np.ndarray:
     the band ratio ``|g − G₁g| / |G₁g − G₂g|`` of `sharpness` on the crop and on the crop
     halved (one octave down, so that long blur shows too), each made ``((r_x − r_y), (r_d −
     r_a)) / mean(r)`` and summed, less a sharp face's own anisotropy. Its length grows with
-    anisotropic blur and its angle follows the motion; impostor pairs blurred the same way
+    anisotropic blur and its angle follows the motion's; impostor pairs blurred the same way
     share the smear and score high (docs/quality.md). `darkness` is log2(DARK_REFERENCE / mean
     grey of the face), `backlight` log2(mean grey of the surround / of the face), both 0 when
     negative. `edge.matching.Calibration.penalty` turns two faces' vectors into a score penalty.
