@@ -80,3 +80,25 @@ def test_cached_measurements_are_held_to_the_level_again():
     fails = conditions.failed_checks(Cache(data), quality.QualityLevel.NORMAL)
     assert fails == [(), ("blur",), ("exposure", "pose"), ()]
     assert conditions.failed_checks(Cache(data), quality.QualityLevel.LOW)[1] == ("blur",)  # 0.30 < 0.40
+
+
+def test_the_degradation_fit_takes_the_least_penalty_that_holds_the_table():
+    """fit_degradation.fit: five impostor pairs of two blurred photos at 0.75 (with ten clean ones
+    at 0.65, FAR 1.5e-3 at 0.6 and 5e-4 at 0.7) need a 'both blurred' step over 0.15 to bring FAR
+    at 0.6 within 1.25e-3; every step up to 0.25 keeps the genuine pairs at 0.95, so the tie goes
+    to the smallest: the first grid step that works, 0.16."""
+    import fit_degradation
+
+    pairs = fit_degradation.Pairs.__new__(fit_degradation.Pairs)
+    pairs.impostors, pairs.genuine = 10_000, 100
+    pairs.score = np.array([0.75] * 5 + [0.95] * 100 + [0.65] * 10)
+    pairs.same = np.array([False] * 5 + [True] * 100 + [False] * 10)
+    blurred = np.array([1.0] * 105 + [0.0] * 10)
+    pairs.features = {name: blurred if name == "blurred" else np.zeros(115) for name in fit_degradation.GRID}
+    zero = {name: 0.0 for name in fit_degradation.GRID}
+    terms = fit_degradation.fit({"blur7": pairs}, ("blurred", "blur", "direction"), zero)
+    assert terms == {**zero, "blurred": 0.16}
+    assert pairs.far(pairs.penalty(terms), 0.7) == 0 and pairs.tar(pairs.penalty(terms)) == 1.0
+    with pytest.raises(SystemExit, match="widen GRID"):  # nothing in the grid can hold the table
+        pairs.score[:5] = 3.0
+        fit_degradation.fit({"blur7": pairs}, ("blurred",), zero)
