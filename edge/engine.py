@@ -605,11 +605,13 @@ class Engine:
         """(N, M) score penalty for pairs of photos degraded alike (`Calibration.penalty`): two
         blurred or two dark photos of different people look alike, and the calibration, measured
         on clean photos, would overstate the evidence. 0 when either face is clean."""
+        none = np.zeros((len(first), len(second)))
         if self.calibration is None or not first or not second:
-            return np.zeros((len(first), len(second)))
-        return self.calibration.penalty(
-            np.stack([f.degradation for f in first]), np.stack([f.degradation for f in second])
-        )
+            return none
+        a = np.stack([f.degradation for f in first])
+        if not self.calibration.may_penalise(a).any():  # the usual case: no need to measure `second`
+            return none
+        return self.calibration.penalty(a, np.stack([f.degradation for f in second]))
 
     def _check_quality(self, face: Face, label: str) -> None:
         """Occluded → 4004; any other failed check → 1200 (the photo cannot be used; the

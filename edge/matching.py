@@ -129,6 +129,17 @@ class Calibration:
         features = degradation_features(a[:, None, :], b[None, :, :], terms)
         return sum(float(terms.get(name, 0.0)) * value for name, value in features.items())
 
+    def may_penalise(self, vectors: np.ndarray) -> np.ndarray:
+        """Which of these degradation vectors (N, 4) can take part in a penalty at all: blurred
+        beyond the floor, dark, or backlit beyond the floor. A pair with one face that cannot has
+        penalty 0, so the other face need not be measured."""
+        terms = self.info.get("degradation")
+        v = np.atleast_2d(np.asarray(vectors, np.float64))
+        if not terms:
+            return np.zeros(len(v), bool)
+        blur = np.linalg.norm(v[:, :2], axis=1) > float(terms["blur_floor"])
+        return blur | (v[:, 2] > 0) | (v[:, 3] > float(terms["backlight_floor"]))
+
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
         return cls(

@@ -241,6 +241,10 @@ def test_the_degradation_penalty_needs_both_faces_degraded_and_grows_when_they_a
     assert pen[1, 2] == 0 and pen[3, 1] == 0  # blurred against dark: neither is shared
     plain = Calibration(np.array([0.0, 1.0]), np.array([0.0, 1.0]), {}, {})
     assert np.all(plain.penalty(np.stack([blur_x, dark]), np.stack([blur_x2, darker])) == 0)
+    # a face that cannot take part in any term: its pairs need no measurement of the other face
+    faces = np.stack([sharp, blur_x, dark, backlit])
+    assert cal.may_penalise(faces).tolist() == [False, True, True, True]
+    assert np.all(cal.penalty(faces[:1], faces) == 0) and not plain.may_penalise(faces).any()
 
 
 def test_the_shipped_default_calibration_has_fitted_degradation_terms():

@@ -690,8 +690,8 @@ def degradation(crop: np.ndarray) -> np.ndarray:
         for fine, coarse in zip(_FINE, _COARSE):
             g1 = cv2.filter2D(image, -1, fine, borderType=cv2.BORDER_REFLECT)
             g2 = cv2.filter2D(image, -1, coarse, borderType=cv2.BORDER_REFLECT)
-            low = cv2.mean(cv2.absdiff(g1, g2), mask)[0]
-            ratios.append(cv2.mean(cv2.absdiff(image, g1), mask)[0] / low if low > 1e-6 else 0.0)
+            low = cv2.norm(g1, g2, cv2.NORM_L1, mask)  # sums over the mask: the ratio of means
+            ratios.append(cv2.norm(image, g1, cv2.NORM_L1, mask) / low if low > 1e-6 else 0.0)
         r_x, r_y, r_d, r_a = ratios
         mean = max((r_x + r_y + r_d + r_a) / 4.0, 1e-6)
         vector = vector + np.array([(r_x - r_y) / mean, (r_d - r_a) / mean])
