@@ -108,7 +108,7 @@ class Calibration:
 
     def penalty(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Score penalty for pairs of faces whose `edge.vision.quality.degradation` vectors are `a`
-        (N, 3) and `b` (M, 3) → (N, M), 0 without fitted terms (`info["degradation"]`).
+        (N, 4) and `b` (M, 4) → (N, M), 0 without fitted terms (`info["degradation"]`).
 
         Two photos degraded alike look alike: impostor pairs of two blurred, or two dark, photos
         exceed a threshold more often than the table says. The penalty needs *both* faces degraded
@@ -137,8 +137,7 @@ class Calibration:
         v = np.atleast_2d(np.asarray(vectors, np.float64))
         if not terms:
             return np.zeros(len(v), bool)
-        blur = np.linalg.norm(v[:, :2], axis=1) > float(terms["blur_floor"])
-        return blur | (v[:, 2] > 0) | (v[:, 3] > float(terms["backlight_floor"]))
+        return np.any([value > 0 for value in degradation_features(v, v, terms).values()], axis=0)
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:

@@ -652,12 +652,12 @@ def exposure(crop: np.ndarray, grey: np.ndarray, mask: np.ndarray) -> tuple[floa
 
 
 # Where the face is in every aligned crop (alignment puts it there), for `degradation`, which
-# runs on every face and so needs no landmarks; the rest of the crop is its surround.
+# needs no landmarks; the rest of the crop is its surround.
 _yy, _xx = np.mgrid[0:TEMPLATE_SIZE, 0:TEMPLATE_SIZE]
 _DEGRADATION_MASK = (((_xx - 56) / 40.0) ** 2 + ((_yy - 60) / 48.0) ** 2) <= 1.0
 del _yy, _xx
 _SURROUND_MASK = ~_DEGRADATION_MASK
-_MASKS_U8 = tuple(  # the face region at full and at half resolution, for cv2.mean
+_MASKS_U8 = tuple(  # the face region at full and at half resolution, as cv2.norm's masks
     cv2.resize(_DEGRADATION_MASK.astype(np.uint8), (side, side), interpolation=cv2.INTER_NEAREST)
     for side in (TEMPLATE_SIZE, TEMPLATE_SIZE // 2)
 )
