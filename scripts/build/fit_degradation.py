@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
 import sys
 import time
@@ -176,7 +177,7 @@ def main() -> int:
             "[FAR@0.6, after, FAR@0.7, after, TAR@0.7, after]",
             "measured": measured,
         }
-    data = __import__("json").loads(out.read_text())
+    data = json.loads(out.read_text())
     save_calibrations(out, calibrations, **{k: v for k, v in data.items() if k != "calibrations"})
     print(f"wrote {out}")
     return 0
