@@ -390,6 +390,35 @@ def _status_handler():
     return CommandHandler(status=lambda: {"fps": 12.0, "enrolled": 0})
 
 
+def test_a_refused_command_is_recorded_as_its_size_and_hash_never_its_payload(broker, tmp_path, admin):
+    """Anyone who may publish on the command topic must not be able to write into the audit log:
+    a refused command becomes reason, a short command name, size and sha256 (issue 15)."""
+    import hashlib
+
+    sink = make_sink(tmp_path, broker.url, verifier=_verifier(admin, tmp_path), commands=_status_handler())
+    sink.start()
+    rec = Recorder(broker.port, [T.response + "/#"]).start()
+    try:
+        assert sink.link.wait_connected(10)
+        flood = "x" * 200_000
+        unsigned = {k: v for k, v in sign_command(admin, "reload", device_id=DEVICE).items() if k != "sig"}
+        payloads = [json.dumps({**unsigned, "command": flood}).encode(), json.dumps(unsigned).encode()]
+        for payload in payloads:
+            rec.client.publish(T.command, payload, qos=1)
+        assert rec.wait_for(lambda: len(rec.on(T.response)) >= 2)
+        replies = rec.json_on(T.response)
+        assert [r["reason"] for r in replies] == ["unsigned", "unsigned"]
+        assert replies[0]["command"] is None and replies[1]["command"] == "reload"
+        refused = [f for k, f in sink.hooked if k == "command_refused"]
+        assert [f["command"] for f in refused] == [None, "reload"]
+        for fields, payload in zip(refused, payloads):
+            assert fields["bytes"] == len(payload) and fields["sha256"] == hashlib.sha256(payload).hexdigest()
+            assert len(json.dumps(fields)) < 300  # nothing of the payload itself
+    finally:
+        rec.stop()
+        sink.close()
+
+
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_commands_over_mqtt(broker, tmp_path, admin, protocol):
     """`edge admin send` round trip; replayed, forged and unsigned commands refused on command/response."""

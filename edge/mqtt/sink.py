@@ -10,6 +10,7 @@ callback only queues the ack; the publisher thread does the rest.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import queue
 import threading
@@ -29,6 +30,7 @@ from edge.mqtt.topics import Topics, discovery_messages
 from edge.sinks.base import Record, Sink, json_line
 
 MAX_COMMAND_QUEUE = 64
+MAX_COMMAND_NAME = 64  # longer "command" fields are not names: never echoed or recorded
 MAX_HELD_EVENTS = 200
 
 
@@ -323,7 +325,7 @@ class MqttSink(Sink):
             if self.verifier is None:
                 raise CommandRefused("no_admin_keys", "this device takes no commands (mqtt.admin_keys is empty)")
             data = self.verifier.parse(message.payload)
-            reply["command"], reply["nonce"] = data.get("command"), data.get("nonce")
+            reply["command"], reply["nonce"] = _short(data.get("command")), _short(data.get("nonce"))
             if not response_topic and isinstance(data.get("reply_to"), str):
                 response_topic = data["reply_to"]
             self.verifier.verify(data)
@@ -333,7 +335,18 @@ class MqttSink(Sink):
             reply.update(ok=True, code=1000, result=result)
         except CommandRefused as exc:
             reply.update(ok=False, code=exc.code, reason=exc.reason, error=exc.message)
-            self.report("command_refused", {"reason": exc.reason, "command": reply.get("command")})
+            # What was refused, never its payload: whoever may publish here must not be able to
+            # fill (and so rotate away) the audit log with text nobody signed.
+            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            self.report(
+                "command_refused",
+                {
+                    "reason": exc.reason,
+                    "command": reply.get("command"),
+                    "bytes": len(payload),
+                    "sha256": hashlib.sha256(payload).hexdigest(),
+                },
+            )
         except EdgeError as exc:
             reply.update(ok=False, code=exc.code, reason="failed", error=exc.message)
         except Exception as exc:  # noqa: BLE001 - a command never takes the device down
@@ -341,3 +354,8 @@ class MqttSink(Sink):
         topic = response_topic if response_topic and self.topics.is_response_topic(response_topic) else None
         properties = reply_properties(correlation) if correlation else None
         self.link.publish(topic or self.topics.response, json_line(reply), qos=1, properties=properties)
+
+
+def _short(value: Any) -> str | None:
+    """A command's name or nonce as sent, if it is a short string; else None (not echoed)."""
+    return value if isinstance(value, str) and len(value) <= MAX_COMMAND_NAME else None
