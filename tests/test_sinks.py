@@ -134,13 +134,36 @@ def test_rotation_never_splits_or_loses_a_record(tmp_path):
     assert read_all(tmp_path / "audit.jsonl.1")[-1]["seq"] == 230  # .1 is the newest backup
 
 
+def test_seq_continues_after_a_restart_whatever_the_log_holds_since_the_last_verdict(tmp_path):
+    """Receivers de-duplicate by seq (docs/mqtt.md): after a long camera outage (over a megabyte
+    of events, every verdict rotated out of the log) and a restart, numbering goes on from the
+    last verdict; a crash between a record and the counter is covered by the log's tail."""
+    path = tmp_path / "audit.jsonl"
+    sink = AuditLogSink(path, max_bytes=64 * 1024, backups=2)
+    for i in range(1, 6):
+        sink.publish(verdict(i))
+    for i in range(4000):  # ≈ 1.2 MB of source errors
+        sink.event({"type": "event", "event": "source_error", "n": i, "detail": "x" * 250})
+    sink.close()
+    assert not any(r.get("type") == "verdict" for f in tmp_path.glob("audit.jsonl*") for r in read_all(f))
+    restarted = AuditLogSink(path, max_bytes=64 * 1024, backups=2)
+    assert restarted.last_seq() == 5
+    restarted.publish(verdict(6))
+    restarted.close()
+    for counter in ("3\n", "garbage"):  # behind the log (a crash in between), unreadable
+        (tmp_path / "audit.seq").write_text(counter)
+        again = AuditLogSink(path)
+        assert again.last_seq() == 6  # the log's tail still answers
+        again.close()
+
+
 def test_rotation_keeps_only_the_newest_backups(tmp_path):
     path = tmp_path / "audit.jsonl"
     sink = AuditLogSink(path, max_bytes=2048, backups=2)
     for i in range(1, 200):
         sink.publish(verdict(i))
     sink.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2", "audit.seq"]
     seqs = [r["seq"] for f in ("audit.jsonl.2", "audit.jsonl.1", "audit.jsonl") for r in read_all(tmp_path / f)]
     assert seqs == list(range(seqs[0], 200))  # a contiguous tail: only whole old files were dropped
 

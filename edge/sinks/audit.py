@@ -14,6 +14,10 @@ record is always written whole into one file, so rotation never splits or loses 
 oldest file beyond `backups` is the only thing ever deleted (retention). A file left
 with a torn last line by a crash gets a newline before the next record, so every later
 line parses.
+
+Sequence: after each batch that holds verdicts, the highest verdict ``seq`` is written
+(atomically, fsynced) to ``audit.seq``. `last_seq` reads it, so numbering continues
+after a restart however much else the log holds or rotated away since the last verdict.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from edge.fs import atomic_write
 from edge.sinks.base import Record, Sink, json_line
 
 logger = logging.getLogger(__name__)
@@ -57,6 +62,8 @@ class AuditLogSink(Sink):
         self.records = 0
         self.rotations = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.seq_path = self.path.with_name(self.path.stem + ".seq")  # audit.seq: outside audit.jsonl*
+        self._saved_seq = _read_seq(self.seq_path)
         self._fh = self._open()
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
@@ -115,7 +122,8 @@ class AuditLogSink(Sink):
         finally:
             os.close(fd)
 
-    def _write(self, lines: list[bytes]) -> None:
+    def _write(self, items: list[tuple[bytes, int | None]]) -> None:
+        lines = [line for line, _ in items]
         with self._lock:
             try:
                 for line in lines:
@@ -126,6 +134,7 @@ class AuditLogSink(Sink):
                     self.records += 1
                 if self.fsync:
                     os.fsync(self._fh.fileno())
+                self._save_seq(max((seq for _, seq in items if seq is not None), default=None))
             except OSError as exc:
                 # The disk is full or gone: keep the records in the journal (stderr) instead, as
                 # error records, so that no log level hides them.
@@ -133,6 +142,17 @@ class AuditLogSink(Sink):
                 logger.error("audit log %s: %s; records follow on stderr", self.path, exc)
                 for line in lines:
                     logger.error("audit record: %s", line.decode("utf-8", "replace").rstrip("\n"))
+
+    def _save_seq(self, seq: int | None) -> None:
+        """Persist the highest verdict seq written so far (after the records themselves)."""
+        if seq is None or seq <= self._saved_seq:
+            return
+        data = f"{seq}\n".encode()
+        if self.fsync:
+            atomic_write(self.seq_path, data, mode=0o600)
+        else:
+            self.seq_path.write_bytes(data)
+        self._saved_seq = seq
 
     def _drain(self) -> None:
         assert self._queue is not None
@@ -164,10 +184,12 @@ class AuditLogSink(Sink):
 
     def _submit(self, record: dict[str, Any]) -> None:
         line = (json_line(record) + "\n").encode("utf-8")
+        seq = record.get("seq") if record.get("type") == "verdict" else None
+        item = (line, seq if isinstance(seq, int) and not isinstance(seq, bool) else None)
         if self._queue is not None and self._thread is not None and self._thread.is_alive():
-            self._queue.put(line)
+            self._queue.put(item)
         else:
-            self._write([line])
+            self._write([item])
 
     def publish(self, verdict: Record) -> None:
         self._submit(verdict.to_dict())
@@ -196,12 +218,20 @@ class AuditLogSink(Sink):
     # --- reading back ----------------------------------------------------------------------
 
     def last_seq(self) -> int:
-        """The highest verdict ``seq`` in the newest file that has one (0 if none), so a restarted
-        appliance continues the sequence instead of repeating it."""
+        """The highest verdict ``seq`` written (0 if none), so a restarted appliance continues the
+        sequence instead of repeating it: the persisted counter, or the newest file's last
+        verdicts if they are higher (a crash between a record's fsync and the counter's)."""
         for p in [self.path, *(self.backup_path(i) for i in range(1, self.backups + 1))]:
             seq = _last_seq_in(p)
             if seq is not None:
-                return seq
+                return max(seq, self._saved_seq)
+        return self._saved_seq
+
+
+def _read_seq(path: Path) -> int:
+    try:
+        return max(0, int(path.read_text().strip() or 0))
+    except (OSError, ValueError):
         return 0
 
 
