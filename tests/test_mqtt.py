@@ -419,6 +419,35 @@ def test_a_refused_command_is_recorded_as_its_size_and_hash_never_its_payload(br
         sink.close()
 
 
+def test_a_flood_of_unsigned_commands_is_recorded_as_a_count_not_line_by_line(broker, tmp_path, admin):
+    """300 unsigned 10 kB commands: at most REFUSED_BURST refusals are recorded one by one, the
+    rest as one `commands_suppressed` count, so such traffic cannot rotate verdicts out of the
+    audit log; a signed command after the flood is still carried out."""
+    from edge.mqtt.sink import REFUSED_BURST
+
+    sink = make_sink(tmp_path, broker.url, verifier=_verifier(admin, tmp_path), commands=_status_handler())
+    sink.start()
+    rec = Recorder(broker.port, [T.response + "/#"]).start()
+    try:
+        assert sink.link.wait_connected(10)
+        junk = json.dumps({"command": "reload", "pad": "x" * 10_000}).encode()
+        for _ in range(300):
+            rec.client.publish(T.command, junk, qos=1)
+        deadline = time.monotonic() + 30
+        while sink.counts["commands"] + sink.counts["commands_dropped"] < 300 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sink.counts["commands"] + sink.counts["commands_dropped"] == 300
+        rec.client.publish(T.command, json.dumps(sign_command(admin, "status", device_id=DEVICE)), qos=1)
+        assert rec.wait_for(lambda: any(r.get("ok") for r in rec.json_on(T.response)))
+    finally:
+        rec.stop()
+        sink.close()
+    one_by_one = [k for k, _f in sink.hooked if k in ("command_refused", "command_dropped")]
+    assert len(one_by_one) == REFUSED_BURST
+    (summary,) = [f for k, f in sink.hooked if k == "commands_suppressed"]
+    assert sum(summary["suppressed"].values()) == 300 - REFUSED_BURST
+
+
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_commands_over_mqtt(broker, tmp_path, admin, protocol):
     """`edge admin send` round trip; replayed, forged and unsigned commands refused on command/response."""

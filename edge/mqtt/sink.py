@@ -31,6 +31,10 @@ from edge.sinks.base import Record, Sink, json_line
 
 MAX_COMMAND_QUEUE = 64
 MAX_COMMAND_NAME = 64  # longer "command" fields are not names: never echoed or recorded
+# Refused and dropped commands are recorded individually up to this many per window, then
+# counted: nobody without the admin key can fill (and so rotate away) the audit log.
+REFUSED_BURST = 10
+REFUSED_WINDOW = 60.0  # seconds
 MAX_HELD_EVENTS = 200
 
 
@@ -70,12 +74,14 @@ class MqttSink(Sink):
             from edge.keytext import parse_key32
 
             self._recipient = SealedBox(PublicKey(parse_key32(face_recipient, kind="X25519 recipient")))
-        self.counts = {"published": 0, "acked": 0, "refused_by_broker": 0, "events_dropped": 0, "commands": 0}
+        self.counts = {"published": 0, "acked": 0, "refused_by_broker": 0, "events_dropped": 0}
+        self.counts |= {"commands": 0, "commands_dropped": 0}
         self._snapshot: dict[str, Any] = {}
         self._held: deque[str] = deque(maxlen=MAX_HELD_EVENTS)  # events made while disconnected
         self._started = time.time()
         self._acks: queue.SimpleQueue = queue.SimpleQueue()
         self._commands: queue.Queue = queue.Queue(MAX_COMMAND_QUEUE)
+        self._refusals = _Limiter(REFUSED_BURST, REFUSED_WINDOW, clock)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._new_session = threading.Event()
@@ -185,7 +191,19 @@ class MqttSink(Sink):
             time.sleep(0.02)
         return len(self.outbox) == 0
 
+    def _report_refusal(self, kind: str, fields: dict) -> None:
+        """`report`, but at most REFUSED_BURST refusals a window; the rest are counted and
+        reported as one `commands_suppressed` event when the window has passed (or at close)."""
+        summary = self._refusals.roll()
+        if summary:
+            self.report("commands_suppressed", summary)
+        if self._refusals.admit(kind):
+            self.report(kind, fields)
+
     def close(self) -> None:
+        summary = self._refusals.roll(force=True)
+        if summary:
+            self.report("commands_suppressed", summary)
         if self.link.connected.is_set():
             self.drain(timeout=3.0)
         self._stop.set()
@@ -236,7 +254,8 @@ class MqttSink(Sink):
             try:
                 self._commands.put_nowait(message)
             except queue.Full:
-                self.report("command_dropped", {"reason": "too many commands queued"})
+                self.counts["commands_dropped"] += 1
+                self._report_refusal("command_dropped", {"reason": "too many commands queued"})
         elif self.discovery and message.topic == f"{self.discovery_prefix}/status":
             if message.payload.strip() == b"online":  # Home Assistant restarted: it forgot the entities
                 self._publish_discovery()
@@ -338,7 +357,7 @@ class MqttSink(Sink):
             # What was refused, never its payload: whoever may publish here must not be able to
             # fill (and so rotate away) the audit log with text nobody signed.
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-            self.report(
+            self._report_refusal(
                 "command_refused",
                 {
                     "reason": exc.reason,
@@ -359,3 +378,32 @@ class MqttSink(Sink):
 def _short(value: Any) -> str | None:
     """A command's name or nonce as sent, if it is a short string; else None (not echoed)."""
     return value if isinstance(value, str) and len(value) <= MAX_COMMAND_NAME else None
+
+
+class _Limiter:
+    """At most `burst` admissions per `window` seconds; counts what it turns away, by kind."""
+
+    def __init__(self, burst: int, window: float, clock: Callable[[], float]) -> None:
+        self.burst, self.window, self.clock = burst, window, clock
+        self._lock = threading.Lock()
+        self._start = clock()
+        self._admitted = 0
+        self._suppressed: dict[str, int] = {}
+
+    def admit(self, kind: str) -> bool:
+        with self._lock:
+            if self._admitted < self.burst:
+                self._admitted += 1
+                return True
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return False
+
+    def roll(self, force: bool = False) -> dict | None:
+        """Start a new window if this one is over (or `force`): what it suppressed, if anything."""
+        with self._lock:
+            now = self.clock()
+            if not force and now - self._start < self.window:
+                return None
+            suppressed, seconds = self._suppressed, now - self._start
+            self._start, self._admitted, self._suppressed = now, 0, {}
+        return {"suppressed": suppressed, "seconds": round(seconds, 1)} if suppressed else None
