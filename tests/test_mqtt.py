@@ -448,6 +448,56 @@ def test_a_flood_of_unsigned_commands_is_recorded_as_a_count_not_line_by_line(br
     assert sum(summary["suppressed"].values()) == 300 - REFUSED_BURST
 
 
+def test_a_signed_command_sent_during_a_flood_is_carried_out_and_verdicts_keep_flowing(broker, tmp_path, admin):
+    """3,000 unsigned 1 kB messages on a real broker; a signed `reload` sent in the middle of them
+    is carried out and verdicts published meanwhile all arrive. (Here the command worker keeps
+    up; the next test fills the queue on purpose.)"""
+    reloads = []
+    handler = CommandHandler(status=lambda: {}, reload=lambda: reloads.append(time.monotonic()))
+    sink = make_sink(tmp_path, broker.url, verifier=_verifier(admin, tmp_path), commands=handler)
+    sink.start()
+    rec = Recorder(broker.port, [T.response + "/#", T.verdict]).start()
+    flooder = Recorder(broker.port, [T.availability], client_id="flooder").start()
+    try:
+        assert sink.link.wait_connected(10)
+        junk = json.dumps({"command": "reload", "pad": "x" * 1000}).encode()
+        for i in range(3000):
+            flooder.client.publish(T.command, junk, qos=1)
+            if i == 1500:
+                rec.client.publish(T.command, json.dumps(sign_command(admin, "reload", device_id=DEVICE)), qos=1)
+            if i % 300 == 0:
+                sink.publish(make_verdict(i // 300 + 1))
+        assert rec.wait_for(lambda: any(r.get("ok") for r in rec.json_on(T.response)), timeout=60)
+        assert rec.wait_for(lambda: len(rec.on(T.verdict)) == 10, timeout=30)
+        assert rec.seqs(T.verdict) == list(range(1, 11))
+        assert len(reloads) == 1
+    finally:
+        flooder.stop()
+        rec.stop()
+        sink.close()
+
+
+def test_a_full_command_queue_drops_unsigned_messages_but_never_a_signed_one(tmp_path, admin):
+    """The intake (paho's network thread) with the queue full: an unsigned or forged message is
+    dropped and counted; a signed one goes to the signed lane, which the worker serves first."""
+    from types import SimpleNamespace
+
+    from edge.mqtt.sink import MAX_COMMAND_QUEUE
+
+    sink = make_sink(tmp_path, "mqtt://127.0.0.1:1", verifier=_verifier(admin, tmp_path), commands=_status_handler())
+    junk = SimpleNamespace(topic=T.command, payload=b'{"command": "reload"}', properties=None)
+    for _ in range(MAX_COMMAND_QUEUE + 5):
+        sink._on_message(junk)
+    forged = sign_command(admin, "reload", device_id=DEVICE)
+    forged["args"] = {"x": 1}
+    sink._on_message(SimpleNamespace(topic=T.command, payload=json.dumps(forged).encode(), properties=None))
+    assert sink._commands.full() and sink._signed.empty() and sink.counts["commands_dropped"] == 6
+    signed = json.dumps(sign_command(admin, "reload", device_id=DEVICE)).encode()
+    sink._on_message(SimpleNamespace(topic=T.command, payload=signed, properties=None))
+    assert sink._signed.qsize() == 1 and sink.counts["commands_dropped"] == 6
+    sink.outbox.close()
+
+
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_commands_over_mqtt(broker, tmp_path, admin, protocol):
     """`edge admin send` round trip; replayed, forged and unsigned commands refused on command/response."""

@@ -188,6 +188,21 @@ class CommandVerifier:
             raise CommandRefused("malformed", "the command must be a JSON object")
         return data
 
+    def signed(self, payload: bytes | str) -> bool:
+        """Whether `payload` carries a valid signature of one of the admin keys (nothing else
+        checked, nothing remembered): what may jump a queue full of unsigned traffic."""
+        try:
+            data = self.parse(payload)
+            raw_key = b64decode_loose(data["key"]) if isinstance(data.get("key"), str) else b""
+            verify_key = self.keys.get(raw_key)
+            signature = b64decode_loose(data["sig"]) if isinstance(data.get("sig"), str) else b""
+            if verify_key is None or not signature:
+                return False
+            verify_key.verify(SIGNING_CONTEXT + canonical({k: v for k, v in data.items() if k != "sig"}), signature)
+            return True
+        except (CommandRefused, BadSignatureError, ValueError, TypeError):
+            return False
+
     def verify(self, data: dict[str, Any]) -> dict[str, Any]:
         """`data` if it is a genuine, fresh, first-seen command for this device; else `CommandRefused`."""
         if "sig" not in data:

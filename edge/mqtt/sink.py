@@ -81,6 +81,9 @@ class MqttSink(Sink):
         self._started = time.time()
         self._acks: queue.SimpleQueue = queue.SimpleQueue()
         self._commands: queue.Queue = queue.Queue(MAX_COMMAND_QUEUE)
+        # Signed commands that found `_commands` full (a flood): served first, never dropped for unsigned ones.
+        self._signed: queue.Queue = queue.Queue(MAX_COMMAND_QUEUE)
+        self._command_ready = threading.Event()
         self._refusals = _Limiter(REFUSED_BURST, REFUSED_WINDOW, clock)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -254,8 +257,14 @@ class MqttSink(Sink):
             try:
                 self._commands.put_nowait(message)
             except queue.Full:
-                self.counts["commands_dropped"] += 1
-                self._report_refusal("command_dropped", {"reason": "too many commands queued"})
+                try:
+                    if self.verifier is None or not self.verifier.signed(message.payload):
+                        raise queue.Full
+                    self._signed.put_nowait(message)
+                except queue.Full:
+                    self.counts["commands_dropped"] += 1
+                    self._report_refusal("command_dropped", {"reason": "too many commands queued"})
+            self._command_ready.set()
         elif self.discovery and message.topic == f"{self.discovery_prefix}/status":
             if message.payload.strip() == b"online":  # Home Assistant restarted: it forgot the entities
                 self._publish_discovery()
@@ -323,9 +332,15 @@ class MqttSink(Sink):
 
     def _command_worker(self) -> None:
         while not self._stop.is_set():
-            try:
-                message = self._commands.get(timeout=0.5)
-            except queue.Empty:
+            for lane in (self._signed, self._commands):  # signed commands from a flood first
+                try:
+                    message = lane.get_nowait()
+                    break
+                except queue.Empty:
+                    continue
+            else:
+                self._command_ready.wait(0.5)
+                self._command_ready.clear()
                 continue
             self._handle_command(message)
 
