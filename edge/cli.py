@@ -288,7 +288,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 return 2
             vault = _open_vault(args)
             engine = _engine(args)
-            entry = import_bundle(engine, vault, args.import_bundle)
+            entry = import_bundle(engine, vault, args.import_bundle, allow_duplicate=args.allow_duplicate)
             print(
                 f"imported {entry.name!r} from {args.import_bundle}: {entry.photos} photo(s), "
                 f"model version {model_version(engine)}"
@@ -299,7 +299,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             return 2
         vault = _open_vault(args)
         engine = _engine(args)
-        entry = enroll(engine, vault, args.name, photos)
+        entry = enroll(engine, vault, args.name, photos, allow_duplicate=args.allow_duplicate)
         print(f"enrolled {entry.name!r}: {entry.photos} photo(s), model version {model_version(engine)}")
         return 0
     except (VaultError, EdgeError, OSError) as exc:
@@ -650,6 +650,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", metavar="BUNDLE", help="where --seal-for writes the bundle")
     p.add_argument("--import", dest="import_bundle", metavar="BUNDLE", help="enrol from a bundle sealed to this device")
+    p.add_argument(
+        "--allow-duplicate",
+        action="store_true",
+        help="enrol even if the face already matches someone enrolled under another name (twins)",
+    )
     engine_options(p)
     p.set_defaults(func=cmd_enroll)
 

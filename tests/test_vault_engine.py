@@ -192,6 +192,36 @@ def test_enrolment_refuses_a_blurred_or_dark_photo_the_camera_gate_would_let_thr
     assert check_photo(engine, sharp, "photo 1 (door.png)").degradation is not None
 
 
+def test_one_face_under_two_names_and_two_people_under_one_name_are_refused(tmp_path, engine, photos):
+    """Issue 15: a face that already matches someone enrolled under another name is refused with
+    that name (unless --allow-duplicate); photos of different people in one enrolment are refused."""
+    v = str(tmp_path / "vault")
+    run("keys", "init", "--vault", v)
+    run("enroll", "--vault", v, "Eileen Collins", str(photos["astronaut"]))
+    again = run("enroll", "--vault", v, "Someone Else", str(photos["astronaut_small"]), check=False)
+    assert again.returncode == 1 and "already enrolled as 'Eileen Collins'" in again.stderr
+    assert "[1200]" in again.stderr and "--allow-duplicate" in again.stderr
+    more = run("enroll", "--vault", v, "Eileen Collins", str(photos["astronaut_small"]))  # her own name: fine
+    assert "enrolled 'Eileen Collins'" in more.stdout
+    twin = run("enroll", "--vault", v, "Someone Else", str(photos["astronaut_small"]), "--allow-duplicate")
+    assert "enrolled 'Someone Else'" in twin.stdout
+    # two people in one enrolment (the cameraman's photo fails the gate for his pose, so the
+    # check is called with both faces' real templates)
+    from edge.vault import Vault
+    from edge.vault.enroll import check_identity
+
+    both = np.stack(
+        [engine.faces(cv2.imread(str(photos[k]))[..., ::-1].copy())[0].embedding for k in ("astronaut", "camera")]
+    )
+    with pytest.raises(EdgeError) as info:
+        check_identity(engine, Vault.open(v), "Mixed", both, ["photo 1 (a)", "photo 2 (b)"], allow_duplicate=False)
+    assert (
+        info.value.code == 1200 and "photo 1 (a) and photo 2 (b) do not look like the same person" in info.value.message
+    )
+    people = json.loads(run("people", "--vault", v, "--json").stdout)
+    assert sorted(p["name"] for p in people) == ["Eileen Collins", "Someone Else"]
+
+
 def test_cli_enroll_people_identify_revoke(tmp_path, photos):
     v = str(tmp_path / "vault")
     run("keys", "init", "--vault", v)

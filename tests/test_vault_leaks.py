@@ -105,7 +105,7 @@ def test_no_photo_or_template_in_clear_after_a_full_cycle(tmp_path, astronaut_rg
     edge("enroll", "--vault", v, "Eileen Collins", str(enrol_a), str(enrol_b))
     pub = (vault_dir / "device.pub").read_text().strip()
     edge("enroll", "--seal-for", pub, "-o", str(out / "remote.bundle"), "Remote Person", str(enrol_a))
-    edge("enroll", "--vault", v, "--import", str(out / "remote.bundle"))
+    edge("enroll", "--vault", v, "--import", str(out / "remote.bundle"), "--allow-duplicate")  # the same face
     edge("people", "--vault", v)
     edge("identify", "--vault", v, str(probe))
     edge("seal", str(probe), "--for", pub, "-o", str(out / "probe.sealed"))

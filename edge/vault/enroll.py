@@ -34,6 +34,7 @@ import numpy as np
 
 from edge.errors import FACE_OCCLUDED, INVALID_ARGUMENT, NO_FACE_DETECTED, EdgeError
 from edge.images import decode_image
+from edge.matching import DEFAULT_THRESHOLD, Gallery
 from edge.vault.bundle import open_bundle
 from edge.vault.errors import RecordError
 from edge.vault.photos import PhotoSource, describe, read_photos
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 COMPARABLE_FACE_AREA = 0.25  # a second face this large (relative area) makes a photo ambiguous
 MIN_FACE_PX = 40  # narrowest face accepted for a template, pixels
 MIN_DETECTION_SCORE = 0.7  # least detector confidence accepted for a template
+SAME_PERSON_SCORE = 0.5  # two photos of one enrolment below this (FAR 1/100) are not one person
 
 _VERSIONS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
@@ -107,8 +109,42 @@ def check_photo(engine: Engine, data: bytes, label: str) -> Face:
     return face
 
 
-def enroll(engine: Engine, vault: Vault, name: str, photos: Sequence[PhotoSource]) -> Entry:
-    """Quality-gate every photo, then store photos (sealed) and templates (encrypted) as one entry.
+def check_identity(
+    engine: Engine, vault: Vault, name: str, templates: np.ndarray, labels: Sequence[str], *, allow_duplicate: bool
+) -> None:
+    """The photos of one enrolment show one person (1200 naming the two that do not), and, unless
+    `allow_duplicate`, nobody enrolled under another name already (1200 naming them): one face
+    under two names makes the door's answer between them a coin toss."""
+    if len(templates) > 1:
+        scores = np.asarray(engine.score(templates @ templates.T), np.float64)
+        i, j = np.unravel_index(np.argmin(scores + np.tri(len(templates)) * 2), scores.shape)
+        if scores[i, j] < SAME_PERSON_SCORE:
+            raise EdgeError(
+                INVALID_ARGUMENT,
+                f"{labels[i]} and {labels[j]} do not look like the same person (score {scores[i, j]:.2f}); "
+                "enrol each person under their own name",
+            )
+    if allow_duplicate:
+        return
+    enrolled = vault.templates(model_version(engine), int(engine.dim))
+    rows = [k for k, owner in enumerate(enrolled.owners.tolist()) if enrolled.names[owner] != name]
+    if not rows:
+        return
+    others = Gallery.from_embeddings([enrolled.names[enrolled.owners[k]] for k in rows], enrolled.matrix[rows])
+    for label, match in zip(labels, engine.match(templates, others)):
+        if match.score >= DEFAULT_THRESHOLD:
+            raise EdgeError(
+                INVALID_ARGUMENT,
+                f"{label} is already enrolled as {match.candidate!r} (score {match.score:.2f}); if they are "
+                "different people (twins), enrol with --allow-duplicate",
+            )
+
+
+def enroll(
+    engine: Engine, vault: Vault, name: str, photos: Sequence[PhotoSource], *, allow_duplicate: bool = False
+) -> Entry:
+    """Quality-gate every photo, check they show one person who is not enrolled under another name
+    (`check_identity`), then store photos (sealed) and templates (encrypted) as one entry.
 
     Nothing is written unless every photo passes. Enrolling a known name adds photos to that person.
     """
@@ -116,19 +152,22 @@ def enroll(engine: Engine, vault: Vault, name: str, photos: Sequence[PhotoSource
     if not photos:
         raise EdgeError(INVALID_ARGUMENT, "an enrolment needs at least one photo")
     items = read_photos(photos, engine.config.limits)
-    faces = [check_photo(engine, data, describe(i, label)) for i, (label, data) in enumerate(items, 1)]
+    labels = [describe(i, label) for i, (label, _) in enumerate(items, 1)]
+    faces = [check_photo(engine, data, label) for label, (_, data) in zip(labels, items)]
     templates = np.stack([f.embedding for f in faces]).astype(np.float32)
+    check_identity(engine, vault, name, templates, labels, allow_duplicate=allow_duplicate)
     return vault.add_entry(name, [data for _, data in items], templates, model_version(engine))
 
 
-def import_bundle(engine: Engine, vault: Vault, bundle: bytes | str | os.PathLike[str]) -> Entry:
+def import_bundle(
+    engine: Engine, vault: Vault, bundle: bytes | str | os.PathLike[str], *, allow_duplicate: bool = False
+) -> Entry:
     """Open a bundle sealed to this device, quality-gate its photos, enrol them with this device's model."""
     opened = open_bundle(bundle, vault.private_key, limits=engine.config.limits)
-    faces = [
-        check_photo(engine, data, f"{describe(i, label)} of the bundle")
-        for i, (label, data) in enumerate(opened.photos, 1)
-    ]
+    labels = [f"{describe(i, label)} of the bundle" for i, (label, _) in enumerate(opened.photos, 1)]
+    faces = [check_photo(engine, data, label) for label, (_, data) in zip(labels, opened.photos)]
     templates = np.stack([f.embedding for f in faces]).astype(np.float32)
+    check_identity(engine, vault, opened.name, templates, labels, allow_duplicate=allow_duplicate)
     return vault.add_entry(
         opened.name,
         [data for _, data in opened.photos],
