@@ -256,6 +256,21 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_before_sealing(engine, photos: list[str]) -> None:
+    """The device's enrolment gate, run here first (every photo's face and quality, one person
+    in all): a bundle that the device would refuse is not made. (Duplicates need the device's
+    vault; `--import` checks them.)"""
+    import numpy as np
+
+    from edge.vault.enroll import check_one_person, check_photo
+    from edge.vault.photos import describe, read_photos
+
+    items = read_photos(photos, engine.config.limits)
+    labels = [describe(i, label) for i, (label, _) in enumerate(items, 1)]
+    faces = [check_photo(engine, data, label) for label, (_, data) in zip(labels, items)]
+    check_one_person(engine, np.stack([f.embedding for f in faces]), labels)
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
     """Enrol a person into the vault, seal a bundle for a remote device, or import such a bundle."""
     from edge.errors import EdgeError
@@ -271,6 +286,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             from edge.vault import make_bundle, parse_public_key, public_key_b64
 
             key = parse_public_key(args.seal_for)
+            _check_before_sealing(_engine(args), photos)
             atomic_write(args.output, make_bundle(key, args.name, photos), mode=0o600)
             print(
                 f"wrote {args.output}: {args.name!r}, {len(photos)} photo(s), sealed for the device with public key "

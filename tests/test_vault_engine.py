@@ -364,6 +364,10 @@ def test_cli_seal_for_and_import(tmp_path, photos):
         "Eileen Collins",
         str(photos["astronaut"]),
     )
+    # the device's gate runs before sealing: a photo without a face makes no bundle (issue 15)
+    bundle.unlink()
+    cup = run("enroll", "--seal-for", pub, "-o", str(bundle), "Eileen Collins", str(photos["coffee"]), check=False)
+    assert cup.returncode == 1 and "no face detected [4000]" in cup.stderr and not bundle.exists()
 
 
 # --- 4. rebuild after a model change -----------------------------------------------------------

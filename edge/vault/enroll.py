@@ -109,21 +109,28 @@ def check_photo(engine: Engine, data: bytes, label: str) -> Face:
     return face
 
 
+def check_one_person(engine: Engine, templates: np.ndarray, labels: Sequence[str]) -> None:
+    """The photos of one enrolment show one person: 1200 naming the two that score lowest against
+    each other when that is under SAME_PERSON_SCORE."""
+    if len(templates) < 2:
+        return
+    scores = np.asarray(engine.score(templates @ templates.T), np.float64)
+    i, j = np.unravel_index(np.argmin(scores + np.tri(len(templates)) * 2), scores.shape)  # upper triangle
+    if scores[i, j] < SAME_PERSON_SCORE:
+        raise EdgeError(
+            INVALID_ARGUMENT,
+            f"{labels[i]} and {labels[j]} do not look like the same person (score {scores[i, j]:.2f}); "
+            "enrol each person under their own name",
+        )
+
+
 def check_identity(
     engine: Engine, vault: Vault, name: str, templates: np.ndarray, labels: Sequence[str], *, allow_duplicate: bool
 ) -> None:
-    """The photos of one enrolment show one person (1200 naming the two that do not), and, unless
+    """The photos of one enrolment show one person (`check_one_person`), and, unless
     `allow_duplicate`, nobody enrolled under another name already (1200 naming them): one face
     under two names makes the door's answer between them a coin toss."""
-    if len(templates) > 1:
-        scores = np.asarray(engine.score(templates @ templates.T), np.float64)
-        i, j = np.unravel_index(np.argmin(scores + np.tri(len(templates)) * 2), scores.shape)
-        if scores[i, j] < SAME_PERSON_SCORE:
-            raise EdgeError(
-                INVALID_ARGUMENT,
-                f"{labels[i]} and {labels[j]} do not look like the same person (score {scores[i, j]:.2f}); "
-                "enrol each person under their own name",
-            )
+    check_one_person(engine, templates, labels)
     if allow_duplicate:
         return
     enrolled = vault.templates(model_version(engine), int(engine.dim))
