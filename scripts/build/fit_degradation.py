@@ -52,7 +52,7 @@ BLUR = ("blur5", "blur7", "blur11", "blur13")
 DARK = ("backlight25", "backlight50", "dark12", "dark30")
 FLOORS = {"blur_floor": quality.BLUR_FLOOR, "backlight_floor": quality.BACKLIGHT_FLOOR}
 GRID = {
-    "blurred": np.round(np.arange(0.0, 0.31, 0.02), 3),
+    "blurred": np.round(np.arange(0.0, 0.51, 0.02), 3),
     "blur": np.round(np.arange(0.0, 1.51, 0.1), 3),
     "direction": np.round(np.arange(0.0, 1.51, 0.1), 3),
     "dark": np.round(np.arange(0.0, 0.31, 0.01), 3),
