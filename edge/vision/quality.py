@@ -630,14 +630,20 @@ def sharpness(grey: np.ndarray, mask: np.ndarray) -> float:
         core = mask
     if np.count_nonzero(core) < _MIN_PIXELS:
         return math.nan
-    worst = math.inf
+    return min(_band_ratios(g, core.astype(np.uint8)))
+
+
+def _band_ratios(grey: np.ndarray, mask: np.ndarray) -> list[float]:
+    """``mean|g − G₁g| / mean|G₁g − G₂g|`` over `mask` (uint8) along x, y and the two
+    diagonals (0 where the mid band is empty): what `sharpness` and `degradation` read."""
+    pixels = max(cv2.countNonZero(mask), 1)
+    ratios = []
     for fine, coarse in zip(_FINE, _COARSE):
-        g1 = cv2.filter2D(g, -1, fine, borderType=cv2.BORDER_REFLECT)
-        g3 = cv2.filter2D(g, -1, coarse, borderType=cv2.BORDER_REFLECT)
-        high = float(np.abs(g - g1)[core].mean())
-        mid = float(np.abs(g1 - g3)[core].mean())
-        worst = min(worst, high / mid if mid > 1e-6 else 0.0)
-    return worst
+        g1 = cv2.filter2D(grey, -1, fine, borderType=cv2.BORDER_REFLECT)
+        g2 = cv2.filter2D(grey, -1, coarse, borderType=cv2.BORDER_REFLECT)
+        mid = cv2.norm(g1, g2, cv2.NORM_L1, mask)  # sums over the mask: their ratio is the ratio of means
+        ratios.append(cv2.norm(grey, g1, cv2.NORM_L1, mask) / mid if mid > 1e-6 * pixels else 0.0)
+    return ratios
 
 
 def exposure(crop: np.ndarray, grey: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
@@ -686,13 +692,7 @@ def degradation(crop: np.ndarray) -> np.ndarray:
     grey = cv2.cvtColor(_check_crop(crop), cv2.COLOR_RGB2GRAY).astype(np.float32)
     vector = -_FACE_ANISOTROPY
     for image, mask in zip((grey, cv2.pyrDown(grey)), _MASKS_U8):
-        ratios = []
-        for fine, coarse in zip(_FINE, _COARSE):
-            g1 = cv2.filter2D(image, -1, fine, borderType=cv2.BORDER_REFLECT)
-            g2 = cv2.filter2D(image, -1, coarse, borderType=cv2.BORDER_REFLECT)
-            low = cv2.norm(g1, g2, cv2.NORM_L1, mask)  # sums over the mask: the ratio of means
-            ratios.append(cv2.norm(image, g1, cv2.NORM_L1, mask) / low if low > 1e-6 else 0.0)
-        r_x, r_y, r_d, r_a = ratios
+        r_x, r_y, r_d, r_a = _band_ratios(image, mask)
         mean = max((r_x + r_y + r_d + r_a) / 4.0, 1e-6)
         vector = vector + np.array([(r_x - r_y) / mean, (r_d - r_a) / mean])
     face = max(float(grey[_DEGRADATION_MASK].mean()), 1.0)
