@@ -260,15 +260,11 @@ def _check_before_sealing(engine, photos: list[str]) -> None:
     """The device's enrolment gate, run here first (every photo's face and quality, one person
     in all): a bundle that the device would refuse is not made. (Duplicates need the device's
     vault; `--import` checks them.)"""
-    import numpy as np
+    from edge.vault.enroll import check_one_person, checked_templates
+    from edge.vault.photos import read_photos
 
-    from edge.vault.enroll import check_one_person, check_photo
-    from edge.vault.photos import describe, read_photos
-
-    items = read_photos(photos, engine.config.limits)
-    labels = [describe(i, label) for i, (label, _) in enumerate(items, 1)]
-    faces = [check_photo(engine, data, label) for label, (_, data) in zip(labels, items)]
-    check_one_person(engine, np.stack([f.embedding for f in faces]), labels)
+    labels, templates = checked_templates(engine, read_photos(photos, engine.config.limits))
+    check_one_person(engine, templates, labels)
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:

@@ -109,6 +109,16 @@ def check_photo(engine: Engine, data: bytes, label: str) -> Face:
     return face
 
 
+def checked_templates(
+    engine: Engine, items: Sequence[tuple[str, bytes]], suffix: str = ""
+) -> tuple[list[str], np.ndarray]:
+    """Every (label, encoded photo) through `check_photo` → (the photos' labels as errors name
+    them, their templates (n, d) float32)."""
+    labels = [describe(i, label) + suffix for i, (label, _) in enumerate(items, 1)]
+    faces = [check_photo(engine, data, label) for label, (_, data) in zip(labels, items)]
+    return labels, np.stack([f.embedding for f in faces]).astype(np.float32)
+
+
 def check_one_person(engine: Engine, templates: np.ndarray, labels: Sequence[str]) -> None:
     """The photos of one enrolment show one person: 1200 naming the two that score lowest against
     each other when that is under SAME_PERSON_SCORE."""
@@ -159,9 +169,7 @@ def enroll(
     if not photos:
         raise EdgeError(INVALID_ARGUMENT, "an enrolment needs at least one photo")
     items = read_photos(photos, engine.config.limits)
-    labels = [describe(i, label) for i, (label, _) in enumerate(items, 1)]
-    faces = [check_photo(engine, data, label) for label, (_, data) in zip(labels, items)]
-    templates = np.stack([f.embedding for f in faces]).astype(np.float32)
+    labels, templates = checked_templates(engine, items)
     check_identity(engine, vault, name, templates, labels, allow_duplicate=allow_duplicate)
     return vault.add_entry(name, [data for _, data in items], templates, model_version(engine))
 
@@ -171,9 +179,7 @@ def import_bundle(
 ) -> Entry:
     """Open a bundle sealed to this device, quality-gate its photos, enrol them with this device's model."""
     opened = open_bundle(bundle, vault.private_key, limits=engine.config.limits)
-    labels = [f"{describe(i, label)} of the bundle" for i, (label, _) in enumerate(opened.photos, 1)]
-    faces = [check_photo(engine, data, label) for label, (_, data) in zip(labels, opened.photos)]
-    templates = np.stack([f.embedding for f in faces]).astype(np.float32)
+    labels, templates = checked_templates(engine, opened.photos, " of the bundle")
     check_identity(engine, vault, opened.name, templates, labels, allow_duplicate=allow_duplicate)
     return vault.add_entry(
         opened.name,
@@ -235,8 +241,12 @@ __all__ = [
     "COMPARABLE_FACE_AREA",
     "MIN_DETECTION_SCORE",
     "MIN_FACE_PX",
+    "SAME_PERSON_SCORE",
     "RebuildReport",
+    "check_identity",
+    "check_one_person",
     "check_photo",
+    "checked_templates",
     "enroll",
     "import_bundle",
     "model_version",
