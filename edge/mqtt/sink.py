@@ -194,19 +194,31 @@ class MqttSink(Sink):
             time.sleep(0.02)
         return len(self.outbox) == 0
 
+    def _queue_signed(self, message) -> bool:
+        """A message that found the command queue full: into the signed lane if it carries a valid
+        admin signature (and the lane has room). False: it is dropped."""
+        if self.verifier is None or not self.verifier.signed(message.payload):
+            return False
+        try:
+            self._signed.put_nowait(message)
+        except queue.Full:
+            return False
+        return True
+
     def _report_refusal(self, kind: str, fields: dict) -> None:
         """`report`, but at most REFUSED_BURST refusals a window; the rest are counted and
         reported as one `commands_suppressed` event when the window has passed (or at close)."""
-        summary = self._refusals.roll()
-        if summary:
-            self.report("commands_suppressed", summary)
+        self._report_suppressed()
         if self._refusals.admit(kind):
             self.report(kind, fields)
 
-    def close(self) -> None:
-        summary = self._refusals.roll(force=True)
+    def _report_suppressed(self, force: bool = False) -> None:
+        summary = self._refusals.roll(force=force)
         if summary:
             self.report("commands_suppressed", summary)
+
+    def close(self) -> None:
+        self._report_suppressed(force=True)
         if self.link.connected.is_set():
             self.drain(timeout=3.0)
         self._stop.set()
@@ -257,11 +269,7 @@ class MqttSink(Sink):
             try:
                 self._commands.put_nowait(message)
             except queue.Full:
-                try:
-                    if self.verifier is None or not self.verifier.signed(message.payload):
-                        raise queue.Full
-                    self._signed.put_nowait(message)
-                except queue.Full:
+                if not self._queue_signed(message):
                     self.counts["commands_dropped"] += 1
                     self._report_refusal("command_dropped", {"reason": "too many commands queued"})
             self._command_ready.set()
