@@ -193,15 +193,27 @@ class CommandVerifier:
         checked, nothing remembered): what may jump a queue full of unsigned traffic."""
         try:
             data = self.parse(payload)
-            raw_key = b64decode_loose(data["key"]) if isinstance(data.get("key"), str) else b""
-            verify_key = self.keys.get(raw_key)
-            signature = b64decode_loose(data["sig"]) if isinstance(data.get("sig"), str) else b""
-            if verify_key is None or not signature:
+            if "sig" not in data:
                 return False
-            verify_key.verify(SIGNING_CONTEXT + canonical({k: v for k, v in data.items() if k != "sig"}), signature)
+            self._check_signature(data)
             return True
-        except (CommandRefused, BadSignatureError, ValueError, TypeError):
+        except (CommandRefused, ValueError, TypeError):
             return False
+
+    def _check_signature(self, data: dict[str, Any]) -> None:
+        """`data["sig"]` is a valid signature of the rest by one of the admin keys; else `CommandRefused`."""
+        raw_key = b64decode_loose(data.get("key", "")) if isinstance(data.get("key"), str) else b""
+        verify_key = self.keys.get(raw_key)
+        if verify_key is None:
+            raise CommandRefused("unknown_key", "the command is signed by a key that is not in mqtt.admin_keys")
+        signature = b64decode_loose(data["sig"]) if isinstance(data["sig"], str) else b""
+        signed = {k: v for k, v in data.items() if k != "sig"}
+        try:
+            verify_key.verify(SIGNING_CONTEXT + canonical(signed), signature)
+        except (BadSignatureError, ValueError, TypeError):
+            raise CommandRefused(
+                "bad_signature", "the signature does not verify: the command was altered or forged"
+            ) from None
 
     def verify(self, data: dict[str, Any]) -> dict[str, Any]:
         """`data` if it is a genuine, fresh, first-seen command for this device; else `CommandRefused`."""
@@ -220,18 +232,7 @@ class CommandVerifier:
             raise CommandRefused("malformed", "'ts' must be the signing time in epoch seconds")
         if not isinstance(nonce, str) or not NONCE.fullmatch(nonce):
             raise CommandRefused("malformed", "'nonce' must be 32 lowercase hex digits")
-        raw_key = b64decode_loose(data.get("key", "")) if isinstance(data.get("key"), str) else b""
-        verify_key = self.keys.get(raw_key)
-        if verify_key is None:
-            raise CommandRefused("unknown_key", "the command is signed by a key that is not in mqtt.admin_keys")
-        signature = b64decode_loose(data["sig"]) if isinstance(data["sig"], str) else b""
-        signed = {k: v for k, v in data.items() if k != "sig"}
-        try:
-            verify_key.verify(SIGNING_CONTEXT + canonical(signed), signature)
-        except (BadSignatureError, ValueError, TypeError):
-            raise CommandRefused(
-                "bad_signature", "the signature does not verify: the command was altered or forged"
-            ) from None
+        self._check_signature(data)
         if data.get("device_id") != self.device_id:
             raise CommandRefused(
                 "wrong_device", f"the command is for device {data.get('device_id')!r}, this is {self.device_id!r}"
