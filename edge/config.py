@@ -114,7 +114,15 @@ class DecisionConfig:
     deny_after: int = _opt(10, lo=1, hi=100_000)  # denied after this many confident non-matches
     unknown_after: int = _opt(5, lo=0, hi=100_000)  # one `unknown` event after this many; 0 = never
     cooldown_s: float = _opt(15.0, lo=0.0, hi=86_400.0)  # no second `granted` for a person within this
-    recheck_every: int = _opt(15, lo=1, hi=100_000)  # a decided track is re-identified every N frames
+    recheck_every: int = _opt(15, lo=1, hi=100_000)  # a decided track is re-identified every N frames ...
+    recheck_s: float = _opt(1.0, lo=0.0, hi=3600.0)  # ... or after this many seconds, whichever comes first
+    # A granted track whose re-checks fail to name its person this many times in a row is split:
+    # the face there is decided afresh (a stranger who took an enrolled person's place).
+    lose_after: int = _opt(3, lo=1, hi=1000)
+    # A grant while another, unrecognised face is in view (or one that follows while the door
+    # is open): "flag" raises a `tailgate` event; "withhold" also holds the grant back; "off".
+    tailgate: str = _opt("flag", choices=("off", "flag", "withhold"))
+    door_open_s: float = _opt(5.0, lo=0.0, hi=3600.0)  # how long a grant keeps the door open
     track_iou: float = _opt(0.3, lo=0.0, hi=1.0)  # a face continues a track when they overlap this much
     track_max_shift: float = _opt(0.5, lo=0.0, hi=10.0)  # ... or its centre moved ≤ this × the box width
     track_max_age: int = _opt(10, lo=0, hi=100_000)  # frames a track survives unseen

@@ -172,3 +172,51 @@ def test_track_evidence_is_the_unit_mean_of_its_last_frames_of_one_face():
     assert held.mean() is None and held.resets == 2
     with pytest.raises(ValueError):
         TrackEvidence(size=0)
+
+
+# --- track integrity: a granted track keeps its grant only while it keeps matching ----------------
+
+
+def test_a_granted_track_is_lost_after_lose_after_frames_that_do_not_name_its_person():
+    p = DecisionPolicy(evidence="count", threshold=0.7, k=2, n=3, lose_after=3)
+    assert [d.kind for _, d in feed(p, 1, [("ann", 0.9)] * 2)] == ["granted"]
+    assert p.status(1) == "granted" and not p.doubted(1) and not p.lost(1)
+    feed(p, 1, [(None, 0.2), (None, 0.2)])
+    assert p.doubted(1) and not p.lost(1)
+    feed(p, 1, [("ann", 0.75)])  # it matches again: the doubt is gone
+    assert not p.doubted(1)
+    # bob at the threshold, or ann below it, does not keep ann's grant
+    got = feed(p, 1, [("bob", 0.95), ("ann", 0.69), (None, 0.1)])
+    assert got == [] and p.lost(1)  # and bob was never granted on ann's track
+
+
+def test_a_grant_on_hold_is_withheld_and_comes_once_the_hold_is_gone():
+    p = DecisionPolicy(threshold=0.7, k=2, n=3)
+    ev = Evidence("ann", 0.9, 0.3, 3)
+    assert [d.kind for d in p.observe(1, Observation("ann", 0.9, 0.3, ev), 0.0, hold=True)] == ["withheld"]
+    assert p.status(1) == "undecided" and not p.decided(1)
+    assert [d.kind for d in p.observe(1, Observation("ann", 0.9, 0.3, ev), 0.1, hold=True)] == ["withheld"]
+    assert [d.kind for d in p.observe(1, Observation("ann", 0.9, 0.3, ev), 0.2)] == ["granted"]
+    assert p.status(1) == "granted"
+
+
+def test_status_names_what_the_policy_said_about_a_track():
+    p = DecisionPolicy(evidence="count", threshold=0.7, k=2, n=3, unknown_after=2, deny_after=4)
+    assert p.status(9) == "new"
+    feed(p, 9, [(None, 0.1)])
+    assert p.status(9) == "undecided"
+    feed(p, 9, [(None, 0.1)])
+    assert p.status(9) == "unknown"
+    feed(p, 9, [(None, 0.1)] * 2)
+    assert p.status(9) == "denied"
+
+
+def test_frames_that_cannot_be_judged_do_not_keep_a_grant():
+    p = DecisionPolicy(evidence="count", threshold=0.7, k=2, n=3, lose_after=2)
+    p.unjudged(1)  # nothing to lose yet
+    assert p.status(1) == "new"
+    feed(p, 1, [("ann", 0.9)] * 2)
+    p.unjudged(1)
+    assert p.doubted(1) and not p.lost(1)
+    p.unjudged(1)
+    assert p.lost(1)

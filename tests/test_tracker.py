@@ -89,3 +89,26 @@ def test_clear_ends_everything():
     t = Tracker()
     t.update([(0, 0, 50, 50), (200, 0, 50, 50)])
     assert len(t.clear()) == 2 and t.tracks == []
+
+
+def test_a_track_that_was_missing_says_for_how_long():
+    t = Tracker(max_age=10)
+    (tr,), _ = t.update([(100, 100, 80, 80)])
+    (tr,), _ = t.update([(100, 100, 80, 80)])
+    assert tr.gap == 0
+    for _ in range(4):
+        t.update([])
+    (back,), _ = t.update([(102, 100, 80, 80)])
+    assert back is tr and back.gap == 4
+    (again,), _ = t.update([(102, 100, 80, 80)])
+    assert again.gap == 0
+
+
+def test_a_split_track_goes_on_under_a_new_id_and_the_old_one_is_gone():
+    t = Tracker()
+    (a, b), _ = t.update([(100, 100, 80, 80), (400, 100, 80, 80)])
+    new = t.split(a, t=1.0, frame=7)
+    assert new.id == 3 and new.box == a.box and new.first_frame == 7 and new.data == {}
+    assert t.tracks == [new, b]
+    (c, d), _ = t.update([(101, 100, 80, 80), (400, 100, 80, 80)])
+    assert c is new and d is b

@@ -48,13 +48,18 @@ class TrackEvidence:
             self.resets += 1
         self.frames.append(np.asarray(embedding, dtype=np.float32))
 
-    def add_frame(self, embedding: np.ndarray, min_similarity: float) -> bool:
-        """Add one frame's unit embedding; one whose cosine to the mean so far is below
-        `min_similarity` is another face, and the evidence starts afresh with it. True when it did."""
+    def differs(self, embedding: np.ndarray, min_similarity: float) -> bool:
+        """Whether a frame's unit embedding is another face: its cosine to the mean so far is
+        below `min_similarity` (False when nothing is held)."""
         mean = self.mean()
-        same = mean is None or float(mean @ embedding) >= min_similarity
-        self.add(embedding, same_face=same)
-        return not same
+        return mean is not None and float(mean @ embedding) < min_similarity
+
+    def add_frame(self, embedding: np.ndarray, min_similarity: float) -> bool:
+        """Add one frame's unit embedding; one that `differs` is another face, and the evidence
+        starts afresh with it. True when it did."""
+        other = self.differs(embedding, min_similarity)
+        self.add(embedding, same_face=not other)
+        return other
 
     def clear(self) -> None:
         """Forget every frame (a frame that was a confident non-match, i.e. not the same face)."""

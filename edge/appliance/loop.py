@@ -32,7 +32,8 @@ from edge.appliance.evidence import TrackEvidence
 from edge.appliance.metrics import Timings, peak_rss_mb, process_age
 from edge.appliance.notify import Notifier
 from edge.appliance.policy import DecisionPolicy, Evidence, Observation
-from edge.appliance.tracker import Tracker
+from edge.appliance.tailgate import TailgateGuard
+from edge.appliance.tracker import Track, Tracker, appearance, appearance_changed
 from edge.appliance.verdict import Verdict, iso
 from edge.camera import Capture, Frame, Source
 from edge.config import Config
@@ -84,12 +85,15 @@ class Appliance:
             unknown_after=d.unknown_after,
             cooldown_s=d.cooldown_s,
             evidence=d.evidence,
+            lose_after=d.lose_after,
         )
+        self.guard = TailgateGuard(d.tailgate, d.door_open_s)
         self.evidence_size = d.n
         # The 1:1 score a frame needs against its track's evidence, as a raw similarity (once).
         self.same_face_raw = engine.calibration.raw_threshold(d.same_face_score)
         self.threshold = d.threshold
         self.recheck_every = d.recheck_every
+        self.recheck_s = d.recheck_s
         self.max_faces = self.config.engine.max_faces
         self.min_face = self.config.quality.min_face
         self.min_score = self.config.quality.min_score
@@ -131,7 +135,7 @@ class Appliance:
             del dets[self.max_faces :]
         tracks, ended = self.tracker.update([d.box for d in dets], frame.pts, frame.index)
         for tr in ended:
-            self.policy.end(tr.id)
+            self._end_track(tr)
         t2 = c()
         self.counts["faces"] += len(dets)
         due = []
@@ -142,7 +146,11 @@ class Appliance:
                 data["since"] = 0
             else:
                 data["since"] += 1
-            if not self.policy.decided(tr.id) or data["since"] >= self.recheck_every:
+            look = appearance(rgb, det.box)
+            if tr.gap > 0 or appearance_changed(data.get("appearance"), look):
+                data["look_again"] = True  # kept until the track is identified (this frame may fail the gate)
+            data["appearance"] = look
+            if self._due(tr, frame.pts):
                 due.append((det, tr))
         kept, crops = [], []
         if due:
@@ -153,6 +161,9 @@ class Appliance:
                 quality = None if face.quality is None else face.quality.to_dict()
                 if self.gate and quality is not None and quality.get("ok") is False:
                     self.counts["quality_rejected"] += 1
+                    self.policy.unjudged(tr.id)
+                    if self.policy.lost(tr.id):
+                        tr = self._split(tr, frame, "cannot be verified")
                     if not tr.data.get("reject_reported"):  # one event per track, not one per frame
                         tr.data["reject_reported"] = True
                         self.event("quality_rejected", track_id=tr.id, failures=quality.get("failures"))
@@ -165,20 +176,37 @@ class Appliance:
         t3 = c()
         if crops:
             found = engine.identify_aligned(crops, self.gallery, threshold=self.threshold)
-            evidence = [self._evidence(tr, emb, m) for (_, tr, _), emb, m in zip(kept, found.embeddings, found.matches)]
+            evidence = []
+            for i, ((_, tr, _), emb, m) in enumerate(zip(kept, found.embeddings, found.matches)):
+                reason = self._identity_change(tr, emb, m)
+                if reason:
+                    tr = self._split(tr, frame, reason)
+                    kept[i] = (kept[i][0], tr, kept[i][2])
+                evidence.append(self._evidence(tr, emb, m))
             t5 = c()
             timings.add("identify", (t5 - t3) * 1e3)  # embed and 1:N (the cascade, when configured)
             self.counts["identified"] += len(crops)
             self.counts["identified_full"] += found.completed
             for (det, tr, quality), m, ev in zip(kept, found.matches, evidence):
-                tr.data["since"] = 0
+                tr.data.update(since=0, checked=frame.pts, look_again=False)
                 obs = Observation(m.candidate, m.score, m.margin, ev)
-                for decision in self.policy.observe(tr.id, obs, frame.pts):
-                    verdicts.append(self._verdict(decision, tr, det, quality, frame, rgb, m.verification_score))
+                hold = self.guard.hold(tr.id, self._in_view())
+                for decision in self.policy.observe(tr.id, obs, frame.pts, hold=hold):
+                    if decision.kind == "withheld":
+                        self._tailgate(self.guard.withheld(tr.id, decision.name, self._in_view()))
+                        continue
+                    verdict = self._verdict(decision, tr, det, quality, frame, rgb, m.verification_score)
+                    verdicts.append(verdict)
+                    if decision.kind == "granted":
+                        self.guard.granted(tr.id, decision.name, verdict.seq, frame.pts)
+                if self.policy.lost(tr.id):
+                    self._split(tr, frame, "no longer matches")
             t3 = c()
             timings.add("decide", (t3 - t5) * 1e3)
         for v in verdicts:
             self._publish(v)
+        for event in self.guard.frame(frame.pts, self._in_view()):
+            self._tailgate(event)
         done = c()
         timings.add("detect", (t1 - t0) * 1e3)
         timings.add("track", (t2 - t1) * 1e3)
@@ -192,6 +220,58 @@ class Appliance:
         if self.first_frame_s is None:
             self.first_frame_s = process_age()
         return verdicts
+
+    def _due(self, track: Track, t: float) -> bool:
+        """Whether a track is identified on this frame: on every frame until the policy has decided
+        it, and while a granted track's frames stop naming its person; after that at once when its
+        face went missing or changed abruptly, else every `recheck_every` frames or `recheck_s` s."""
+        policy, data = self.policy, track.data
+        if not policy.decided(track.id) or policy.doubted(track.id):
+            return True
+        if data.get("look_again"):
+            self.counts["rechecks_triggered"] += 1
+            return True
+        return data["since"] >= self.recheck_every or t - data.get("checked", t) >= self.recheck_s
+
+    def _identity_change(self, track: Track, embedding, match) -> str | None:
+        """Why this frame's face is not the one the track was about (None: it is): unlike the
+        track's evidence so far, or an enrolled person on a track already reported as a stranger."""
+        held = track.data.get("evidence")
+        if embedding is not None and held is not None and held.differs(embedding, self.same_face_raw):
+            return "another face"
+        if match.candidate is not None and match.score >= self.threshold:
+            if self.policy.status(track.id) in ("unknown", "denied"):
+                return "recognised"
+        return None
+
+    def _split(self, track: Track, frame: Frame, reason: str) -> Track:
+        """End `track`'s identity: its face goes on under a new track, decided from scratch."""
+        new = self.tracker.split(track, frame.pts, frame.index)
+        new.data.update(first_wall=frame.captured + self._offset, since=0, appearance=track.data.get("appearance"))
+        self.counts["track_splits"] += 1
+        self.event(
+            "track_split",
+            track_id=track.id,
+            new_track_id=new.id,
+            reason=reason,
+            was=self.policy.status(track.id),
+            frame_index=frame.index,
+        )
+        self._end_track(track)
+        return new
+
+    def _end_track(self, track: Track) -> None:
+        self.policy.end(track.id)
+        self.guard.end(track.id)
+
+    def _in_view(self) -> dict[int, str]:
+        """The tracks seen in this frame → what the policy says about each."""
+        return {tr.id: self.policy.status(tr.id) for tr in self.tracker.tracks if tr.misses == 0}
+
+    def _tailgate(self, fields: dict | None) -> None:
+        if fields:
+            self.counts["tailgate"] += 1
+            self.event("tailgate", **fields)
 
     def _evidence(self, track, embedding, frame_match) -> Evidence | None:
         """Add this frame to the track's evidence and search the gallery with the evidence's mean.
@@ -443,8 +523,10 @@ class Appliance:
             self.notifier.stopping(f"stopping: {self.stop_reason}")
             self.capture.stop()
             self._pump_events()
+            for event in self.guard.close():  # the door's time is cut short: who followed, so far
+                self._tailgate(event)
             for tr in self.tracker.clear():
-                self.policy.end(tr.id)
+                self._end_track(tr)
             self._loop_thread = None
             self._run_calls()  # anyone still waiting gets an answer
             stats = self.stats()
@@ -486,6 +568,9 @@ class Appliance:
             "identified": c["identified"],
             "identified_full": c["identified_full"],  # of those, embedded by every embedder (see the cascade)
             "evidence_resets": c["evidence_resets"],  # track evidence started afresh: another face, or nobody
+            "track_splits": c["track_splits"],  # a track's face turned out to be someone else's: split off
+            "rechecks_triggered": c["rechecks_triggered"],  # decided tracks looked at again: gone a while, or changed
+            "tailgate": c["tailgate"],
             "quality_rejected": c["quality_rejected"],
             "verdicts": {k: c[k] for k in ("granted", "denied", "unknown")},
             "suppressed": self.policy.suppressed,

@@ -15,7 +15,7 @@ was embedded and compared, and resembles no enrolled person enough.
              `threshold`, and the frame just seen names that person too. The score is the
              evidence's. (Evidence "count": when `k` of the track's last `n` observations
              match the same person; the score is the k-th best matching score in the
-             window.) Once per person per track; and not again for that person, on any
+             window.) Once per track, for one person; and not again for that person, on any
              track, within `cooldown_s` of their last `granted` (suppressed grants are
              counted, and still count as the track's grant).
 ``unknown``  once per track, when `unknown_after` non-matches came in a row (no match
@@ -38,7 +38,7 @@ from typing import Literal, NamedTuple
 
 from edge.matching import DEFAULT_THRESHOLD
 
-Kind = Literal["granted", "denied", "unknown"]
+Kind = Literal["granted", "denied", "unknown", "withheld"]  # "withheld" is not a verdict: see `hold`
 EVIDENCE_MODES = ("mean", "count")
 
 
@@ -78,6 +78,7 @@ class _TrackState:
     granted: set[str] = field(default_factory=set)
     denied: bool = False
     unknown: bool = False
+    doubt: int = 0  # identified frames in a row since the grant that did not name the granted person
 
 
 class DecisionPolicy:
@@ -91,19 +92,21 @@ class DecisionPolicy:
         unknown_after: int = 5,
         cooldown_s: float = 15.0,
         evidence: str = "mean",
+        lose_after: int = 3,
     ) -> None:
         if evidence not in EVIDENCE_MODES:
             raise ValueError(f"evidence must be one of {', '.join(EVIDENCE_MODES)}, got {evidence!r}")
         if not 1 <= k <= n:
             raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
-        if deny_after < 1 or unknown_after < 0 or cooldown_s < 0:
-            raise ValueError("deny_after must be >= 1, unknown_after >= 0, cooldown_s >= 0")
+        if deny_after < 1 or unknown_after < 0 or cooldown_s < 0 or lose_after < 1:
+            raise ValueError("deny_after and lose_after must be >= 1, unknown_after >= 0, cooldown_s >= 0")
         self.threshold = float(threshold)
         self.k, self.n = int(k), int(n)
         self.deny_after = int(deny_after)
         self.unknown_after = int(unknown_after)
         self.cooldown_s = float(cooldown_s)
         self.evidence = evidence
+        self.lose_after = int(lose_after)
         self.suppressed = 0  # grants withheld by a cooldown
         self._tracks: dict[int, _TrackState] = {}
         self._last_grant: dict[str, float] = {}
@@ -119,10 +122,43 @@ class DecisionPolicy:
         st = self._tracks.get(track_id)
         return st is not None and (bool(st.granted) or st.denied)
 
-    def observe(self, track_id: int, obs: Observation, t: float) -> list[Decision]:
+    def status(self, track_id: int) -> str:
+        """What the track is now: "granted", "denied", "unknown", "undecided" (no verdict yet) or
+        "new" (never observed)."""
+        st = self._tracks.get(track_id)
+        if st is None:
+            return "new"
+        if st.granted:
+            return "granted"
+        return "denied" if st.denied else "unknown" if st.unknown else "undecided"
+
+    def doubted(self, track_id: int) -> bool:
+        """A granted track whose latest identified frame did not name the granted person: the
+        loop identifies it on every frame until it matches again or has `lost` its identity."""
+        st = self._tracks.get(track_id)
+        return st is not None and st.doubt > 0
+
+    def lost(self, track_id: int) -> bool:
+        """`lose_after` identified frames in a row since the grant did not name the granted person."""
+        st = self._tracks.get(track_id)
+        return st is not None and st.doubt >= self.lose_after
+
+    def unjudged(self, track_id: int) -> None:
+        """A frame of the track could not be judged (it failed the quality gate). On a granted
+        track that is a re-check that did not name the granted person: a face turned away cannot
+        keep a grant any more than a stranger's can."""
+        st = self._tracks.get(track_id)
+        if st is not None and st.granted:
+            st.doubt += 1
+
+    def observe(self, track_id: int, obs: Observation, t: float, *, hold: bool = False) -> list[Decision]:
         """One identified frame of a track → the verdicts it completes (usually none)."""
         st = self._state(track_id)
         st.frames += 1
+        if st.granted:
+            # Judged on the frame alone: the evidence still holds the granted person's frames.
+            own = obs.name in st.granted and obs.score >= self.threshold
+            st.doubt = 0 if own else st.doubt + 1
         ev = obs.evidence
         evidence_match = (
             self.evidence == "mean"
@@ -137,7 +173,7 @@ class DecisionPolicy:
         out: list[Decision] = []
         if match:
             st.run, st.run_best = 0, 0.0
-            if obs.name not in st.granted:
+            if not st.granted:  # one person per track: another face is split off first (`lost`)
                 grant = None
                 if self.evidence == "mean":
                     if evidence_match:
@@ -146,7 +182,9 @@ class DecisionPolicy:
                     scores = sorted((s for name, s, _ in st.window if name == obs.name), reverse=True)
                     if len(scores) >= self.k:
                         grant = (scores[self.k - 1], obs.margin, len(st.window))
-                if grant is not None:
+                if grant is not None and hold:
+                    out.append(Decision("withheld", track_id, obs.name, grant[0], grant[1], grant[2], t))
+                elif grant is not None:
                     st.granted.add(obs.name)
                     last = self._last_grant.get(obs.name)
                     if last is not None and 0 <= t - last < self.cooldown_s:
