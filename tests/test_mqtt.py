@@ -79,6 +79,7 @@ def test_config_errors_name_the_key(tmp_path):
         "topic_prefix": ("a/+/b", "mqtt.topic_prefix"),
         "protocol": ("4", "mqtt.protocol"),
         "outbox_max": (1, "mqtt.outbox_max"),
+        "command_max_bytes": (100, "mqtt.command_max_bytes"),
     }
     for key, (value, path) in cases.items():
         with pytest.raises(ConfigError) as exc:
@@ -146,6 +147,17 @@ def test_signed_command_checks(admin, tmp_path):
     assert refused(redirected) == "bad_signature"
     with pytest.raises(CommandRefused):
         v.parse(b"\xff not json")
+
+
+def test_deeply_nested_json_is_malformed_not_a_crash(admin, tmp_path):
+    """100,000 `[` make json.loads raise RecursionError: a malformed command like any other,
+    and not signed (the intake's check on paho's network thread must not raise either)."""
+    v = _verifier(admin, tmp_path)
+    for payload in (b"[" * 100_000, b'{"a":' * 100_000):
+        with pytest.raises(CommandRefused) as exc:
+            v.parse(payload)
+        assert exc.value.reason == "malformed"
+        assert v.signed(payload) is False
 
 
 def test_nonce_log_damage_refuses_rather_than_forgets(admin, tmp_path):
@@ -496,6 +508,87 @@ def test_a_full_command_queue_drops_unsigned_messages_but_never_a_signed_one(tmp
     sink._on_message(SimpleNamespace(topic=T.command, payload=signed, properties=None))
     assert sink._signed.qsize() == 1 and sink.counts["commands_dropped"] == 6
     sink.outbox.close()
+
+
+def test_an_oversized_command_is_refused_from_its_length_before_any_parsing(tmp_path, admin):
+    """On paho's network thread: a payload over `command_max_bytes` is refused as too_large even
+    when it is genuinely signed and the queue is full (so it never reaches `signed()`, which
+    parses it): not queued, not in the signed lane, recorded as size and hash only."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from edge.mqtt.sink import MAX_COMMAND_QUEUE
+
+    limit = 16 * 1024
+    sink = make_sink(
+        tmp_path, "mqtt://127.0.0.1:1", verifier=_verifier(admin, tmp_path), commands=_status_handler(),
+        command_max_bytes=limit,
+    )  # fmt: skip
+    big = json.dumps(sign_command(admin, "status", {"pad": "x" * limit}, device_id=DEVICE)).encode()
+    nested = b"[" * (limit + 1)
+    for payload in (big, nested):
+        sink._on_message(SimpleNamespace(topic=T.command, payload=payload, properties=None))
+    assert sink._commands.empty() and sink._signed.empty()
+    junk = SimpleNamespace(topic=T.command, payload=b'{"command": "reload"}', properties=None)
+    for _ in range(MAX_COMMAND_QUEUE):
+        sink._on_message(junk)
+    sink._on_message(SimpleNamespace(topic=T.command, payload=big, properties=None))
+    assert sink._commands.full() and sink._signed.empty()
+    assert sink.counts["commands_too_large"] == 3 and sink.counts["commands_dropped"] == 0
+    refused = [f for k, f in sink.hooked if k == "command_refused"]
+    assert [f["reason"] for f in refused] == ["too_large"] * 3
+    assert refused[0] == {
+        "reason": "too_large", "command": None, "bytes": len(big), "sha256": hashlib.sha256(big).hexdigest(),
+        "limit": limit,
+    }  # fmt: skip
+    just_fits = json.dumps(sign_command(admin, "status", device_id=DEVICE)).encode()
+    sink._commands.get_nowait()
+    sink._on_message(SimpleNamespace(topic=T.command, payload=just_fits, properties=None))
+    assert sink._commands.full() and sink.counts["commands_too_large"] == 3
+    sink.outbox.close()
+
+
+def test_an_oversized_command_over_mqtt_gets_a_too_large_reply(broker, tmp_path, admin):
+    """A signed command over the limit sent with `edge admin send`'s client: not carried out, the
+    reply says too_large (on the response topic the sender asked for, MQTT 5), the limit taken
+    from the config as `edge run` builds the sink; a nested-JSON bomb is `malformed`."""
+    from edge.admin.signing import public_key_text
+    from edge.app import mqtt_sink_from_config
+    from edge.config import config_from_dict
+    from edge.mqtt.admin import send_command
+
+    cfg = config_from_dict(
+        {
+            "device": {"id": DEVICE},
+            "mqtt": {
+                "enabled": True,
+                "url": broker.url,
+                "outbox_path": str(tmp_path / "outbox"),
+                "admin_keys": [public_key_text(admin)],
+                "command_max_bytes": 64 * 1024,
+            },
+        }
+    )
+    sink = mqtt_sink_from_config(cfg)
+    assert sink.command_max_bytes == 64 * 1024
+    sink.commands = _status_handler()
+    events = []
+    sink.set_event_hook(lambda kind, fields: events.append((kind, fields)))
+    sink.start()
+    rec = Recorder(broker.port, [T.response + "/#"]).start()
+    try:
+        assert sink.link.wait_connected(10)
+        settings = settings_for(broker.url)
+        big = send_command(settings, admin, DEVICE, "status", {"pad": "x" * 70_000}, timeout=20)
+        assert big["ok"] is False and big["reason"] == "too_large" and "65,536" in big["error"]
+        assert send_command(settings, admin, DEVICE, "status", {"pad": "x" * 60_000}, timeout=20)["ok"]
+        rec.client.publish(T.command, b"[" * 60_000, qos=1)
+        assert rec.wait_for(lambda: any(r.get("reason") == "malformed" for r in rec.json_on(T.response)), timeout=20)
+    finally:
+        rec.stop()
+        sink.close()
+    reasons = [f["reason"] for k, f in events if k == "command_refused"]
+    assert reasons == ["too_large", "malformed"]
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
