@@ -221,6 +221,10 @@ class MqttSink(Sink):
         if summary:
             self.report("commands_suppressed", summary)
 
+    def finish(self) -> None:
+        """The appliance stops: the refusals suppressed so far, as one event, while the audit log is open."""
+        self._report_suppressed(force=True)
+
     def close(self) -> None:
         self._report_suppressed(force=True)
         if self.link.connected.is_set():
