@@ -181,6 +181,7 @@ def mqtt_sink_from_config(config: Config):
         state_interval=m.state_interval,
         verifier=verifier,
         face_recipient=m.face_recipient,
+        command_max_bytes=m.command_max_bytes,
     )
     holder["sink"] = sink
     return sink

@@ -488,7 +488,18 @@ def _command_args(action: str, arguments: list[str]) -> dict | str:
             data = Path(arguments[0]).read_bytes()
         except OSError as exc:
             return f"cannot read {arguments[0]}: {exc.strerror or exc}"
-        return {"bundle": base64.b64encode(data).decode("ascii")}
+        from edge.config import MqttConfig
+
+        text = base64.b64encode(data).decode("ascii")
+        limit = MqttConfig().command_max_bytes
+        if len(text) + 1024 > limit:  # the signed command's other fields take a few hundred bytes
+            logger.warning(
+                "admin send: the import command is about %.1f MiB; a device with the default mqtt.command_max_bytes "
+                "(%.0f MiB) refuses it as too_large (fewer or smaller photos, or raise the device's limit)",
+                (len(text) + 1024) / 2**20,
+                limit / 2**20,
+            )
+        return {"bundle": text}
     return {}
 
 

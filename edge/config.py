@@ -163,6 +163,9 @@ class MqttConfig:
     discovery_prefix: str = _opt("homeassistant")
     admin_keys: tuple = _opt((), item=str)  # Ed25519 public keys (base64) allowed to send commands
     command_max_age: float = _opt(120.0, lo=5.0, hi=86_400.0)  # older (or that far in the future): refused
+    # A command payload longer than this is refused from its length alone, before any parsing
+    # or signature check (docs/mqtt.md). The default holds an `import` of a bundle of ~6 MB of photos.
+    command_max_bytes: int = _opt(8 * 1024 * 1024, lo=4096, hi=256 * 1024 * 1024)
     face_recipient: str = _opt("")  # X25519 public key (base64): verdicts carry the face sealed to it
 
 

@@ -36,14 +36,15 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _durable_tmp(path: Path, data: bytes, mode: int) -> Path:
-    """`data` in a new, fsynced temporary file beside `path` (mode exactly `mode`)."""
+def _durable_tmp(path: Path, data: bytes, mode: int, durable: bool = True) -> Path:
+    """`data` in a new, fsynced (if `durable`) temporary file beside `path` (mode exactly `mode`)."""
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{secrets.token_hex(6)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         os.fchmod(fd, mode)  # the umask may only narrow it; make it exact
         _write_all(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
@@ -53,17 +54,22 @@ def _durable_tmp(path: Path, data: bytes, mode: int) -> Path:
     return tmp
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600) -> None:
-    """Write `data` to `path` atomically and durably (tmp in the same dir, fsync, rename, dir fsync)."""
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600, durable: bool = True) -> None:
+    """Write `data` to `path` atomically and durably (tmp in the same dir, fsync, rename, dir fsync).
+
+    `durable=False` skips the two fsyncs: still atomic (old or new content, never a torn mix,
+    after a crash of the process), but a power cut may leave the old content.
+    """
     path = Path(path)
-    tmp = _durable_tmp(path, data, mode)
+    tmp = _durable_tmp(path, data, mode, durable)
     try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def create_exclusive(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600) -> None:

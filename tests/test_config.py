@@ -38,7 +38,7 @@ def test_every_section_is_a_dataclass_with_defaults():
     for f in fields(Config):
         section = getattr(cfg, f.name)
         assert all(getattr(section, g.name) is not None for g in fields(section))
-    assert cfg.decision.threshold == 0.7
+    assert cfg.decision.threshold == 0.7  # edge.matching.DEFAULT_THRESHOLD (test_the_default_threshold_…)
 
 
 def test_values_are_read_and_typed():
@@ -126,3 +126,41 @@ def test_edge_run_refuses_a_bad_config_before_loading_anything(tmp_path, capsys)
     path.write_text('[camera]\nsource = "/nonexistent/clip.avi"\n')
     assert cli.main(["run", "--config", str(path)]) == 2
     assert "camera.source" in capsys.readouterr().err
+
+
+# A threshold written as a literal 0.7 (the recommended one) instead of DEFAULT_THRESHOLD:
+# `threshold=0.7`, `"threshold": 0.7`, `default=0.7`, `t: float = 0.7`, `score >= 0.7`, `0.7 - margin`.
+_THRESHOLD_COPY = re.compile(
+    r"""(threshold\w*["']?\s*[:=]\s*(float\s*=\s*)?0\.7\b(?!\d)|default\s*=\s*0\.7\b(?!\d)"""
+    r"""|\bt\s*:\s*float\s*=\s*0\.7\b(?!\d)|>=\s*0\.7\b(?!\d)|\b0\.7\s*-\s*\w)""",
+    re.IGNORECASE,
+)
+
+
+def test_the_default_threshold_is_written_in_one_place(repo_root):
+    """`edge.matching.DEFAULT_THRESHOLD` is the recommended decision threshold everywhere: the
+    config's default, the policy's, the engine's and the CLI's (None: the engine's default),
+    and no module or script under edge/ or scripts/ writes its own 0.7 for it."""
+    import inspect
+
+    from edge.appliance.policy import DecisionPolicy
+    from edge.engine import Engine
+    from edge.matching import DEFAULT_THRESHOLD
+
+    assert Config().decision.threshold == DEFAULT_THRESHOLD
+    assert tomllib.loads((repo_root / "firmware_config" / "edge.toml").read_text())["decision"]["threshold"] == (
+        DEFAULT_THRESHOLD
+    )
+    assert inspect.signature(DecisionPolicy).parameters["threshold"].default == DEFAULT_THRESHOLD
+    assert inspect.signature(Engine.identify).parameters["threshold"].default in (None, DEFAULT_THRESHOLD)
+    identify = cli.build_parser()._subparsers._group_actions[0].choices["identify"]
+    assert identify.parse_args(["photo.jpg", "--vault", "v"]).threshold is None
+    copies = []
+    for path in sorted([*(repo_root / "edge").rglob("*.py"), *(repo_root / "scripts").rglob("*.py")]):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if _THRESHOLD_COPY.search(code) and "DEFAULT_THRESHOLD = " not in code:
+                copies.append(f"{path.relative_to(repo_root)}:{n}: {line.strip()}")
+    assert not copies, "use edge.matching.DEFAULT_THRESHOLD:\n" + "\n".join(copies)
+    assert _THRESHOLD_COPY.search('"decision": {"evidence": mode, "threshold": 0.7, "k": 3}')  # the regex bites
+    assert not _THRESHOLD_COPY.search("THRESHOLDS = (0.6, 0.7, 0.8)") and not _THRESHOLD_COPY.search("x = 0.75")

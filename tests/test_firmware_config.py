@@ -440,3 +440,23 @@ def test_edge_client_works_through_the_acl(site_broker, tmp_path):
                 sink.link.publish(topic, b"", qos=1, retain=True)
         finally:
             sink.close()
+
+
+def test_the_broker_cuts_off_packets_far_over_the_devices_command_limit(site_broker):
+    """max_packet_size (10 MiB): a command just over the device's default limit (8 MiB) still
+    reaches the device, which refuses and records it; one of 11 MiB never crosses the broker."""
+    from edge.config import MqttConfig
+
+    limit = MqttConfig().command_max_bytes
+    with Client(site_broker, "door-1") as door:
+        door.subscribe("edge/door-1/command")
+        with Client(site_broker, "admin") as admin:
+            assert not admin.publish("edge/door-1/command", b"x" * (limit + 1024)).is_failure
+            got = door.received_until(("edge/door-1/command", b"x" * (limit + 1024)))
+            assert len(got) == 1
+        with Client(site_broker, "admin") as admin:
+            admin.client.publish("edge/door-1/command", b"y" * (11 * 1024 * 1024), qos=1)
+            time.sleep(1.0)
+        with Client(site_broker, "admin") as admin:
+            assert not admin.publish("edge/door-1/command", b"marker").is_failure
+        assert door.received_until(("edge/door-1/command", b"marker")) == [("edge/door-1/command", b"marker")]

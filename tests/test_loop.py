@@ -406,6 +406,42 @@ def test_the_sequence_continues_from_the_audit_log(engine, gallery, people, tmp_
     assert records[-1]["event"] == "stopped" and stats["last_seq"] == 42
 
 
+def test_the_sequence_survives_a_megabyte_of_events_and_a_lost_counter(engine, gallery, people, tmp_path):
+    """Restarts as `edge run` makes them (appliance_from_config on the same audit path): after
+    ≥ 1 MB of source errors that rotated every verdict out of the log, the counter (audit.seq)
+    carries the numbering on; after another megabyte, in one file, with audit.seq deleted,
+    the log read back past the megabyte does."""
+    from edge.sinks import AuditLogSink
+
+    audit = tmp_path / "audit.jsonl"
+    frames = frames_of(people.visits[:1], people.scale)
+
+    def restart(max_bytes: int) -> list[int]:
+        config = test_config(audit={"path": str(audit), "max_bytes": max_bytes, "backups": 2}, sinks={"stdout": False})
+        app = appliance_from_config(config, engine=engine, gallery=gallery, source=FlakyCamera(frames, ()))
+        app.run(handle_signals=False)
+        files = sorted(tmp_path.glob("audit.jsonl*"))
+        return [r["seq"] for f in files for r in map(json.loads, f.read_text().splitlines()) if r["type"] == "verdict"]
+
+    def outage(max_bytes: int) -> None:  # the camera gone for hours: megabytes of source errors
+        log = AuditLogSink(audit, max_bytes=max_bytes, backups=2)
+        for i in range(4000):
+            log.event({"type": "event", "event": "source_error", "n": i, "error": "read: no frame " + "x" * 250})
+        log.close()
+
+    assert restart(64 * 1024) == [1]
+    outage(64 * 1024)
+    assert restart(64 * 1024) == [2]  # every earlier verdict rotated away: audit.seq answers
+    outage(64 * 1024)
+    for f in tmp_path.glob("audit.jsonl*"):
+        f.unlink()
+    assert restart(16 * 1024 * 1024) == [3]
+    outage(16 * 1024 * 1024)
+    assert audit.stat().st_size > 1_000_000
+    (tmp_path / "audit.seq").unlink()
+    assert restart(16 * 1024 * 1024) == [3, 4]  # no counter: the verdict a megabyte back answers
+
+
 def run_with_a_reload(engine, gallery, people, reload_gallery):
     """A short run with a SIGHUP-style reload asked for before the first frame."""
     source = FlakyCamera(frames_of(people.visits[:1], people.scale, 3), ())

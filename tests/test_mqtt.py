@@ -79,6 +79,7 @@ def test_config_errors_name_the_key(tmp_path):
         "topic_prefix": ("a/+/b", "mqtt.topic_prefix"),
         "protocol": ("4", "mqtt.protocol"),
         "outbox_max": (1, "mqtt.outbox_max"),
+        "command_max_bytes": (100, "mqtt.command_max_bytes"),
     }
     for key, (value, path) in cases.items():
         with pytest.raises(ConfigError) as exc:
@@ -146,6 +147,17 @@ def test_signed_command_checks(admin, tmp_path):
     assert refused(redirected) == "bad_signature"
     with pytest.raises(CommandRefused):
         v.parse(b"\xff not json")
+
+
+def test_deeply_nested_json_is_malformed_not_a_crash(admin, tmp_path):
+    """100,000 `[` make json.loads raise RecursionError: a malformed command like any other,
+    and not signed (the intake's check on paho's network thread must not raise either)."""
+    v = _verifier(admin, tmp_path)
+    for payload in (b"[" * 100_000, b'{"a":' * 100_000):
+        with pytest.raises(CommandRefused) as exc:
+            v.parse(payload)
+        assert exc.value.reason == "malformed"
+        assert v.signed(payload) is False
 
 
 def test_nonce_log_damage_refuses_rather_than_forgets(admin, tmp_path):
@@ -477,6 +489,165 @@ def test_a_signed_command_sent_during_a_flood_is_carried_out_and_verdicts_keep_f
         sink.close()
 
 
+class DoorCamera:
+    """A camera at a door: the astronaut walks up (`present` frames) and away (`away` empty
+    frames), again and again, at most `fps` frames a second, until `leave` is set and the
+    current visit is over (then the source ends, as a file would)."""
+
+    def __init__(self, face: np.ndarray, *, present: int = 6, away: int = 12, fps: float = 20.0) -> None:
+        empty = np.full((480, 640, 3), 96, np.uint8)
+        rng = np.random.default_rng(0)
+        visit = []
+        for _ in range(present):
+            frame = empty.copy()
+            dx, dy = (int(v) for v in rng.integers(-6, 7, 2))
+            frame[16 + dy : 464 + dy, 96 + dx : 544 + dx] = cv2.resize(face, (448, 448))
+            visit.append(frame)
+        self.cycle = visit + [empty] * away
+        self.name, self.finite, self.fps = "door", True, fps
+        self.leave = threading.Event()
+        self.reads = 0
+        self._next = 0.0
+
+    def open(self):
+        pass
+
+    def read(self):
+        if self.leave.is_set() and self.reads % len(self.cycle) == 0:
+            return None
+        wait = self._next - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._next = time.monotonic() + 1.0 / self.fps
+        self.reads += 1
+        return self.cycle[(self.reads - 1) % len(self.cycle)]
+
+    def close(self):
+        pass
+
+
+def test_a_flood_on_the_command_topic_loses_no_verdict_and_a_signed_revoke_is_carried_out(
+    broker, tmp_path, admin, astronaut_rgb
+):
+    """Issue 15's acceptance test: an appliance built as `edge run` builds it (vault, real engine,
+    MQTT and audit log from the config) sees the astronaut come and go while a publisher floods
+    its command topic with 3,000 unsigned 2 kB messages, 40 larger ones under the size limit and
+    20 over it (≈ 15 MB); a signed `revoke` of the astronaut is sent in the middle. Every verdict
+    is in the audit log (seq 1…N, no gap) and was received on the verdict topic; the revoke was
+    carried out; the flood did not rotate the audit log (its max_bytes is a fifteenth of the
+    flood) and at most REFUSED_BURST refusals are recorded one by one, the rest as a count."""
+    from edge.admin.signing import public_key_text
+    from edge.app import appliance_from_config
+    from edge.config import config_from_dict
+    from edge.engine import Engine
+    from edge.mqtt.sink import REFUSED_BURST
+    from edge.vault import Vault, enroll
+
+    engine = Engine(profile="fast")
+    vault = Vault.init(tmp_path / "vault")
+    photo = cv2.imencode(".png", cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    enroll(engine, vault, "Eileen Collins", [photo])
+    limit, audit_max = 256 * 1024, 1024 * 1024
+    audit = tmp_path / "audit.jsonl"
+    config = config_from_dict(
+        {
+            "device": {"id": DEVICE},
+            "engine": {"profile": "fast"},
+            "vault": {"path": str(vault.directory)},
+            "decision": {"cooldown_s": 0.0, "track_max_age": 4},
+            "audit": {"path": str(audit), "max_bytes": audit_max, "backups": 3},
+            "sinks": {"stdout": False},
+            "mqtt": {
+                "enabled": True,
+                "url": broker.url,
+                "outbox_path": str(tmp_path / "outbox"),
+                "reconnect_min": 0.2,
+                "admin_keys": [public_key_text(admin)],
+                "command_max_bytes": limit,
+            },
+        }
+    )
+    rec = Recorder(broker.port, [T.verdict, T.response + "/#"]).start()
+    flooder = Recorder(broker.port, [T.availability], client_id="flooder").start()
+    camera = DoorCamera(astronaut_rgb)
+    app = appliance_from_config(config, engine=engine, source=camera)
+    assert app.gallery.people == ["Eileen Collins"]
+    sink = next(s for s in app.sinks if s.name == "mqtt")
+    stats: dict = {}
+    runner = threading.Thread(target=lambda: stats.update(app.run(handle_signals=False)), name="appliance")
+    t0 = time.monotonic()
+    runner.start()
+    flood = {"messages": 0, "bytes": 0}
+    try:
+        assert sink.link.wait_connected(10)
+        assert rec.wait_for(lambda: rec.on(T.verdict), timeout=30), "no verdict before the flood"
+        revoke = sign_command(admin, "revoke", {"name": "Eileen Collins"}, device_id=DEVICE, reply_to=T.response + "/r")
+        small = json.dumps({"command": "reload", "pad": "x" * 2000}).encode()
+        larger = json.dumps({"command": "import", "args": {"bundle": "A" * (limit - 100)}}).encode()
+        oversized = b"{" + b" " * (limit + 10_000) + b"}"
+        last, before = None, len(rec.on(T.verdict))
+        for i in range(3060):
+            payload = larger if i % 75 == 37 else oversized if i % 150 == 74 else small
+            last = flooder.client.publish(T.command, payload, qos=1)
+            flood["messages"] += 1
+            flood["bytes"] += len(payload)
+            if i == 1500:
+                rec.client.publish(T.command, json.dumps(revoke), qos=1)
+            if i % 50 == 0:
+                time.sleep(0.1)  # spread over a few seconds, so that verdicts are made during the flood
+        last.wait_for_publish(30)
+        flood["seconds"] = time.monotonic() - t0
+        flood["verdicts during"] = len(rec.on(T.verdict)) - before
+        assert flood["verdicts during"] >= 2, "verdicts did not flow during the flood"
+        assert rec.wait_for(lambda: rec.on(T.response + "/r"), timeout=30), "no reply to the revoke"
+        (reply,) = rec.json_on(T.response + "/r")
+        assert reply["ok"], reply
+        assert reply["result"]["name"] == "Eileen Collins" and reply["result"]["photos"] == 1
+        seen = lambda: sum(sink.counts[k] for k in ("commands", "commands_dropped", "commands_too_large"))  # noqa: E731
+        deadline = time.monotonic() + 30
+        while seen() < flood["messages"] + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen() == flood["messages"] + 1, sink.counts
+        time.sleep(1.0)  # a verdict or two after the flood, now of a stranger
+    finally:
+        camera.leave.set()
+        runner.join(60)
+        flooder.stop()
+    duration = time.monotonic() - t0
+    assert not runner.is_alive()
+    # the revoke was carried out: gone from the vault and from what the appliance matches against
+    assert Vault.open(vault.directory).people(engine.model_version)[0] == []
+    assert app.gallery.people == []
+    # every verdict in the audit log, numbered without a gap, and on MQTT
+    assert not audit.with_name("audit.jsonl.1").exists(), "the flood rotated the audit log"
+    assert audit.stat().st_size < audit_max
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    verdicts = [r["seq"] for r in records if r["type"] == "verdict"]
+    assert verdicts == list(range(1, stats["last_seq"] + 1)) and len(verdicts) >= 3
+    assert sum(stats["verdicts"].values()) == len(verdicts)
+    assert rec.wait_for(lambda: set(rec.seqs(T.verdict)) == set(verdicts), timeout=20)
+    decisions = [(r["decision"], r["name"]) for r in records if r["type"] == "verdict"]
+    assert ("granted", "Eileen Collins") in decisions
+    events = [r for r in records if r["type"] == "event"]
+    assert any(e["event"] == "reloaded" and e["people"] == 0 for e in events)
+    # refusals: a handful one by one, the rest counted
+    one_by_one = [e for e in events if e["event"] in ("command_refused", "command_dropped")]
+    summaries = [e for e in events if e["event"] == "commands_suppressed"]
+    assert len(one_by_one) <= REFUSED_BURST * (1 + int(duration // 60))
+    assert len(summaries) >= 1
+    suppressed = sum(n for e in summaries for n in e["suppressed"].values())
+    assert len(one_by_one) + suppressed == flood["messages"]
+    assert all(len(json.dumps(e)) < 400 for e in one_by_one)
+    rec.stop()
+    print(
+        f"\nflood: {flood['messages']} messages, {flood['bytes'] / 1e6:.1f} MB in {flood['seconds']:.1f} s "
+        f"({flood['verdicts during']} verdicts received meanwhile); "
+        f"run {duration:.1f} s; refusals recorded {len(one_by_one)}, suppressed {suppressed} "
+        f"({json.dumps([e['suppressed'] for e in summaries])}); verdicts {len(verdicts)} "
+        f"{sorted(set(decisions))}; counts {sink.counts}; audit {audit.stat().st_size} bytes"
+    )
+
+
 def test_a_full_command_queue_drops_unsigned_messages_but_never_a_signed_one(tmp_path, admin):
     """The intake (paho's network thread) with the queue full: an unsigned or forged message is
     dropped and counted; a signed one goes to the signed lane, which the worker serves first."""
@@ -496,6 +667,87 @@ def test_a_full_command_queue_drops_unsigned_messages_but_never_a_signed_one(tmp
     sink._on_message(SimpleNamespace(topic=T.command, payload=signed, properties=None))
     assert sink._signed.qsize() == 1 and sink.counts["commands_dropped"] == 6
     sink.outbox.close()
+
+
+def test_an_oversized_command_is_refused_from_its_length_before_any_parsing(tmp_path, admin):
+    """On paho's network thread: a payload over `command_max_bytes` is refused as too_large even
+    when it is genuinely signed and the queue is full (so it never reaches `signed()`, which
+    parses it): not queued, not in the signed lane, recorded as size and hash only."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from edge.mqtt.sink import MAX_COMMAND_QUEUE
+
+    limit = 16 * 1024
+    sink = make_sink(
+        tmp_path, "mqtt://127.0.0.1:1", verifier=_verifier(admin, tmp_path), commands=_status_handler(),
+        command_max_bytes=limit,
+    )  # fmt: skip
+    big = json.dumps(sign_command(admin, "status", {"pad": "x" * limit}, device_id=DEVICE)).encode()
+    nested = b"[" * (limit + 1)
+    for payload in (big, nested):
+        sink._on_message(SimpleNamespace(topic=T.command, payload=payload, properties=None))
+    assert sink._commands.empty() and sink._signed.empty()
+    junk = SimpleNamespace(topic=T.command, payload=b'{"command": "reload"}', properties=None)
+    for _ in range(MAX_COMMAND_QUEUE):
+        sink._on_message(junk)
+    sink._on_message(SimpleNamespace(topic=T.command, payload=big, properties=None))
+    assert sink._commands.full() and sink._signed.empty()
+    assert sink.counts["commands_too_large"] == 3 and sink.counts["commands_dropped"] == 0
+    refused = [f for k, f in sink.hooked if k == "command_refused"]
+    assert [f["reason"] for f in refused] == ["too_large"] * 3
+    assert refused[0] == {
+        "reason": "too_large", "command": None, "bytes": len(big), "sha256": hashlib.sha256(big).hexdigest(),
+        "limit": limit,
+    }  # fmt: skip
+    just_fits = json.dumps(sign_command(admin, "status", device_id=DEVICE)).encode()
+    sink._commands.get_nowait()
+    sink._on_message(SimpleNamespace(topic=T.command, payload=just_fits, properties=None))
+    assert sink._commands.full() and sink.counts["commands_too_large"] == 3
+    sink.outbox.close()
+
+
+def test_an_oversized_command_over_mqtt_gets_a_too_large_reply(broker, tmp_path, admin):
+    """A signed command over the limit sent with `edge admin send`'s client: not carried out, the
+    reply says too_large (on the response topic the sender asked for, MQTT 5), the limit taken
+    from the config as `edge run` builds the sink; a nested-JSON bomb is `malformed`."""
+    from edge.admin.signing import public_key_text
+    from edge.app import mqtt_sink_from_config
+    from edge.config import config_from_dict
+    from edge.mqtt.admin import send_command
+
+    cfg = config_from_dict(
+        {
+            "device": {"id": DEVICE},
+            "mqtt": {
+                "enabled": True,
+                "url": broker.url,
+                "outbox_path": str(tmp_path / "outbox"),
+                "admin_keys": [public_key_text(admin)],
+                "command_max_bytes": 64 * 1024,
+            },
+        }
+    )
+    sink = mqtt_sink_from_config(cfg)
+    assert sink.command_max_bytes == 64 * 1024
+    sink.commands = _status_handler()
+    events = []
+    sink.set_event_hook(lambda kind, fields: events.append((kind, fields)))
+    sink.start()
+    rec = Recorder(broker.port, [T.response + "/#"]).start()
+    try:
+        assert sink.link.wait_connected(10)
+        settings = settings_for(broker.url)
+        big = send_command(settings, admin, DEVICE, "status", {"pad": "x" * 70_000}, timeout=20)
+        assert big["ok"] is False and big["reason"] == "too_large" and "65,536" in big["error"]
+        assert send_command(settings, admin, DEVICE, "status", {"pad": "x" * 60_000}, timeout=20)["ok"]
+        rec.client.publish(T.command, b"[" * 60_000, qos=1)
+        assert rec.wait_for(lambda: any(r.get("reason") == "malformed" for r in rec.json_on(T.response)), timeout=20)
+    finally:
+        rec.stop()
+        sink.close()
+    reasons = [f["reason"] for k, f in events if k == "command_refused"]
+    assert reasons == ["too_large", "malformed"]
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])

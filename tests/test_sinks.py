@@ -157,6 +157,91 @@ def test_seq_continues_after_a_restart_whatever_the_log_holds_since_the_last_ver
         again.close()
 
 
+def test_seq_continues_from_the_log_when_the_counter_is_lost_after_a_megabyte_of_events(tmp_path):
+    """No rotation this time: the last verdict is followed by 1.2 MB of source errors in the same
+    file, and audit.seq is deleted, emptied, corrupted or behind. The log is read back past
+    the megabyte to that verdict, so the restarted appliance's next verdict is 6, not 1; a
+    counter ahead of the log (its verdicts rotated away) stays authoritative."""
+    path = tmp_path / "audit.jsonl"
+    sink = AuditLogSink(path)  # 10 MB: everything stays in audit.jsonl
+    for i in range(1, 6):
+        sink.publish(verdict(i))
+    for i in range(4000):
+        sink.event({"type": "event", "event": "source_error", "n": i, "detail": "x" * 250})
+    sink.close()
+    assert path.stat().st_size > 1_000_000 and not (tmp_path / "audit.jsonl.1").exists()
+    seq_file = tmp_path / "audit.seq"
+    assert seq_file.read_text() == "5\n"
+    for damage in (None, "", "garbage\n", "2\n", "\x00\x00"):
+        if damage is None:
+            seq_file.unlink()
+        else:
+            seq_file.write_text(damage)
+        assert AuditLogSink(path, background=False).last_seq() == 5, damage
+    seq_file.write_text("9\n")  # ahead of the log: verdicts 6…9 were rotated away
+    restarted = AuditLogSink(path)
+    assert restarted.last_seq() == 9
+    restarted.publish(verdict(10))
+    restarted.close()
+    assert seq_file.read_text() == "10\n"
+
+
+def test_the_seq_file_is_replaced_atomically_and_fsynced(tmp_path, monkeypatch, caplog):
+    """audit.seq is written like the vault's files: a temporary file, fsynced, renamed over the
+    counter, the directory fsynced, in that order. A power cut before the rename leaves the old
+    number (and a temporary file the next start removes), after it the new one: never a torn
+    write. With fsync off it is still replaced atomically (no truncate-then-write)."""
+    import os
+
+    from edge import fs
+
+    path = tmp_path / "audit.jsonl"
+    sink = AuditLogSink(path, background=False)
+    sink.publish(verdict(1))
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append(("replace", os.path.basename(src), os.path.basename(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(fs.os, "fsync", fsync)
+    monkeypatch.setattr(fs.os, "replace", replace)
+    sink.publish(verdict(2))
+    seq_calls = [c for c in calls if "audit.seq" in c[-1] or c[-1] == str(tmp_path)]
+    assert [c[0] for c in seq_calls] == ["fsync", "replace", "fsync"], calls
+    tmp_name = os.path.basename(seq_calls[0][1])
+    assert tmp_name.startswith(".tmp-audit.seq.") and seq_calls[1][1:] == (tmp_name, "audit.seq")
+    assert seq_calls[2][1] == str(tmp_path)  # the directory, so the rename itself is durable
+    assert (tmp_path / "audit.seq").read_text() == "2\n"
+
+    # the power goes after the temporary file was written, before the rename
+    def cut(src, dst):
+        raise OSError(5, "power cut")
+
+    monkeypatch.setattr(fs.os, "replace", cut)
+    monkeypatch.setattr(fs.os, "unlink", lambda p: None)  # nothing runs after a power cut
+    sink.publish(verdict(3))  # the record is written; the counter's failure is logged, not raised
+    monkeypatch.undo()
+    assert sink.errors == 1 and "cannot save the verdict counter" in caplog.text and "audit record:" not in caplog.text
+    assert (tmp_path / "audit.seq").read_text() == "2\n"  # the old number, whole
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    assert len(leftovers) == 1 and (tmp_path / leftovers[0]).read_text() == "3\n"
+    sink.close()
+    again = AuditLogSink(path, background=False, fsync=False)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    assert again.last_seq() == 3  # the log's tail is ahead of the counter: it answers
+    calls.clear()
+    monkeypatch.setattr(fs.os, "replace", replace)
+    again.publish(verdict(4))
+    assert [c[0] for c in calls] == ["replace"] and (tmp_path / "audit.seq").read_text() == "4\n"
+    again.close()
+
+
 def test_rotation_keeps_only_the_newest_backups(tmp_path):
     path = tmp_path / "audit.jsonl"
     sink = AuditLogSink(path, max_bytes=2048, backups=2)

@@ -14,9 +14,14 @@ from typing import Any
 
 from edge.admin.signing import CommandRefused
 from edge.errors import INVALID_ARGUMENT, EdgeError
+from edge.vault.bundle import max_bundle_bytes
 
 COMMANDS = ("status", "people", "revoke", "import", "reload")
-MAX_BUNDLE_B64 = 64 * 1024 * 1024
+# The base64 of the largest bundle the format allows (MAX_PHOTOS photos of the largest size
+# the image intake takes). Over MQTT the whole command is bounded first by
+# `mqtt.command_max_bytes` (8 MiB by default: a bundle of about 6 MB of photos), which the
+# MQTT sink checks before anything is parsed; this bound is for the handler on its own.
+MAX_BUNDLE_B64 = 4 * -(-max_bundle_bytes() // 3)
 
 
 def _direct(fn: Callable[[], Any]) -> Any:
@@ -76,8 +81,12 @@ class CommandHandler:
 
     def _cmd_import(self, args: dict[str, Any]) -> dict[str, Any]:
         text = args.get("bundle")
-        if not isinstance(text, str) or not text or len(text) > MAX_BUNDLE_B64:
+        if not isinstance(text, str) or not text:
             raise EdgeError(INVALID_ARGUMENT, "import needs args.bundle: the bundle file in base64")
+        if len(text) > MAX_BUNDLE_B64:
+            raise EdgeError(
+                INVALID_ARGUMENT, f"args.bundle is larger than any bundle can be ({MAX_BUNDLE_B64:,} bytes)"
+            )
         try:
             data = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):

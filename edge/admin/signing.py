@@ -184,6 +184,8 @@ class CommandVerifier:
             data = json.loads(payload)
         except (ValueError, UnicodeDecodeError):
             raise CommandRefused("malformed", "the command is not JSON") from None
+        except RecursionError:  # deeply nested arrays or objects: not a command either
+            raise CommandRefused("malformed", "the command is nested too deeply") from None
         if not isinstance(data, dict):
             raise CommandRefused("malformed", "the command must be a JSON object")
         return data

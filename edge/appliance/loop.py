@@ -522,6 +522,12 @@ class Appliance:
                 self.stop_reason = "interrupted"
             self.notifier.stopping(f"stopping: {self.stop_reason}")
             self.capture.stop()
+            for sink in self.sinks:
+                try:
+                    sink.finish()  # e.g. MQTT's count of suppressed refusals: into the audit log before it closes
+                except Exception as exc:  # noqa: BLE001
+                    self.counts["sink_errors"] += 1
+                    logger.error("sink %s: %s", getattr(sink, "name", sink), exc)
             self._pump_events()
             for event in self.guard.close():  # the door's time is cut short: who followed, so far
                 self._tailgate(event)

@@ -46,7 +46,11 @@ def send_command(
             data = json.loads(message.payload)
         except ValueError:
             return
-        if isinstance(data, dict) and data.get("nonce") == signed["nonce"]:
+        props = getattr(message, "properties", None)
+        # Our nonce, or (MQTT 5) our correlation data: a command refused from its size alone
+        # (too_large) was never parsed, so its reply cannot name the nonce.
+        ours = getattr(props, "CorrelationData", None) == correlation if props is not None else False
+        if isinstance(data, dict) and (data.get("nonce") == signed["nonce"] or ours):
             got.update(data)
             done.set()
 

@@ -23,13 +23,15 @@ from typing import Any
 from edge import __version__
 from edge.admin.commands import CommandHandler
 from edge.admin.signing import CommandRefused, CommandVerifier
-from edge.errors import EdgeError
+from edge.errors import INVALID_ARGUMENT, EdgeError
 from edge.mqtt.client import MqttLink, MqttSettings, reply_properties
 from edge.mqtt.outbox import Outbox
 from edge.mqtt.topics import Topics, discovery_messages
 from edge.sinks.base import Record, Sink, json_line
 
 MAX_COMMAND_QUEUE = 64
+# A command payload longer than this is refused from its length alone (`mqtt.command_max_bytes`).
+DEFAULT_COMMAND_MAX_BYTES = 8 * 1024 * 1024
 MAX_COMMAND_NAME = 64  # longer "command" fields are not names: never echoed or recorded
 # Refused and dropped commands are recorded individually up to this many per window, then
 # counted: nobody without the admin key can fill (and so rotate away) the audit log.
@@ -55,6 +57,7 @@ class MqttSink(Sink):
         commands: CommandHandler | None = None,
         face_recipient: str = "",
         window: int = 64,
+        command_max_bytes: int = DEFAULT_COMMAND_MAX_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.device_id = device_id
@@ -66,6 +69,7 @@ class MqttSink(Sink):
         self.verifier = verifier
         self.commands = commands
         self.window = window
+        self.command_max_bytes = int(command_max_bytes)
         self.clock = clock
         self._recipient = None
         if face_recipient:
@@ -75,7 +79,7 @@ class MqttSink(Sink):
 
             self._recipient = SealedBox(PublicKey(parse_key32(face_recipient, kind="X25519 recipient")))
         self.counts = {"published": 0, "acked": 0, "refused_by_broker": 0, "events_dropped": 0}
-        self.counts |= {"commands": 0, "commands_dropped": 0}
+        self.counts |= {"commands": 0, "commands_dropped": 0, "commands_too_large": 0}
         self._snapshot: dict[str, Any] = {}
         self._held: deque[str] = deque(maxlen=MAX_HELD_EVENTS)  # events made while disconnected
         self._started = time.time()
@@ -217,6 +221,10 @@ class MqttSink(Sink):
         if summary:
             self.report("commands_suppressed", summary)
 
+    def finish(self) -> None:
+        """The appliance stops: the refusals suppressed so far, as one event, while the audit log is open."""
+        self._report_suppressed(force=True)
+
     def close(self) -> None:
         self._report_suppressed(force=True)
         if self.link.connected.is_set():
@@ -266,6 +274,9 @@ class MqttSink(Sink):
 
     def _on_message(self, message) -> None:
         if message.topic == self.topics.command:
+            if len(message.payload) > self.command_max_bytes:
+                self._refuse_too_large(message)
+                return
             try:
                 self._commands.put_nowait(message)
             except queue.Full:
@@ -278,6 +289,34 @@ class MqttSink(Sink):
                 self._publish_discovery()
                 self._state_due.set()
                 self._wake.set()
+
+    def _refuse_too_large(self, message) -> None:
+        """A command longer than `command_max_bytes`: refused from its length alone (no parsing, no
+        signature check, no queueing), recorded like any refusal (rate-limited), and answered on
+        the default response topic so that a sender waiting for a reply learns why."""
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        self.counts["commands_too_large"] += 1
+        self._report_refusal(
+            "command_refused",
+            {
+                "reason": "too_large",
+                "command": None,
+                "bytes": len(payload),
+                "sha256": hashlib.sha256(payload).hexdigest(),
+                "limit": self.command_max_bytes,
+            },
+        )
+        reply = {
+            "type": "command_response",
+            "device_id": self.device_id,
+            "request_id": uuid.uuid4().hex,
+            "ok": False,
+            "code": INVALID_ARGUMENT,
+            "reason": "too_large",
+            "error": f"the command is {len(payload):,} bytes; this device takes at most {self.command_max_bytes:,} "
+            f"(mqtt.command_max_bytes)",
+        }
+        self._reply(message, reply)
 
     # --- the publisher thread ---------------------------------------------------------------------------------
 
@@ -354,9 +393,7 @@ class MqttSink(Sink):
 
     def _handle_command(self, message) -> None:
         self.counts["commands"] += 1
-        props = getattr(message, "properties", None)
-        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
-        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        response_topic = None
         reply: dict[str, Any] = {
             "type": "command_response",
             "device_id": self.device_id,
@@ -368,7 +405,7 @@ class MqttSink(Sink):
                 raise CommandRefused("no_admin_keys", "this device takes no commands (mqtt.admin_keys is empty)")
             data = self.verifier.parse(message.payload)
             reply["command"], reply["nonce"] = _short(data.get("command")), _short(data.get("nonce"))
-            if not response_topic and isinstance(data.get("reply_to"), str):
+            if isinstance(data.get("reply_to"), str):
                 response_topic = data["reply_to"]
             self.verifier.verify(data)
             if self.commands is None:
@@ -393,6 +430,15 @@ class MqttSink(Sink):
             reply.update(ok=False, code=exc.code, reason="failed", error=exc.message)
         except Exception as exc:  # noqa: BLE001 - a command never takes the device down
             reply.update(ok=False, code=1200, reason="failed", error=f"{type(exc).__name__}: {exc}")
+        self._reply(message, reply, reply_to=response_topic)
+
+    def _reply(self, message, reply: dict[str, Any], *, reply_to: str | None = None) -> None:
+        """Publish `reply` where the command asked (MQTT 5 response topic first, then its signed
+        `reply_to`), if that is one of this device's response topics; else on the default one."""
+        props = getattr(message, "properties", None)
+        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        response_topic = response_topic or reply_to
         topic = response_topic if response_topic and self.topics.is_response_topic(response_topic) else None
         properties = reply_properties(correlation) if correlation else None
         self.link.publish(topic or self.topics.response, json_line(reply), qos=1, properties=properties)

@@ -15,9 +15,13 @@ oldest file beyond `backups` is the only thing ever deleted (retention). A file 
 with a torn last line by a crash gets a newline before the next record, so every later
 line parses.
 
-Sequence: after each batch that holds verdicts, the highest verdict ``seq`` is written
-(atomically, fsynced) to ``audit.seq``. `last_seq` reads it, so numbering continues
-after a restart however much else the log holds or rotated away since the last verdict.
+Sequence: after each batch that holds verdicts, the highest verdict ``seq`` is written to
+``audit.seq`` with `edge.fs.atomic_write` (a temporary file, fsynced, renamed over it, the
+directory fsynced): after a crash or a power cut it holds the old number or the new one,
+never a torn mix. `last_seq` takes the larger of it and the last verdict in the log (the
+newest file that holds one, read back to its start if need be), so numbering continues
+after a restart however much else the log holds or rotated away since the last verdict,
+and a lost or damaged ``audit.seq`` falls back to the log.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from edge.fs import atomic_write
+from edge.fs import atomic_write, is_temporary
 from edge.sinks.base import Record, Sink, json_line
 
 logger = logging.getLogger(__name__)
@@ -63,6 +67,7 @@ class AuditLogSink(Sink):
         self.rotations = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.seq_path = self.path.with_name(self.path.stem + ".seq")  # audit.seq: outside audit.jsonl*
+        self._remove_torn_seq_writes()
         self._saved_seq = _read_seq(self.seq_path)
         self._fh = self._open()
         self._queue: queue.Queue | None = None
@@ -87,6 +92,15 @@ class AuditLogSink(Sink):
                     size += 1
         self._size = size
         return fh
+
+    def _remove_torn_seq_writes(self) -> None:
+        """Temporary files of an `audit.seq` write cut short by a crash (never the counter itself)."""
+        for p in self.path.parent.glob(f"*{self.seq_path.name}.*"):
+            if is_temporary(p.name) and p.name.startswith(f".tmp-{self.seq_path.name}."):
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
 
     def backup_path(self, i: int) -> Path:
         return self.path.with_name(f"{self.path.name}.{i}")
@@ -134,7 +148,6 @@ class AuditLogSink(Sink):
                     self.records += 1
                 if self.fsync:
                     os.fsync(self._fh.fileno())
-                self._save_seq(max((seq for _, seq in items if seq is not None), default=None))
             except OSError as exc:
                 # The disk is full or gone: keep the records in the journal (stderr) instead, as
                 # error records, so that no log level hides them.
@@ -142,16 +155,18 @@ class AuditLogSink(Sink):
                 logger.error("audit log %s: %s; records follow on stderr", self.path, exc)
                 for line in lines:
                     logger.error("audit record: %s", line.decode("utf-8", "replace").rstrip("\n"))
+                return
+            try:
+                self._save_seq(max((seq for _, seq in items if seq is not None), default=None))
+            except OSError as exc:  # the records are safe; a restart falls back to the log's last verdict
+                self.errors += 1
+                logger.error("audit log %s: cannot save the verdict counter %s: %s", self.path, self.seq_path, exc)
 
     def _save_seq(self, seq: int | None) -> None:
         """Persist the highest verdict seq written so far (after the records themselves)."""
         if seq is None or seq <= self._saved_seq:
             return
-        data = f"{seq}\n".encode()
-        if self.fsync:
-            atomic_write(self.seq_path, data, mode=0o600)
-        else:
-            self.seq_path.write_bytes(data)
+        atomic_write(self.seq_path, f"{seq}\n".encode(), mode=0o600, durable=self.fsync)
         self._saved_seq = seq
 
     def _drain(self) -> None:
@@ -235,21 +250,43 @@ def _read_seq(path: Path) -> int:
         return 0
 
 
-def _last_seq_in(path: Path, window: int = 1 << 16) -> int | None:
+def _last_seq_in(path: Path, chunk: int = 1 << 16) -> int | None:
+    """The highest verdict seq in the last stretch of `path` that holds any: read backwards a
+    chunk at a time (a long camera outage can leave megabytes of events after the last verdict),
+    only lines that mention a verdict parsed."""
     try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - window))
-            tail = fh.read()
+        fh = open(path, "rb")
     except OSError:
         return None
+    with fh:
+        end = fh.seek(0, os.SEEK_END)
+        carry = b""  # the start of a line cut by the previous (later) chunk
+        while end > 0:
+            start = max(0, end - chunk)
+            fh.seek(start)
+            data = fh.read(end - start) + carry
+            end = start
+            if start > 0:
+                cut = data.find(b"\n")
+                if cut < 0:
+                    carry = data
+                    continue
+                carry, data = data[: cut + 1], data[cut + 1 :]
+            best = _verdict_seq(data)
+            if best is not None:
+                return best
+    return None
+
+
+def _verdict_seq(data: bytes) -> int | None:
     best = None
-    for raw in tail.splitlines():
+    for raw in data.splitlines():
+        if b'"verdict"' not in raw:
+            continue
         try:
             record = json.loads(raw)
         except ValueError:
-            continue  # the first line of the window may be cut, a torn line may exist
+            continue  # a torn line from a crash
         if isinstance(record, dict) and record.get("type") == "verdict" and isinstance(record.get("seq"), int):
             best = record["seq"] if best is None else max(best, record["seq"])
     return best

@@ -34,6 +34,10 @@ class Sink(ABC):
     def state(self, snapshot: dict[str, Any]) -> None:  # noqa: B027 - optional hook, default ignores
         """The appliance's current numbers (fps, enrolled, last seq…), offered about once a second."""
 
+    def finish(self) -> None:  # noqa: B027 - optional hook
+        """The appliance is stopping: report (as events, through the appliance) what is still
+        pending, while every sink can still take it. Called before the last events and `close`."""
+
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Make everything published so far durable / delivered."""
 

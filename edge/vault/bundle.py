@@ -53,7 +53,8 @@ class Bundle:
     photos: list[tuple[str, bytes]] = field(repr=False)  # (label, encoded photo)
 
 
-def _max_bundle_bytes(limits: IntakeLimits) -> int:
+def max_bundle_bytes(limits: IntakeLimits = DEFAULT_LIMITS) -> int:
+    """The largest bundle `open_bundle` takes: MAX_PHOTOS photos of the largest size, and the header."""
     return len(MAGIC) + 64 + (1 << 16) + MAX_PHOTOS * limits.max_bytes  # header room + the photos
 
 
@@ -100,7 +101,7 @@ def open_bundle(
         path = Path(data)
         shown = f"bundle {str(path)!r}"
         try:
-            if path.stat().st_size > _max_bundle_bytes(limits):
+            if path.stat().st_size > max_bundle_bytes(limits):
                 raise EdgeError(INVALID_ARGUMENT, f"{shown} is larger than any bundle can be")
             data = path.read_bytes()
         except OSError as exc:

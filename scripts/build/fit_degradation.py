@@ -40,6 +40,7 @@ from degrade import degrade, nearest  # noqa: E402
 from edge.engine import Engine, EngineConfig  # noqa: E402
 from edge.matching import (  # noqa: E402
     CALIBRATION_FILE,
+    DEFAULT_THRESHOLD,
     Calibration,
     degradation_features,
     load_calibrations,
@@ -108,7 +109,7 @@ class Pairs:
     def far(self, penalty: np.ndarray, t: float) -> float:
         return float(np.sum((self.score - penalty >= t) & ~self.same)) / max(self.impostors, 1)
 
-    def tar(self, penalty: np.ndarray, t: float = 0.7) -> float:
+    def tar(self, penalty: np.ndarray, t: float = DEFAULT_THRESHOLD) -> float:
         return float(np.sum((self.score - penalty >= t) & self.same)) / max(self.genuine, 1)
 
     def penalty(self, terms: dict) -> np.ndarray:

@@ -55,7 +55,7 @@ from identification import DEFAULT_LFW, parse_eval_args  # noqa: E402
 
 from edge.engine import Engine, EngineConfig  # noqa: E402
 from edge.evaluation import tar_at_far  # noqa: E402
-from edge.matching import far_of_threshold  # noqa: E402
+from edge.matching import DEFAULT_THRESHOLD, far_of_threshold  # noqa: E402
 from edge.vision import quality  # noqa: E402
 
 CONDITIONS = ("clean", "80px", "48px", "32px", "blur9", "roll35", "backlight", "mask", "lowlight", "jpeg15")
@@ -172,7 +172,7 @@ def main() -> int:
     head = f"{'condition':<10} {'detected':>8} {'TAR@1e-3':>9} {'TAR@1e-4':>9} {'gate pass':>9} {'TAR@1e-4 passed':>15}"
     head += "".join(f" {'FAR@' + str(t) + ' 1 side':>13}" for t in THRESHOLDS)
     head += "".join(f" {'FAR@' + str(t) + ' both':>12}" for t in THRESHOLDS)
-    head += f" {'FAR@0.7 both passed':>19} {'(unconditioned)':>15}"
+    head += f" {f'FAR@{DEFAULT_THRESHOLD:g} both passed':>19} {'(unconditioned)':>15}"
     print(head)
     for condition in args.conditions:
         emb, deg, found, ok = embed_condition(engine, args.lfw, photos, clean_faces, condition, args.cache)
@@ -195,7 +195,7 @@ def main() -> int:
         row += "".join(f" {np.mean(impostor >= t):13.1e}" for t in THRESHOLDS)
         row += "".join(f" {np.mean(both >= t):12.1e}" for t in THRESHOLDS)
         for pairs, width in ((both_passed, 19), (unconditioned, 15)):
-            row += f" {np.mean(pairs >= 0.7) if len(pairs) else float('nan'):{width}.1e}"
+            row += f" {np.mean(pairs >= DEFAULT_THRESHOLD) if len(pairs) else float('nan'):{width}.1e}"
         print(row, flush=True)
     print("table FAR: " + ", ".join(f"{t} → {far_of_threshold(t):.0e}" for t in THRESHOLDS))
     return 0

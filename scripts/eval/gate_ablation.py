@@ -34,6 +34,7 @@ from conditions import CONDITIONS, cross, failed_checks, scores  # noqa: E402
 from identification import DEFAULT_LFW  # noqa: E402
 
 from edge.engine import Engine, EngineConfig  # noqa: E402
+from edge.matching import DEFAULT_THRESHOLD as T  # noqa: E402
 from edge.vision import quality  # noqa: E402
 
 
@@ -80,11 +81,12 @@ def main() -> int:
             genuine, impostor = cross(one, who, chosen, clean["found"], both=False)
             genuine = genuine[np.isfinite(genuine)]  # only the chosen faces' genuine pairs
             _, both = cross(two, who, chosen, chosen, both=True)
-            totals[name] += [chosen.sum(), np.sum(genuine >= 0.7), len(genuine), np.sum(impostor >= 0.7),
-                             len(impostor), np.sum(both >= 0.7), len(both)]  # fmt: skip
+            totals[name] += [chosen.sum(), np.sum(genuine >= T), len(genuine), np.sum(impostor >= T),
+                             len(impostor), np.sum(both >= T), len(both)]  # fmt: skip
     n = sum(int(load(c)["found"].sum()) for c in used)
-    print(f"level {level.name}; {n} faces found over {len(used)} conditions ({', '.join(used)}); threshold 0.7")
-    print(f"{'faces':<22} {'count':>8} {'TAR@0.7':>8} {'FAR@0.7 1 side':>14} {'FAR@0.7 both':>12} {'both pairs':>11}")
+    print(f"level {level.name}; {n} faces found over {len(used)} conditions ({', '.join(used)}); threshold {T:g}")
+    tar, far1, far2 = f"TAR@{T:g}", f"FAR@{T:g} 1 side", f"FAR@{T:g} both"
+    print(f"{'faces':<22} {'count':>8} {tar:>8} {far1:>14} {far2:>12} {'both pairs':>11}")
     for name in ("passes every check", *(f"refused: {c}" for c in quality.CHECKS)):
         t = totals.get(name)
         if t is None:

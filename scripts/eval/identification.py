@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "build"))
 import lfw as lfw_data  # noqa: E402
 
 from edge.engine import Engine, EngineConfig  # noqa: E402
+from edge.matching import DEFAULT_THRESHOLD as T0  # noqa: E402
 from edge.matching import Gallery, far_of_threshold  # noqa: E402
 
 THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.8)
@@ -100,7 +101,7 @@ def matcher(engine, margin):
     def cascade(probes, gallery):
         first = probes[:, : engine.first_dim] * np.sqrt(k)
         first /= np.linalg.norm(first, axis=1, keepdims=True)
-        return engine.cascade_match(first, gallery, lambda rows: probes[rows], threshold=0.7, margin=margin)
+        return engine.cascade_match(first, gallery, lambda rows: probes[rows], threshold=T0, margin=margin)
 
     return cascade
 
@@ -200,15 +201,15 @@ def cascade_report(engine, emb, identity, counts, args) -> None:
         f"\n  cascade ({engine.config.embedders[0]} first; the rest only when its gallery-aware score is within "
         "the margin of 0.7 or above), one enrolment photo:"
     )
-    print(f"    {'N':>5} {'margin':>6}  {'stage 2 share':>13}  {'FPIR at 0.7':>12}  {'FNIR at 0.7':>11}")
+    print(f"    {'N':>5} {'margin':>6}  {'stage 2 share':>13}  {f'FPIR at {T0:g}':>12}  {f'FNIR at {T0:g}':>11}")
     for n in args.sizes:
         for margin in (None, *args.cascade):
             strangers, _, right, genuine, _, _, completed = simulate(
                 engine, emb, identity, counts, n, 1, args.seeds, margin
             )
             share = completed / (len(strangers.scores) + len(genuine))
-            fpir = float(np.mean(strangers.scores >= 0.7))
-            fnir = float(np.mean(~(right & (genuine >= 0.7))))
+            fpir = float(np.mean(strangers.scores >= T0))
+            fnir = float(np.mean(~(right & (genuine >= T0))))
             label = "full" if margin is None else f"{margin:.2f}"
             print(f"    {n:>5} {label:>6}  {100 * share:12.1f}%  {fpir:12.2e}  {100 * fnir:10.2f}%")
 

@@ -44,7 +44,7 @@ from edge.app import engine_from_config  # noqa: E402
 from edge.appliance.loop import Appliance  # noqa: E402
 from edge.camera.base import Frame  # noqa: E402
 from edge.config import config_from_dict  # noqa: E402
-from edge.matching import Gallery  # noqa: E402
+from edge.matching import DEFAULT_THRESHOLD, Gallery  # noqa: E402
 
 MODES = ("mean", "count")
 WIDTH, HEIGHT = 640, 480
@@ -89,7 +89,7 @@ def run_clip(engine, gallery: Gallery, frames: list[np.ndarray], mode: str, prof
             "vault": {"path": ""},
             "audit": {"path": ""},
             "engine": {"profile": profile},
-            "decision": {"evidence": mode, "threshold": 0.7, "k": 3, "n": 5},
+            "decision": {"evidence": mode, "threshold": DEFAULT_THRESHOLD, "k": 3, "n": 5},
         }
     )
     app = Appliance(engine, gallery, source=None, config=config, sinks=[])

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge.engine import Engine, EngineConfig  # noqa: E402
 from edge.evaluation import FARS, identities, kfold_accuracy, read_pairs, tar_at_far  # noqa: E402
+from edge.matching import DEFAULT_THRESHOLD  # noqa: E402
 
 
 def main() -> int:
@@ -53,7 +54,7 @@ def main() -> int:
             emb[i], found[i] = faces[0].embedding, True
     first = emb[:, : engine.first_dim] * np.sqrt(len(engine.embedders))
     first /= np.maximum(np.linalg.norm(first, axis=1, keepdims=True), 1e-12)
-    cut = 0.7 - margin
+    cut = DEFAULT_THRESHOLD - margin
 
     def scores(raw_full: np.ndarray, raw_first: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         full = np.asarray(engine.calibration(raw_full), np.float64)
