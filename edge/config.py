@@ -118,7 +118,7 @@ class DecisionConfig:
     recheck_s: float = _opt(1.0, lo=0.0, hi=3600.0)  # ... or after this many seconds, whichever comes first
     # A granted track whose re-checks fail to name its person this many times in a row is split:
     # the face there is decided afresh (a stranger who took an enrolled person's place).
-    lose_after: int = _opt(3, lo=1, hi=1000)
+    lose_after: int = _opt(5, lo=1, hi=1000)
     # A grant while another, unrecognised face is in view (or one that follows while the door
     # is open): "flag" raises a `tailgate` event; "withhold" also holds the grant back; "off".
     tailgate: str = _opt("flag", choices=("off", "flag", "withhold"))

@@ -161,7 +161,10 @@ class Appliance:
                 quality = None if face.quality is None else face.quality.to_dict()
                 if self.gate and quality is not None and quality.get("ok") is False:
                     self.counts["quality_rejected"] += 1
-                    self.policy.unjudged(tr.id)
+                    # A granted face that cannot be judged after it changed (or while in doubt) may be
+                    # someone else; one that merely has a poor moment, same as before, keeps its grant.
+                    if tr.data.get("look_again") or self.policy.doubted(tr.id):
+                        self.policy.unjudged(tr.id)
                     if self.policy.lost(tr.id):
                         tr = self._split(tr, frame, "cannot be verified")
                     if not tr.data.get("reject_reported"):  # one event per track, not one per frame

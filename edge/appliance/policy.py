@@ -92,7 +92,7 @@ class DecisionPolicy:
         unknown_after: int = 5,
         cooldown_s: float = 15.0,
         evidence: str = "mean",
-        lose_after: int = 3,
+        lose_after: int = 5,
     ) -> None:
         if evidence not in EVIDENCE_MODES:
             raise ValueError(f"evidence must be one of {', '.join(EVIDENCE_MODES)}, got {evidence!r}")

@@ -9,7 +9,8 @@ unless it is granted itself before the door closes:
 
 - at once, when it is (or becomes) ``unknown`` or ``denied``;
 - when the door closes, if it was never decided (it kept its face from the camera, or was
-  too poor to identify: the classic tailgater looks down).
+  too poor to identify: the classic tailgater looks down) and was seen on at least
+  `MIN_FRAMES` frames (a detector's one-frame false alarm is nobody).
 
 Each tailgater gives one ``tailgate`` event naming the grants it followed. Two people who
 are both granted while the door is open are two verdicts and no tailgate.
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TAILGATE_MODES = ("off", "flag", "withhold")
+MIN_FRAMES = 3  # an undecided face seen on fewer frames while the door was open is not reported
 _RECOGNISED = ("granted",)
 
 
@@ -33,7 +35,7 @@ _RECOGNISED = ("granted",)
 class _Door:
     until: float  # frame time the door closes
     grants: list[dict[str, Any]] = field(default_factory=list)  # {"track_id", "name", "seq"}
-    seen: dict[int, str] = field(default_factory=dict)  # other faces seen while open → last status
+    seen: dict[int, list] = field(default_factory=dict)  # other faces seen while open → [last status, frames]
 
 
 class TailgateGuard:
@@ -62,7 +64,8 @@ class TailgateGuard:
             return None
         self._withheld_reported.add(track_id)
         others = self._strangers(track_id, in_view)
-        return {"track_id": track_id, "name": name, "withheld": True, "others": [{"track_id": i, "status": s} for i, s in others]}
+        listed = [{"track_id": i, "status": s} for i, s in others]
+        return {"track_id": track_id, "name": name, "withheld": True, "others": listed}
 
     def granted(self, track_id: int, name: str | None, seq: int, t: float) -> None:
         """A grant was published: the door is open (or stays open) until `t + door_open_s`."""
@@ -87,7 +90,8 @@ class TailgateGuard:
         for track_id, status in in_view.items():
             if track_id in granted_ids or track_id in self._flagged:
                 continue
-            door.seen[track_id] = status
+            seen = door.seen.setdefault(track_id, [status, 0])
+            seen[0], seen[1] = status, seen[1] + 1
             if status in ("unknown", "denied"):
                 out.append(self._flag(track_id, status, door))
         return out
@@ -100,8 +104,8 @@ class TailgateGuard:
             return []
         out = [
             self._flag(track_id, "undecided" if status == "new" else status, door)
-            for track_id, status in list(door.seen.items())
-            if status not in _RECOGNISED and track_id not in self._flagged
+            for track_id, (status, frames) in list(door.seen.items())
+            if status not in _RECOGNISED and track_id not in self._flagged and frames >= MIN_FRAMES
         ]
         self._flagged.clear()
         return out
@@ -117,8 +121,4 @@ class TailgateGuard:
         return {"track_id": track_id, "status": status, "withheld": False, "granted": list(door.grants)}
 
     def _strangers(self, track_id: int, in_view: dict[int, str]) -> list[tuple[int, str]]:
-        return [
-            (i, s)
-            for i, s in in_view.items()
-            if i != track_id and s not in _RECOGNISED and i not in self._pending
-        ]
+        return [(i, s) for i, s in in_view.items() if i != track_id and s not in _RECOGNISED and i not in self._pending]

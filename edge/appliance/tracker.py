@@ -73,7 +73,8 @@ def appearance(rgb: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray, float
         return None
     patch = rgb[y0:y1, x0:x1]
     grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)
-    thumb = cv2.resize(grey, (APPEARANCE_SIDE, APPEARANCE_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    side = (APPEARANCE_SIDE, APPEARANCE_SIDE)
+    thumb = cv2.resize(grey, side, interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
     thumb -= thumb.mean()
     thumb /= float(np.linalg.norm(thumb)) + 1e-6
     return thumb, patch.reshape(-1, 3).mean(axis=0), float(max(w, 1))

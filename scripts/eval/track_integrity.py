@@ -171,12 +171,41 @@ def pick_people(engine, lfw: Path, vault: Path, pairs: int, seed: int) -> list[t
     return out + [(chosen[-1][0], chosen[-1][1], "", Path())]
 
 
+def named(verdict: dict) -> str:
+    return f"({verdict['name']})" if verdict.get("name") else ""
+
+
+def frames_to_grant(verdicts: list[dict], name: str, change: int) -> int | None:
+    """Frames from the enrolled person's first frame (`change`) to their grant."""
+    grants = [v["frame_index"] for v in verdicts if v["decision"] == "granted" and v["name"] == name]
+    grants = [f for f in grants if f >= change]
+    return grants[0] - change if grants else None
+
+
+def judge(label, verdicts, tailgates, name, spare_name, change, grant_at, alone_at) -> bool:
+    """Whether a clip's run kept the rule for its kind (the module's docstring lists them)."""
+    granted = [v for v in verdicts if v["decision"] == "granted"]
+    if label == "alone":
+        return grant_at is not None
+    if label.startswith("after"):
+        early = [v for v in granted if v["frame_index"] < change]
+        return grant_at is not None and alone_at is not None and abs(grant_at - alone_at) <= 2 and not early
+    if label.startswith("swap"):
+        kinds = [v["decision"] for v in verdicts if v["frame_index"] >= change]
+        before = [v for v in granted if v["frame_index"] < change]
+        return bool(before) and "granted" not in kinds and "unknown" in kinds and "denied" in kinds
+    if label == "two at the door":
+        return any(v["name"] == name for v in granted) and bool(tailgates)
+    return {v["name"] for v in granted} == {name, spare_name} and not tailgates
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
     ap.add_argument("--pairs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--width", type=int, default=110, help="face width in the frames, px")
+    ap.add_argument("--detector", default=None, help="engine.detector for the runs (default: the config's)")
     ap.add_argument("--work", type=Path, default=None, help="keep clips and the vault here (default: a temp dir)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -190,6 +219,7 @@ def main() -> int:
     config.write_text(
         f'[camera]\nfps = {FPS}\n[audit]\npath = "{work / "audit.jsonl"}"\n[sinks]\nstdout = true\n'
         f'[mqtt]\nenabled = false\n[log]\nlevel = "warning"\n'
+        + (f'[engine]\ndetector = "{args.detector}"\n' if args.detector else "")
     )
     if vault.exists():
         raise SystemExit(f"{vault} exists: give a fresh --work directory")
@@ -202,11 +232,12 @@ def main() -> int:
     for name, photos, stranger, stranger_photo in people[:-1]:
         visit, other = rgb(photos[2]), rgb(stranger_photo)
         clips: list[tuple[str, list, int]] = [("alone", stage.frames((visit, (320, 240)), n=45), 0)]
+        centre = (320, 240)
         for gap in (0, 5, 12):
-            frames = stage.frames((visit, (320, 240)), n=30) + stage.empty(gap) + stage.frames((other, (320, 240)), n=60)
+            frames = stage.frames((visit, centre), n=30) + stage.empty(gap) + stage.frames((other, centre), n=60)
             clips.append((f"swap {gap}", frames, 30 + gap))
         for gap in (0, 5):
-            frames = stage.frames((other, (320, 240)), n=30) + stage.empty(gap) + stage.frames((visit, (320, 240)), n=45)
+            frames = stage.frames((other, centre), n=30) + stage.empty(gap) + stage.frames((visit, centre), n=45)
             clips.append((f"after {gap}", frames, 30 + gap))
         clips.append(("two at the door", stage.frames((visit, (170, 240)), (other, (470, 240)), n=45), 0))
         spare = rgb(spare_photos[2])
@@ -217,37 +248,33 @@ def main() -> int:
             verdicts, events = run_clip(clip, vault, config)
             tailgates = [e for e in events if e.get("event") == "tailgate"]
             splits = [e for e in events if e.get("event") == "track_split"]
-            shown = ", ".join(f"{v['decision']}{'(' + v['name'] + ')' if v.get('name') else ''}@{v['frame_index']}" for v in verdicts)
-            grant_at = None
-            if label == "alone" or label.startswith("after"):
-                grants = [v["frame_index"] for v in verdicts if v["decision"] == "granted" and v["name"] == name and v["frame_index"] >= change]
-                grant_at = grants[0] - change if grants else None
-                if label == "alone":
-                    alone_at = grant_at
-                    ok = grant_at is not None
-                else:
-                    ok = grant_at is not None and alone_at is not None and abs(grant_at - alone_at) <= 2
-                    ok = ok and not any(v["decision"] == "granted" and v["frame_index"] < change for v in verdicts)
-            elif label.startswith("swap"):
-                later = [v for v in verdicts if v["frame_index"] >= change]
-                kinds = [v["decision"] for v in later]
-                granted_before = [v for v in verdicts if v["decision"] == "granted" and v["frame_index"] < change]
-                ok = bool(granted_before) and "granted" not in kinds and "unknown" in kinds and "denied" in kinds
-            elif label == "two at the door":
-                ok = any(v["decision"] == "granted" and v["name"] == name for v in verdicts) and bool(tailgates)
-            else:
-                names = {v["name"] for v in verdicts if v["decision"] == "granted"}
-                ok = names == {name, spare_name} and not tailgates
-            row = (name, stranger if label != "two enrolled" else spare_name, label, shown or "—",
-                   "" if grant_at is None else str(grant_at),
-                   ", ".join(f"{e['reason']}@{e['frame_index']}" for e in splits) or "—",
-                   str(len(tailgates)), "PASS" if ok else "FAIL")
+            grant_at = (
+                frames_to_grant(verdicts, name, change) if label == "alone" or label.startswith("after") else None
+            )
+            if label == "alone":
+                alone_at = grant_at
+            ok = judge(label, verdicts, tailgates, name, spare_name, change, grant_at, alone_at)
+            row = (
+                name,
+                stranger if label != "two enrolled" else spare_name,
+                label,
+                ", ".join(f"{v['decision']}{named(v)}@{v['frame_index']}" for v in verdicts) or "—",
+                "" if grant_at is None else str(grant_at),
+                ", ".join(f"{e['reason']}@{e['frame_index']}" for e in splits) or "—",
+                str(len(tailgates)),
+                "PASS" if ok else "FAIL",
+            )
             rows.append(row)
             log.info("%s", " | ".join(row))
             if not ok:
                 failures.append(row)
-    print(f"track integrity: {len(rows)} clips, {args.pairs} pairs, faces {args.width} px, {FPS} fps, `edge run` per clip\n")
-    print("| enrolled | other | clip | verdicts (decision@frame) | frames to grant | track splits (why@frame) | tailgate events | |")
+    print(
+        f"track integrity: {len(rows)} clips, {args.pairs} pairs, faces {args.width} px, {FPS} fps, `edge run` each\n"
+    )
+    print(
+        "| enrolled | other | clip | verdicts (decision@frame) | frames to grant | track splits (why@frame) "
+        "| tailgate events | |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
