@@ -71,13 +71,13 @@ def appearance(rgb: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray, float
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
-    patch = rgb[y0:y1, x0:x1]
-    grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)
-    side = (APPEARANCE_SIDE, APPEARANCE_SIDE)
-    thumb = cv2.resize(grey, side, interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    # One area-averaging resize of the colour patch: its grey is the thumbnail, its mean the colour.
+    small = cv2.resize(rgb[y0:y1, x0:x1], (APPEARANCE_SIDE, APPEARANCE_SIDE), interpolation=cv2.INTER_AREA)
+    colour = small.reshape(-1, 3).mean(axis=0)
+    thumb = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32).ravel()
     thumb -= thumb.mean()
     thumb /= float(np.linalg.norm(thumb)) + 1e-6
-    return thumb, patch.reshape(-1, 3).mean(axis=0), float(max(w, 1))
+    return thumb, colour, float(max(w, 1))
 
 
 def appearance_changed(before, after) -> bool:
