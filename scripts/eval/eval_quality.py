@@ -405,7 +405,9 @@ def _work(job: tuple[int, str, bool, bool]) -> list[dict]:
 
 def _measures_obj(d: dict) -> quality.FaceMeasures:
     fields = quality.FaceMeasures.__dataclass_fields__
-    kwargs = {k: (math.nan if d[k] is None and k not in ("presence", "mid_sharpness") else d[k]) for k in fields if k in d}
+    kwargs = {
+        k: (math.nan if d[k] is None and k not in ("presence", "mid_sharpness") else d[k]) for k in fields if k in d
+    }
     return quality.FaceMeasures(**kwargs)
 
 
@@ -542,7 +544,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     t0 = time.time()
     rows: list[dict] = []
-    with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(args.detector, args.embedder, args.only)) as pool:
+    with ProcessPoolExecutor(
+        args.workers, initializer=_init, initargs=(args.detector, args.embedder, args.only)
+    ) as pool:
         for out in pool.map(_work, jobs, chunksize=8):
             rows.extend(out)
     print(f"pipeline ran in {time.time() - t0:.0f} s")
