@@ -192,6 +192,19 @@ def test_enrolment_refuses_a_blurred_or_dark_photo_the_camera_gate_would_let_thr
     assert check_photo(engine, sharp, "photo 1 (door.png)").degradation is not None
 
 
+@pytest.mark.parametrize("q", [60, 75, 95])
+def test_enrolment_refuses_a_blurred_photo_saved_as_jpeg(engine, astronaut_rgb, q):
+    """A σ 4 blurred face saved as JPEG 60-80 used to pass the gate (the blocks read as detail)
+    and, enrolled, ruin identification (docs/quality.md): refused at every quality."""
+    blurred = cv2.cvtColor(cv2.GaussianBlur(astronaut_rgb, (0, 0), 4.0), cv2.COLOR_RGB2BGR)
+    data = cv2.imencode(".jpg", blurred, [cv2.IMWRITE_JPEG_QUALITY, q])[1].tobytes()
+    with pytest.raises(EdgeError) as info:
+        check_photo(engine, data, "photo 1 (blurred.jpg)")
+    assert info.value.code == 1200 and "mid_sharpness" in info.value.message
+    sharp = cv2.imencode(".jpg", cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])[1]
+    assert check_photo(engine, sharp.tobytes(), "photo 1 (sharp.jpg)").degradation is not None
+
+
 def test_one_face_under_two_names_and_two_people_under_one_name_are_refused(tmp_path, engine, photos):
     """Issue 15: a face that already matches someone enrolled under another name is refused with
     that name (unless --allow-duplicate); photos of different people in one enrolment are refused."""

@@ -3,7 +3,7 @@
 
     python scripts/eval/eval_quality.py [--data DIR] [--limit N] [--degrade N] [--workers 2]
                                    [--split heldout|fit|all] [--embedder KEY] [--fit]
-                                   [--detector cascade] [--save ROWS.pkl]
+                                   [--detector cascade] [--only PREFIXES] [--save ROWS.pkl]
 
 The figures in `edge.vision.quality`'s docstring come from
 ``--degrade 600 --embedder mobilefacenet`` (held-out split; ~4 min on the 2-core dev
@@ -66,7 +66,7 @@ from edge.vision.landmarks import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, NOSE_TIP, fiv
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "lfw-dev"
 LEVELS = [lv for lv in quality.QualityLevel if lv is not quality.QualityLevel.NONE]
 MEASUREMENTS = ("in_frame", "face_size", "sharpness", "brightness", "clipped", "yaw", "pitch", "roll")
-MEASUREMENTS += ("occlusion", "presence")
+MEASUREMENTS += ("occlusion", "presence", "mid_sharpness")
 
 
 # --- degradations --------------------------------------------------------------------------
@@ -214,6 +214,17 @@ def motion_blur(length: int) -> Degrade:
     return degrade
 
 
+def jpeg(quality: int, then: Degrade | None = None) -> Degrade:
+    """`then` (if given), then a JPEG round trip at `quality` (cv2.imencode, 4:2:0)."""
+
+    def degrade(rgb: np.ndarray, lm: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        img = rgb if then is None else then(rgb, lm, rng)
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+    return degrade
+
+
 def low_resolution(factor: int) -> Degrade:
     """Shrink by `factor`, enlarge back: a soft, low-resolution face at the original size."""
 
@@ -279,6 +290,9 @@ DEGRADATIONS: dict[str, tuple[Degrade, str | None]] = {
     "blur σ1.5": (gaussian_blur(1.5), "blur"),
     "blur σ2.5": (gaussian_blur(2.5), "blur"),
     "blur σ4": (gaussian_blur(4.0), "blur"),
+    **{f"jpeg q{q}": (jpeg(q), None) for q in (60, 30)},
+    # JPEG's 8×8 blocks must not make a blurred face read sharp (docs/quality.md)
+    **{f"blur σ{s:g} q{q}": (jpeg(q, gaussian_blur(s)), "blur") for s in (3.0, 4.0) for q in range(60, 100, 5)},
     "motion 9px": (motion_blur(9), "blur"),
     "motion 15px": (motion_blur(15), "blur"),
     "lowres ÷4": (low_resolution(4), "blur"),
@@ -309,8 +323,16 @@ DEGRADATIONS: dict[str, tuple[Degrade, str | None]] = {
 _STATE: dict[str, object] = {}
 
 
-def _init(detector_mode: str, embedder: str | None) -> None:
+def _select(only: str) -> None:
+    """Keep only the degradations whose names start with one of `only`'s comma-separated prefixes."""
+    keep = tuple(p.strip() for p in only.split(",") if p.strip())
+    for name in [n for n in DEGRADATIONS if keep and not n.startswith(keep)]:
+        del DEGRADATIONS[name]
+
+
+def _init(detector_mode: str, embedder: str | None, only: str = "") -> None:
     cv2.setNumThreads(1)
+    _select(only)  # the workers' own copy (not inherited under the spawn start method)
     from edge.runtime import open_model
     from edge.vision.detector import FaceDetector
     from edge.vision.landmarks import FaceMesh
@@ -383,7 +405,9 @@ def _work(job: tuple[int, str, bool, bool]) -> list[dict]:
 
 def _measures_obj(d: dict) -> quality.FaceMeasures:
     fields = quality.FaceMeasures.__dataclass_fields__
-    kwargs = {k: (math.nan if d[k] is None and k != "presence" else d[k]) for k in fields}
+    kwargs = {
+        k: (math.nan if d[k] is None and k not in ("presence", "mid_sharpness") else d[k]) for k in fields if k in d
+    }
     return quality.FaceMeasures(**kwargs)
 
 
@@ -397,6 +421,8 @@ def clean_tables(rows: list[dict]) -> None:
     qs = (0.1, 0.5, 1, 5, 50, 95, 99, 99.5, 99.9)
     print(f"{'measurement':12s} " + " ".join(f"{'p' + format(q, 'g'):>7s}" for q in qs))
     for name in MEASUREMENTS:
+        if name not in got[0]["measures"]:  # a measurement this checkout does not make
+            continue
         v = np.array([r["measures"][name] for r in got if r["measures"][name] is not None], np.float64)
         if name in ("yaw", "pitch", "roll"):
             v = np.abs(v)
@@ -494,11 +520,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--embedder", default=None, help="manifest key, e.g. mobilefacenet: adds a cosine column")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--fit", action="store_true", help="print OCCLUSION_STATS fitted on the fit split")
+    ap.add_argument("--only", default="", help="comma-separated name prefixes: only these degradations")
     ap.add_argument("--save", type=Path, default=None, help="pickle the per-photo rows here (for analysis)")
     args = ap.parse_args(argv)
     if not (args.data / "labels.csv").is_file():
         print(f"no labels.csv in {args.data}", file=sys.stderr)
         return 2
+    _select(args.only)
     photos = photo_list(args.data)
     if args.fit:
         args.split = "fit"
@@ -516,7 +544,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     t0 = time.time()
     rows: list[dict] = []
-    with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(args.detector, args.embedder)) as pool:
+    with ProcessPoolExecutor(
+        args.workers, initializer=_init, initargs=(args.detector, args.embedder, args.only)
+    ) as pool:
         for out in pool.map(_work, jobs, chunksize=8):
             rows.extend(out)
     print(f"pipeline ran in {time.time() - t0:.0f} s")
