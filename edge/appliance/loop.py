@@ -5,8 +5,11 @@
                                            ─▶ decision policy ─▶ verdicts ─▶ sinks
 
 Every frame is detected and tracked. A track is identified on every frame until the
-policy has decided it (granted or denied); after that only every `recheck_every` frames,
-so a person standing at the door costs a detection per frame, not a full face pipeline.
+policy has decided it (granted or denied); after that every `recheck_every` frames or
+`recheck_s` seconds, and at once when its face was gone or changed abruptly, so a person
+standing at the door costs a detection per frame, not a full face pipeline. A track whose
+face turns out to be someone else's is split, and the new face decided from scratch; the
+tailgating guard watches who else is in view while the door is open (docs/appliance.md).
 The stages are the engine's own (`Engine.detect`, `Engine.align_face`, `Engine.embed_many`,
 `Engine.match`), handed in with the gallery and the sinks by the composition root
 (`edge.app`); this module imports no engine, transport or vault.

@@ -438,6 +438,8 @@ def clean_tables(rows: list[dict]) -> None:
         ok = np.mean([rep.ok for rep in reps])
         occ = np.mean([rep.occluded for rep in reps])
         print(f"{lv.name:8s} " + " ".join(f"{_pct(c):>9s}" for c in cols) + f" {_pct(ok):>7s} {_pct(occ):>6s}")
+    counts = ", ".join(f"{lv.name} {sum(rep.ok for rep in reports[lv])}" for lv in LEVELS)
+    print(f"passing every check, of {len(reports[LEVELS[0]])}: {counts}")
     worst = defaultdict(int)
     for rep in reports[quality.QualityLevel.NORMAL]:
         if not rep.measurements["occlusion"].ok:
