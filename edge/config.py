@@ -129,6 +129,23 @@ class DecisionConfig:
 
 
 @dataclass(frozen=True)
+class LivenessConfig:
+    # Presentation-attack detection (docs/liveness.md). "off": a photo or a phone screen of an
+    # enrolled person opens the door. "passive": the liveness model on the track's frames and the
+    # planar-motion cue must say live before a grant. "passive+challenge": also a random head
+    # turn the face must follow. When on it fails closed: no liveness evidence, no grant.
+    mode: str = _opt("off", choices=("off", "passive", "passive+challenge"))
+    threshold: float = _opt(0.5, lo=0.0, hi=1.0)  # mean live probability for "live": calibrate per camera
+    spoof_below: float = _opt(0.1, lo=0.0, hi=1.0)  # mean live probability at or below this: a `spoof` verdict
+    window: int = _opt(15, lo=1, hi=1000)  # frames of the track the mean is taken over
+    min_frames: int = _opt(5, lo=1, hi=1000)  # frames with a score before either answer
+    planar_below: float = _opt(0.02, lo=0.0, hi=10.0)  # motion residual below this: moves as a plane (a photo)
+    challenge_s: float = _opt(5.0, lo=0.5, hi=120.0)  # the head must follow the prompt within this
+    turn_deg: float = _opt(15.0, lo=3.0, hi=60.0)  # ... by turning at least this many degrees
+    timeout_ms: float = _opt(200.0, lo=1.0, hi=10_000.0)  # a liveness score that took longer is no evidence
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     path: str = _opt("/var/lib/edge/audit.jsonl")  # append-only JSONL; "" = no audit log
     max_bytes: int = _opt(10 * 1024 * 1024, lo=1024, hi=1 << 40)  # rotate before a file grows past this
@@ -185,6 +202,7 @@ class Config:
     vault: VaultConfig = field(default_factory=VaultConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
+    liveness: LivenessConfig = field(default_factory=LivenessConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     sinks: SinksConfig = field(default_factory=SinksConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)

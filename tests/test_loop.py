@@ -811,3 +811,37 @@ def test_the_track_integrity_clips_pass_through_edge_run(repo_root, shared_dir, 
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert "8 of 8 clips pass" in done.stdout
     assert done.stdout.count("| PASS |") == 8
+
+
+# --- liveness: fail closed ------------------------------------------------------------------------
+
+
+def _broken_stage(rgb, det):
+    raise RuntimeError("the liveness model failed")
+
+
+def _slow_stage(rgb, det):
+    time.sleep(0.06)
+    return 0.99
+
+
+@pytest.mark.parametrize("stage, why", [(None, "no stage"), (_broken_stage, "errors"), (_slow_stage, "too slow")])
+def test_with_liveness_on_no_evidence_means_no_grant(engine, gallery, people, stage, why):
+    """Liveness on and its stage missing, failing, or slower than `timeout_ms`: the enrolled
+    person is not granted (fail closed), and nothing crashes."""
+    config = test_config(liveness={"mode": "passive", "timeout_ms": 30.0})
+    app = Appliance(engine, gallery, None, config=config, sinks=[], live_score=stage)
+    if stage is None:
+        app.live_score = None  # the engine has no liveness model either
+    verdicts = _process(app, frames_of(people.visits[:1], people.scale, per_photo=12))
+    assert [v.decision for v in verdicts if v.decision == "granted"] == [], why
+    if stage is not None:
+        assert app.counts["liveness_errors"] >= 5
+    assert app.liveness.status(app.tracker.tracks[0].id) == "pending"
+
+
+def test_liveness_off_grants_as_before_and_verdicts_carry_no_liveness(engine, gallery, people):
+    app = Appliance(engine, gallery, None, config=test_config(), sinks=[])
+    verdicts = _process(app, frames_of(people.visits[:1], people.scale, per_photo=12))
+    assert [(v.decision, v.name) for v in verdicts] == [("granted", people.visitor)]
+    assert "liveness" not in verdicts[0].to_dict()

@@ -32,9 +32,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from edge.appliance.evidence import TrackEvidence
+from edge.appliance.liveness import LivenessJudge
 from edge.appliance.metrics import Timings, peak_rss_mb, process_age
 from edge.appliance.notify import Notifier
-from edge.appliance.policy import DecisionPolicy, Evidence, Observation
+from edge.appliance.policy import Decision, DecisionPolicy, Evidence, Observation
 from edge.appliance.tailgate import TailgateGuard
 from edge.appliance.tracker import Track, Tracker, appearance, appearance_changed
 from edge.appliance.verdict import Verdict, iso
@@ -66,6 +67,7 @@ class Appliance:
         device_id: str | None = None,
         notifier: Notifier | None = None,
         seq_start: int = 0,
+        live_score: Callable[[Any, Any], float] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -91,6 +93,21 @@ class Appliance:
             lose_after=d.lose_after,
         )
         self.guard = TailgateGuard(d.tailgate, d.door_open_s)
+        lv = self.config.liveness
+        self.liveness = LivenessJudge(
+            lv.mode,
+            threshold=lv.threshold,
+            spoof_below=lv.spoof_below,
+            window=lv.window,
+            min_frames=lv.min_frames,
+            planar_below=lv.planar_below,
+            challenge_s=lv.challenge_s,
+            turn_deg=lv.turn_deg,
+        )
+        # The passive liveness stage, (rgb, detection) → probability the face is live. None with
+        # liveness on: no evidence ever, so no grant (fail closed; `edge doctor` says so).
+        self.live_score = live_score if live_score is not None else getattr(engine, "live_probability", None)
+        self.live_timeout_s = lv.timeout_ms / 1e3
         self.evidence_size = d.n
         # The 1:1 score a frame needs against its track's evidence, as a raw similarity (once).
         self.same_face_raw = engine.calibration.raw_threshold(d.same_face_score)
@@ -196,10 +213,14 @@ class Appliance:
             for (det, tr, quality), m, ev in zip(kept, found.matches, evidence):
                 tr.data.update(since=0, checked=frame.pts, look_again=False)
                 obs = Observation(m.candidate, m.score, m.margin, ev)
-                hold = self.guard.hold(tr.id, self._in_view())
+                not_live = self.liveness.enabled and self._judge_liveness(tr, det, rgb, quality, frame, verdicts)
+                hold = not_live or self.guard.hold(tr.id, self._in_view())
                 for decision in self.policy.observe(tr.id, obs, frame.pts, hold=hold):
                     if decision.kind == "withheld":
-                        self._tailgate(self.guard.withheld(tr.id, decision.name, self._in_view()))
+                        if not_live:
+                            self._challenge(tr, frame)
+                        else:
+                            self._tailgate(self.guard.withheld(tr.id, decision.name, self._in_view()))
                         continue
                     verdict = self._verdict(decision, tr, det, quality, frame, rgb, m.verification_score)
                     verdicts.append(verdict)
@@ -269,6 +290,41 @@ class Appliance:
     def _end_track(self, track: Track) -> None:
         self.policy.end(track.id)
         self.guard.end(track.id)
+        self.liveness.end(track.id)
+
+    def _judge_liveness(self, track: Track, det, rgb, quality, frame: Frame, verdicts: list) -> bool:
+        """Feed this frame's liveness cues to the judge; publish a `spoof` verdict when it says so.
+        True when the track is not (yet) live, i.e. a grant must wait."""
+        live = None
+        if self.live_score is not None:
+            t0 = self.clock()
+            try:
+                live = float(self.live_score(rgb, det))
+            except Exception as exc:  # noqa: BLE001 - a failing stage is no evidence, never a crash
+                self.counts["liveness_errors"] += 1
+                logger.error("liveness stage: %s: %s", type(exc).__name__, exc)
+            elapsed = self.clock() - t0
+            self.timings.add("liveness", elapsed * 1e3)
+            if live is not None and (elapsed > self.live_timeout_s or not 0.0 <= live <= 1.0):
+                self.counts["liveness_errors"] += 1  # too late (or nonsense) to count as evidence
+                live = None
+        self.liveness.observe(track.id, live, frame.pts, pose=_pose(quality))
+        status = self.liveness.status(track.id, frame.pts)
+        if status == "spoof" and not track.data.get("spoof_reported") and self.policy.status(track.id) != "granted":
+            track.data["spoof_reported"] = True
+            figures = self.liveness.figures(track.id)
+            decision = Decision("spoof", track.id, None, figures.get("live") or 0.0, None, figures["frames"], frame.pts)
+            verdicts.append(self._verdict(decision, track, det, quality, frame, rgb, 0.0))
+        return status != "live"
+
+    def _challenge(self, track: Track, frame: Frame) -> None:
+        """A grant waits for liveness: when the passive cue is satisfied and a challenge is due, announce it."""
+        if self.liveness.status(track.id, frame.pts) != "challenge":
+            return
+        prompt = self.liveness.issue_challenge(track.id, frame.pts)
+        if prompt:
+            self.counts["challenges"] += 1
+            self.event("liveness_challenge", **prompt)
 
     def _in_view(self) -> dict[int, str]:
         """The tracks seen in this frame → what the policy says about each."""
@@ -325,6 +381,7 @@ class Appliance:
             frame_index=frame.index,
             pts=frame.pts,
             verification_score=float(verification_score),
+            liveness=self.liveness.figures(track.id) if self.liveness.enabled else None,
             face_jpeg=face_crop_jpeg(rgb, rect) if self.want_face else None,
         )
 
@@ -406,7 +463,7 @@ class Appliance:
             "fps": round(self._fps(), 2),
             "frames": self.counts["frames"],
             "last_seq": self.seq,
-            "verdicts": {k: self.counts[k] for k in ("granted", "denied", "unknown")},
+            "verdicts": {k: self.counts[k] for k in ("granted", "denied", "unknown", "spoof")},
             "source": self.source.name,
             "source_errors": cap.failures if cap else 0,
             "started": iso(self.started_wall),
@@ -584,7 +641,7 @@ class Appliance:
             "rechecks_triggered": c["rechecks_triggered"],  # decided tracks looked at again: gone a while, or changed
             "tailgate": c["tailgate"],
             "quality_rejected": c["quality_rejected"],
-            "verdicts": {k: c[k] for k in ("granted", "denied", "unknown")},
+            "verdicts": {k: c[k] for k in ("granted", "denied", "unknown", "spoof")},
             "suppressed": self.policy.suppressed,
             "last_seq": self.seq,
             "frame_errors": c["frame_errors"],
@@ -613,3 +670,12 @@ def face_crop_jpeg(rgb, rect: tuple[int, int, int, int], *, margin: float = 0.25
         crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
     return buf.tobytes() if ok else None
+
+
+def _pose(quality: dict | None) -> tuple[float, float] | None:
+    """(yaw, pitch) in degrees from a quality report, when it has them."""
+    m = (quality or {}).get("measurements") or {}
+    try:
+        return float(m["yaw"]["value"]), float(m["pitch"]["value"])
+    except (KeyError, TypeError, ValueError):
+        return None

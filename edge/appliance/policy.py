@@ -38,7 +38,8 @@ from typing import Literal, NamedTuple
 
 from edge.matching import DEFAULT_THRESHOLD
 
-Kind = Literal["granted", "denied", "unknown", "withheld"]  # "withheld" is not a verdict: see `hold`
+# "withheld" is not a verdict (see `hold`); "spoof" is the liveness judge's, made by the loop.
+Kind = Literal["granted", "denied", "unknown", "withheld", "spoof"]
 EVIDENCE_MODES = ("mean", "count")
 
 

@@ -34,7 +34,7 @@ def compact_quality(quality: dict | None) -> dict | None:
 class Verdict:
     device_id: str
     seq: int  # 1, 2, 3 … for this device; continues across restarts when there is an audit log
-    decision: str  # "granted" | "denied" | "unknown"
+    decision: str  # "granted" | "denied" | "unknown" | "spoof"
     name: str | None  # the person (granted only)
     score: float  # gallery-aware 0..1: t ↔ FPIR 10^(3 − 10t) per search (edge.matching.identification_score)
     threshold: float
@@ -51,6 +51,8 @@ class Verdict:
     pts: float  # the deciding frame's time in its source (seconds; file position for replays)
     # The deciding frame's 1:1 score of the named (or best) person's best template: t ↔ FAR per comparison.
     verification_score: float | None = None
+    # The liveness evidence behind the verdict (`edge.appliance.liveness`), when liveness is on.
+    liveness: dict | None = None
     # The face crop as JPEG, only when a sink asked for it (MQTT with mqtt.face_recipient, which
     # seals it); never in `to_dict`, so stdout and the audit log never hold a face.
     face_jpeg: bytes | None = field(default=None, repr=False, compare=False)
@@ -90,6 +92,7 @@ class Verdict:
             "latency_ms": round(self.latency_ms, 2),
             "frame_index": self.frame_index,
             "pts": round(self.pts, 3),
+            **({"liveness": self.liveness} if self.liveness is not None else {}),
         }
 
     def to_json(self) -> str:

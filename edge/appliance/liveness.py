@@ -1,0 +1,204 @@
+"""Liveness of a tracked face: is it a live person, or a photo or a screen held up to the camera?
+
+Pure logic over per-frame cues the loop hands in; it runs no model (the cues come from
+`edge.vision.liveness` and the FaceMesh landmarks) and knows nothing of transports.
+
+Per track it keeps the last `window` frames':
+
+- ``live``: the passive model's probability that the face is live (None: the stage failed
+  or took too long on that frame — no evidence, never evidence of life);
+- ``pose``: (yaw, pitch) in degrees from the quality stage (for the challenge);
+- ``planarity``: the motion cue's answer for the frame pair ending here (None: not enough
+  motion to tell).
+
+`status(track_id)`:
+
+``live``     at least `min_frames` frames with a passive score, their mean ≥ `threshold`,
+             and no planar motion seen (mode "passive"); in "passive+challenge" also the
+             challenge followed (below).
+``spoof``    at least `min_frames` passive scores with a mean ≤ `spoof_below`, or the
+             motion seen was planar (a photo moved in the hand), or a challenge was not
+             followed in time. Sticky for the track: fail closed.
+``pending``  not enough evidence either way: no grant.
+``challenge`` (passive+challenge) the passive cue says live and a prompt is out: no grant
+             until the face follows it.
+
+The challenge (`issue_challenge`): a prompt drawn at random — turn left, right or up — with a
+deadline; it is followed when the head turns at least `turn_deg` that way from where it was
+when the prompt went out, within `challenge_s`, with non-planar motion during the turn
+(a photo turned in the hand moves as a plane; a replay cannot know the prompt).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+LIVENESS_MODES = ("off", "passive", "passive+challenge")
+PROMPTS = ("left", "right", "up")
+Status = Literal["live", "spoof", "pending", "challenge"]
+
+
+@dataclass
+class _Challenge:
+    prompt: str
+    issued: float  # frame time
+    start_pose: tuple[float, float] | None
+    followed: bool = False
+    non_planar: bool = False
+
+
+@dataclass
+class _TrackLiveness:
+    live: deque
+    planar: deque
+    poses: deque
+    spoof_reason: str | None = None
+    challenge: _Challenge | None = None
+    challenges: int = 0
+    errors: int = 0
+    history: list = field(default_factory=list)
+
+
+class LivenessJudge:
+    def __init__(
+        self,
+        mode: str = "off",
+        *,
+        threshold: float = 0.5,
+        spoof_below: float = 0.1,
+        window: int = 15,
+        min_frames: int = 5,
+        planar_below: float = 0.02,
+        challenge_s: float = 5.0,
+        turn_deg: float = 15.0,
+        choose=None,
+    ) -> None:
+        if mode not in LIVENESS_MODES:
+            raise ValueError(f"liveness mode must be one of {', '.join(LIVENESS_MODES)}, got {mode!r}")
+        if not 1 <= min_frames <= window:
+            raise ValueError(f"need 1 <= min_frames <= window, got {min_frames}, {window}")
+        if not 0.0 <= spoof_below <= threshold <= 1.0:
+            raise ValueError(f"need 0 <= spoof_below <= threshold <= 1, got {spoof_below}, {threshold}")
+        self.mode = mode
+        self.threshold, self.spoof_below = float(threshold), float(spoof_below)
+        self.window, self.min_frames = int(window), int(min_frames)
+        self.planar_below = float(planar_below)
+        self.challenge_s, self.turn_deg = float(challenge_s), float(turn_deg)
+        self._choose = choose or (lambda options: options[secrets.randbelow(len(options))])
+        self._tracks: dict[int, _TrackLiveness] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    def _state(self, track_id: int) -> _TrackLiveness:
+        st = self._tracks.get(track_id)
+        if st is None:
+            w = self.window
+            st = self._tracks[track_id] = _TrackLiveness(deque(maxlen=w), deque(maxlen=w), deque(maxlen=w))
+        return st
+
+    def observe(
+        self,
+        track_id: int,
+        live: float | None,
+        t: float,
+        *,
+        pose: tuple[float, float] | None = None,
+        planarity: float | None = None,
+    ) -> None:
+        """One judged frame of a track."""
+        st = self._state(track_id)
+        if live is None:
+            st.errors += 1
+        else:
+            st.live.append(float(live))
+        if planarity is not None:
+            st.planar.append(float(planarity))
+        if pose is not None:
+            st.poses.append(pose)
+        ch = st.challenge
+        if ch is None or ch.followed or st.spoof_reason:
+            return
+        if t - ch.issued > self.challenge_s:
+            st.spoof_reason = f"challenge '{ch.prompt}' not followed within {self.challenge_s:g} s"
+            return
+        if planarity is not None:  # the latest motion decides: a turn that ends as a plane is a photo turned
+            ch.non_planar = planarity >= self.planar_below
+        if pose is not None and ch.start_pose is not None:
+            yaw, pitch = pose[0] - ch.start_pose[0], pose[1] - ch.start_pose[1]
+            # yaw > 0: the nose to the image's right, i.e. the person turns to their left
+            turned = {"left": yaw >= self.turn_deg, "right": yaw <= -self.turn_deg, "up": pitch >= self.turn_deg}
+            if turned[ch.prompt] and ch.non_planar:
+                ch.followed = True
+        elif pose is not None:
+            ch.start_pose = pose
+
+    def status(self, track_id: int, t: float | None = None) -> Status:
+        st = self._tracks.get(track_id)
+        if st is None:
+            return "pending"
+        if st.spoof_reason:
+            return "spoof"
+        if st.planar and len(st.planar) >= 3 and _median(st.planar) < self.planar_below:
+            st.spoof_reason = "moves as a plane (a photo or a screen in the hand)"
+            return "spoof"
+        if len(st.live) >= self.min_frames:
+            mean = sum(st.live) / len(st.live)
+            if mean <= self.spoof_below:
+                st.spoof_reason = f"passive liveness {mean:.2f} ≤ {self.spoof_below:g}"
+                return "spoof"
+            if mean >= self.threshold:
+                if self.mode != "passive+challenge":
+                    return "live"
+                if st.challenge is not None and st.challenge.followed:
+                    return "live"
+                return "challenge"
+        return "pending"
+
+    def issue_challenge(self, track_id: int, t: float) -> dict | None:
+        """A track the policy would grant and the passive cue says live: the prompt to announce
+        (once per track; None when one is already out or the mode has no challenge)."""
+        if self.mode != "passive+challenge":
+            return None
+        st = self._state(track_id)
+        if st.challenge is not None:
+            return None
+        pose = st.poses[-1] if st.poses else None
+        st.challenge = _Challenge(self._choose(PROMPTS), t, pose)
+        st.challenges += 1
+        return {"track_id": track_id, "prompt": st.challenge.prompt, "within_s": self.challenge_s}
+
+    def spoof_reason(self, track_id: int) -> str | None:
+        st = self._tracks.get(track_id)
+        return None if st is None else st.spoof_reason
+
+    def figures(self, track_id: int) -> dict:
+        """What the liveness evidence was, for the verdict."""
+        st = self._tracks.get(track_id)
+        if st is None:
+            return {"mode": self.mode, "frames": 0}
+        out = {
+            "mode": self.mode,
+            "live": round(sum(st.live) / len(st.live), 4) if st.live else None,
+            "frames": len(st.live),
+            "errors": st.errors,
+            "planarity": round(_median(st.planar), 4) if st.planar else None,
+        }
+        if st.challenge is not None:
+            out["challenge"] = {"prompt": st.challenge.prompt, "followed": st.challenge.followed}
+        if st.spoof_reason:
+            out["reason"] = st.spoof_reason
+        return out
+
+    def end(self, track_id: int) -> None:
+        self._tracks.pop(track_id, None)
+
+
+def _median(values) -> float:
+    s = sorted(values)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2

@@ -1,0 +1,72 @@
+"""The liveness judge: per-track evidence from the passive score, the motion cue and the challenge."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.appliance.liveness import LivenessJudge
+
+
+def feed(judge, track, scores, t0=0.0, dt=0.1, **kw):
+    for i, s in enumerate(scores):
+        judge.observe(track, s, t0 + i * dt, **kw)
+
+
+def test_passive_needs_min_frames_of_scores_and_a_mean_at_the_threshold():
+    j = LivenessJudge("passive", threshold=0.5, spoof_below=0.1, window=10, min_frames=5)
+    feed(j, 1, [0.9] * 4)
+    assert j.status(1) == "pending"
+    feed(j, 1, [0.9])
+    assert j.status(1) == "live"
+    assert j.figures(1)["live"] == pytest.approx(0.9) and j.figures(1)["frames"] == 5
+
+
+def test_failed_scores_are_never_evidence_of_life():
+    j = LivenessJudge("passive", min_frames=3)
+    feed(j, 1, [None] * 50)
+    assert j.status(1) == "pending" and j.figures(1)["errors"] == 50
+
+
+def test_a_low_mean_is_a_spoof_and_stays_one():
+    j = LivenessJudge("passive", threshold=0.5, spoof_below=0.1, window=5, min_frames=5)
+    feed(j, 1, [0.05] * 5)
+    assert j.status(1) == "spoof" and "passive liveness" in j.spoof_reason(1)
+    feed(j, 1, [0.99] * 20)  # later frames cannot undo it: fail closed
+    assert j.status(1) == "spoof"
+
+
+def test_planar_motion_is_a_spoof_whatever_the_passive_score():
+    j = LivenessJudge("passive", planar_below=0.02, min_frames=3)
+    feed(j, 1, [0.9] * 3, planarity=0.005)
+    assert j.status(1) == "spoof" and "plane" in j.spoof_reason(1)
+
+
+def test_the_challenge_is_issued_once_and_followed_by_a_non_planar_turn():
+    j = LivenessJudge("passive+challenge", min_frames=3, turn_deg=15, challenge_s=5, choose=lambda o: "left")
+    feed(j, 1, [0.9] * 3, pose=(0.0, 0.0))
+    assert j.status(1) == "challenge"
+    prompt = j.issue_challenge(1, 0.3)
+    assert prompt == {"track_id": 1, "prompt": "left", "within_s": 5.0} and j.issue_challenge(1, 0.4) is None
+    j.observe(1, 0.9, 0.5, pose=(8.0, 0.0), planarity=0.1)
+    assert j.status(1) == "challenge"
+    j.observe(1, 0.9, 0.6, pose=(17.0, 1.0), planarity=0.1)
+    assert j.status(1) == "live" and j.figures(1)["challenge"] == {"prompt": "left", "followed": True}
+
+
+def test_a_turn_the_wrong_way_or_a_planar_one_is_not_followed_and_time_runs_out():
+    j = LivenessJudge("passive+challenge", min_frames=3, turn_deg=15, challenge_s=2, choose=lambda o: "right")
+    feed(j, 1, [0.9] * 3, pose=(0.0, 0.0))
+    j.issue_challenge(1, 0.3)
+    j.observe(1, 0.9, 0.5, pose=(20.0, 0.0), planarity=0.1)  # turned left
+    j.observe(1, 0.9, 0.6, pose=(-20.0, 0.0), planarity=0.001)  # right, but as a plane (a photo)
+    assert j.status(1) == "challenge"
+    j.observe(1, 0.9, 2.4, pose=(0.0, 0.0))
+    assert j.status(1) == "spoof" and "not followed" in j.spoof_reason(1)
+
+
+def test_off_is_off_and_bad_settings_are_refused():
+    assert not LivenessJudge("off").enabled
+    assert LivenessJudge("passive").issue_challenge(1, 0.0) is None
+    for kwargs in ({"mode": "loud"}, {"min_frames": 20, "window": 10}, {"threshold": 0.1, "spoof_below": 0.2}):
+        with pytest.raises(ValueError):
+            LivenessJudge(**{"mode": "passive", **kwargs})
