@@ -154,7 +154,8 @@ DETECTORS = {
 }
 
 # Passive liveness (issue 16): faceplugin's MiniFASNet-style classifier, float32 as converted
-# (modelkit/convert.py). Fed a square crop of the detector box's larger side x2.7, BGR, raw
+# (modelkit/convert.py). Fed a square crop of the detector box's larger side x2.7 (edge pixels
+# repeated outside the frame), BGR, raw
 # 0..255 (edge/vision/liveness.py); class 0 = live. The package.json says MIT, the LICENSE file
 # in the same package carries another name: both are recorded as found. Its float16-weight
 # candidate is built and measured but not shipped: the file is 1.9 MB, and XNNPACK expands
@@ -806,8 +807,9 @@ def build_liveness(sources: Path, staging: Path, out: Path, args, labels) -> dic
                 "normalisation": "none: raw 0..255 pixel values",
                 "mean": 0.0,
                 "std": 1.0,
-                "crop": f"square of the detector box's larger side x{spec['scale']} around the box centre, black "
-                "where it leaves the frame, resized (bilinear) to 128x128 (edge.vision.liveness.crop)",
+                "crop": f"square of the detector box's larger side x{spec['scale']} around the box centre, the "
+                "frame's edge pixels repeated where it leaves the frame, resized (bilinear) to 128x128 "
+                "(edge.vision.liveness.crop)",
                 "crop_scale": spec["scale"],
             },
             "outputs": outputs_of(files["float32"]),
