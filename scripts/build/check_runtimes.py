@@ -155,10 +155,13 @@ def _face_input(info: dict, out: Path) -> Path | None:
     on, saturates it, and would compare two runtimes on inputs no device ever sees.
 
     The astronaut's face from scikit-image's photo (test extra), cut and resized to the
-    embedder's 112x112 input and normalised as the manifest says. None when not an
-    embedder or scikit-image is absent (then both runtimes get seeded noise).
+    embedder's 112x112 input and normalised as the manifest says; the liveness model gets the
+    same face as its own stage crops it (`_liveness_face_input`). None for other models or when
+    scikit-image is absent (then both runtimes get seeded noise).
     """
     spec = info.get("input", {})
+    if info.get("role") == "liveness" and list(spec.get("shape", [])) == [1, 128, 128, 3]:
+        return _liveness_face_input(spec, out)
     if "embed" not in str(info.get("role")) or list(spec.get("shape", [])) != [1, 112, 112, 3]:
         return None
     try:
@@ -170,6 +173,22 @@ def _face_input(info: dict, out: Path) -> Path | None:
     crop = cv2.resize(data.astronaut()[60:190, 160:290], (112, 112), interpolation=cv2.INTER_AREA)
     x = (crop[None].astype(np.float32) - float(spec.get("mean", 127.5))) / float(spec.get("std", 128.0))
     np.savez(out, in_0=x)
+    return out
+
+
+def _liveness_face_input(spec: dict, out: Path) -> Path | None:
+    """The astronaut's face as the liveness model is fed it: edge.vision.liveness.crop (a square of
+    the BlazeFace box x2.7, BGR, raw 0..255). None when scikit-image is absent."""
+    try:
+        import numpy as np
+        from skimage import data
+    except ImportError:
+        return None
+    sys.path.insert(0, str(REPO))
+    from edge.vision.liveness import crop
+
+    face = crop(data.astronaut(), (175.4, 74.4, 100.4, 100.4), scale=float(spec.get("crop_scale", 2.7)))
+    np.savez(out, in_0=face[None].astype(np.float32))
     return out
 
 

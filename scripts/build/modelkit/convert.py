@@ -12,6 +12,12 @@
   the weights, folding every BatchNormalization, dropping Dropout, turning the final
   Flatten + Gemm into a 7x7 convolution and taking the input normalisation
   ((x - 127.5) / 128) out of the graph (see `graph_from_onnx`).
+* fr_liveness.onnx (faceplugin-face-recognition-js, a MiniFASNet-style 3-class
+  classifier, PyTorch 1.7 export, opset 9): the same translation plus its
+  squeeze-and-excitation blocks (GlobalAveragePool -> MEAN, Relu, Sigmoid ->
+  LOGISTIC, Mul -> broadcast MUL), the Shape/Gather/Unsqueeze/Concat chain that
+  only computes a flatten's shape, and MatMul (+ a BatchNormalization after it,
+  folded in) -> FULLY_CONNECTED. Its output is the logits: the graph has no softmax.
 """
 
 from __future__ import annotations
@@ -105,7 +111,7 @@ def mobilefacenet_from_tflite(data: bytes) -> Graph:
     return graph
 
 
-def graph_from_onnx(onnx_model, name: str) -> Graph:
+def graph_from_onnx(onnx_model, name: str, output_name: str = "embedding") -> Graph:
     """An NCHW ONNX embedder -> Graph IR (NHWC), folding what TFLite need not run.
 
     Handles Conv, PRelu, Add and a final Reshape/Flatten (fr_feature), and for SFace
@@ -116,6 +122,12 @@ def graph_from_onnx(onnx_model, name: str) -> Graph:
     covers the whole feature map (SFace: 7x7, 1024 -> 128) plus a reshape; and a
     Sub/Mul (Div) of the input by scalars is taken out of the graph and returned in
     `Graph.normalisation` so the caller normalises, as for the other embedders.
+
+    For fr_liveness also: GlobalAveragePool (MEAN over H, W, dims kept), Relu, Sigmoid
+    (LOGISTIC), Mul of two feature tensors (MUL, broadcasting the SE gate), a Reshape
+    whose shape is computed by Shape/Gather/Unsqueeze/Concat (a flatten; allowed where
+    NCHW and NHWC flatten alike: a 1x1 map), and MatMul by a constant (FULLY_CONNECTED,
+    a BatchNormalization right after it folded into its weights and bias).
     """
     from onnx import numpy_helper
 
@@ -129,7 +141,7 @@ def graph_from_onnx(onnx_model, name: str) -> Graph:
         name=name,
         input_name="input",
         input_shape=(1, dims[2], dims[3], dims[1]),
-        output_name="embedding",
+        output_name=output_name,
     )
     consumers: dict[str, list[int]] = {}
     for n, node in enumerate(g.node):
@@ -146,7 +158,11 @@ def graph_from_onnx(onnx_model, name: str) -> Graph:
     mean, scale = 0.0, 1.0  # the input normalisation found so far
     normalised = {inp.name}
 
+    shape_only: set[str] = set()  # tensors that only compute a Reshape's target shape
+
     def value(tensor: str, node) -> str:
+        if tensor in shape_only or tensor not in tname:
+            raise ValueError(f"{node.name}: {node.op_type} reads {tensor!r}, which is not a converted feature tensor")
         if tensor in affine:
             raise ValueError(f"{node.name}: a BatchNormalization feeds {node.op_type}; only Conv/Gemm take one")
         return tname[tensor]
@@ -176,7 +192,18 @@ def graph_from_onnx(onnx_model, name: str) -> Graph:
             tname[node.output[0]] = "input"
             graph.normalisation = (mean, 1.0 / scale)  # the caller feeds (raw - mean) / std
             continue
-        if node.op_type in ("Conv", "Gemm"):
+        if node.op_type in ("Shape", "Gather", "Unsqueeze", "Concat"):
+            # Shape arithmetic (PyTorch's x.view(x.size(0), -1)); only a Reshape may read it.
+            readers = consumers.get(node.output[0], [])
+            if not all(
+                g.node[r].op_type in ("Gather", "Unsqueeze", "Concat")
+                or (g.node[r].op_type == "Reshape" and g.node[r].input[1] == node.output[0])
+                for r in readers
+            ):
+                raise ValueError(f"{node.name}: {node.op_type} feeds something other than a Reshape's shape")
+            shape_only.add(node.output[0])
+            continue
+        if node.op_type in ("Conv", "Gemm", "MatMul"):
             bn = folded_bn(node.output[0])
             if bn is not None:
                 skip.add(bn[0])
@@ -193,7 +220,7 @@ def graph_from_onnx(onnx_model, name: str) -> Graph:
                 w = (w * bn[1][:, None, None, None]).astype(np.float32)
                 b = (b * bn[1] + bn[2]).astype(np.float32)
             group = attrs["group"].i if "group" in attrs else 1
-            stride = list(attrs["strides"].ints)
+            stride = list(attrs["strides"].ints) if "strides" in attrs else [1, 1]
             pads = list(attrs["pads"].ints) if "pads" in attrs else [0, 0, 0, 0]
             dil = list(attrs["dilations"].ints) if "dilations" in attrs else [1, 1]
             kh, kw = w.shape[2], w.shape[3]
@@ -232,9 +259,36 @@ def graph_from_onnx(onnx_model, name: str) -> Graph:
         elif node.op_type == "Flatten" and _read_only_by(g, consumers.get(last, []), "Gemm"):
             flat[last] = node.input[0]  # the Gemm below turns Flatten + Gemm into one convolution
         elif node.op_type in ("Reshape", "Flatten"):
-            channels = g.output[0].type.tensor_type.shape.dim[-1].dim_value
+            x = value(node.input[0], node)
+            dims = infer_shapes(graph)[x]
+            channels = int(np.prod(dims[1:]))
+            if len(dims) == 4 and dims[-1] > 1 and dims[1] * dims[2] > 1:
+                raise ValueError(f"{node.name}: flattening a {dims} map (NCHW and NHWC orders differ)")
+            if last == final and channels != g.output[0].type.tensor_type.shape.dim[-1].dim_value:
+                raise ValueError(f"{node.name}: the flattened size {channels} is not the graph output's")
             shape = graph.const(f"{out}/shape", np.array([1, channels], dtype=np.int32))
-            graph.add("reshape", [value(node.input[0], node), shape], out)
+            graph.add("reshape", [x, shape], out)
+        elif node.op_type == "GlobalAveragePool":
+            axes = graph.const(f"{out}/axes", np.array([1, 2], dtype=np.int32))
+            graph.add("mean", [value(node.input[0], node), axes], out)
+        elif node.op_type == "Relu":
+            graph.add("relu", [value(node.input[0], node)], out)
+        elif node.op_type == "Sigmoid":
+            graph.add("logistic", [value(node.input[0], node)], out)
+        elif node.op_type == "Mul":  # of two feature tensors (the scalar input normalisation is above)
+            graph.add("mul", [value(node.input[0], node), value(node.input[1], node)], out)
+        elif node.op_type == "MatMul":
+            x = value(node.input[0], node)
+            if node.input[1] not in init or len(infer_shapes(graph)[x]) != 2:
+                raise ValueError(f"{node.name}: MatMul must multiply a flat (1, n) tensor by a constant")
+            w = init[node.input[1]].astype(np.float64).T  # (in, out) -> (out, in)
+            b = np.zeros(w.shape[0])
+            if bn is not None:
+                w = w * bn[1][:, None]
+                b = b * bn[1] + bn[2]
+            weights = graph.const(f"{out}/weights", w.astype(np.float32))
+            bias = graph.const(f"{out}/bias", b.astype(np.float32))
+            graph.add("fc", [x, weights, bias], out)
         elif node.op_type == "Gemm":
             if node.input[0] not in flat:
                 raise ValueError(f"{node.name}: Gemm must read a Flatten of a feature map")

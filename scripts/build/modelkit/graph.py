@@ -1,7 +1,8 @@
-"""A tiny graph IR for the two embedders and a writer to the TFLite flatbuffer.
+"""A tiny graph IR for the embedders (and the liveness classifier) and a writer to the TFLite flatbuffer.
 
-Both embedders are plain CNNs (convolutions, depthwise convolutions, PReLU,
-residual adds, a final reshape), so instead of routing them through TensorFlow's
+The embedders are plain CNNs (convolutions, depthwise convolutions, PReLU,
+residual adds, a final reshape; fr_liveness adds squeeze-and-excitation gates --
+mean, relu, logistic, mul -- and fully-connected layers), so instead of routing them through TensorFlow's
 converter -- which emits op versions tflite-runtime 2.14 cannot load and turns
 PReLU into elementwise ABS/SUB/MUL chains -- we describe them in this IR and
 write the flatbuffer ourselves with LiteRT's generated schema. Every op is
@@ -26,7 +27,7 @@ SAME, VALID = schema.Padding.SAME, schema.Padding.VALID
 
 @dataclass
 class Op:
-    kind: str  # conv, dwconv, fc, prelu, add, pad, reshape
+    kind: str  # conv, dwconv, fc, prelu, add, pad, reshape, mean, relu, logistic, mul
     inputs: list[str]
     output: str
     params: dict = field(default_factory=dict)
@@ -79,7 +80,11 @@ def infer_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
             shapes[op.output] = tuple(int(v) for v in graph.consts[op.inputs[1]])
         elif op.kind == "fc":
             shapes[op.output] = (x[0], graph.consts[op.inputs[1]].shape[0])
-        else:  # prelu, add: elementwise
+        elif op.kind == "mean":  # over H and W, dims kept
+            shapes[op.output] = (x[0], 1, 1, x[3])
+        elif op.kind in ("add", "mul"):  # elementwise, broadcasting
+            shapes[op.output] = tuple(int(d) for d in np.broadcast_shapes(x, shapes[op.inputs[1]]))
+        else:  # prelu, relu, logistic: elementwise
             shapes[op.output] = x
     return shapes
 
@@ -120,6 +125,14 @@ def run_numpy(graph: Graph, x: np.ndarray) -> np.ndarray:
         elif op.kind == "fc":
             w, b = values[op.inputs[1]], values[op.inputs[2]]
             values[op.output] = a.reshape(a.shape[0], -1) @ w.T + b
+        elif op.kind == "mean":
+            values[op.output] = a.mean(axis=(1, 2), keepdims=True)
+        elif op.kind == "relu":
+            values[op.output] = np.maximum(a, 0.0)
+        elif op.kind == "logistic":
+            values[op.output] = 1.0 / (1.0 + np.exp(-a))
+        elif op.kind == "mul":
+            values[op.output] = a * values[op.inputs[1]]
         else:
             raise ValueError(f"unknown op {op.kind}")
     return values[graph.output_name].astype(np.float32)
@@ -134,6 +147,10 @@ _BUILTIN = {
     "reshape": OPS.RESHAPE,
     "dequantize": OPS.DEQUANTIZE,
     "fc": OPS.FULLY_CONNECTED,
+    "mean": OPS.MEAN,
+    "relu": OPS.RELU,
+    "logistic": OPS.LOGISTIC,
+    "mul": OPS.MUL,
 }
 
 _TYPES = {
@@ -180,6 +197,12 @@ def _options(op: Op):
         return schema.BuiltinOptions.FullyConnectedOptions, schema.FullyConnectedOptionsT()
     if op.kind == "add":
         return schema.BuiltinOptions.AddOptions, schema.AddOptionsT()
+    if op.kind == "mul":
+        return schema.BuiltinOptions.MulOptions, schema.MulOptionsT()
+    if op.kind == "mean":
+        o = schema.ReducerOptionsT()
+        o.keepDims = True
+        return schema.BuiltinOptions.ReducerOptions, o
     if op.kind == "pad":
         return schema.BuiltinOptions.PadOptions, schema.PadOptionsT()
     if op.kind == "reshape":

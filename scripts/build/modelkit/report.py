@@ -33,16 +33,8 @@ def _compact_note(models: dict) -> str:
     )
 
 
-def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
-    models = manifest["models"]
-    runtimes = list(speed)
+def _shipped_section(models: dict) -> list[str]:
     lines = [
-        "# Models",
-        "",
-        "Built by `python scripts/build/build_models.py` from registry packages alone; every figure below was",
-        "measured by that build on lfw-dev (see `manifest.json` → `evaluation` for the protocol).",
-        "Do not edit by hand: rebuild. `edge models` verifies the sha256 of each file against the manifest.",
-        "",
         "## Shipped files",
         "",
         "| key | file | role | variant | default | bytes | source | licence |",
@@ -54,7 +46,11 @@ def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
             f"| `{key}` | `{m['file']}` | {m['role']} | {m['variant']} | {'yes' if m['default'] else ''} | "
             f"{m['bytes']:,} | {src['registry']} `{src['package']}` {src['version']} `{src['file']}` | {m['license']} |"
         )
-    lines += ["", "## Inputs", ""]
+    return lines + [""]
+
+
+def _inputs_section(models: dict) -> list[str]:
+    lines = ["## Inputs", ""]
     seen = set()
     for m in models.values():
         if m["family"] in seen:
@@ -66,6 +62,88 @@ def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
             f"- **{m['family']}** ({m['what']}): {i['shape']} {i['layout']} {i['colour']} {i['dtype']}, "
             f"{i['normalisation']}; {i['crop']}. Outputs: {outs}."
         )
+    return lines + [""]
+
+
+LIVENESS_HEADING = "## Liveness: the converted model against its source"
+
+
+def _liveness_section(models: dict) -> list[str]:
+    """From the manifest alone (the liveness step also runs by itself: `--only fr_liveness`)."""
+    found = [(k, m) for k, m in models.items() if m["role"] == "liveness"]
+    if not found:
+        return []
+    lines = [LIVENESS_HEADING, ""]
+    for key, m in found:
+        p, src = m["parity"], m["source"]
+        f16 = p["float16_candidate_not_shipped"]
+        d = p["live_probability_lfw_dev"]
+        q = d["quantiles"]
+        ms = ", ".join(f"{rt} {v:.2f} ms" for rt, v in m["ms_per_inference_single_thread"].items())
+        ms16 = ", ".join(f"{rt} {v:.2f} ms" for rt, v in f16["ms_per_inference_single_thread"].items())
+        lines += [
+            f"`{m['file']}` (`{key}`): {src['package']} {src['version']} `{src['file']}` (sha256 "
+            f"`{src['file_sha256']}`), translated op by op to float32 (`scripts/build/modelkit/convert.py`; "
+            f"max |Δlogit| {m['conversion_max_abs_diff_to_source']:.1e} on a random input). Licence: {m['license']}.",
+            "",
+            f"- Output: {m['output_meaning']}.",
+            f"- Against onnxruntime on {p['n']} real face crops ({p['crops']}): max |Δp| "
+            f"{p['max_abs_diff_probability']:.2e}, mean of the per-crop max {p['mean_abs_diff_probability']:.2e}.",
+            f"- Float16-weight candidate, not shipped: max |Δp| {f16['max_abs_diff_probability']:.2e}, "
+            f"{f16['bytes']:,} bytes, {ms16}; it saves under 1 MB of disk and nothing else (XNNPACK expands "
+            "float16 weights to float32 at load).",
+            f"- Single thread: {ms} per crop.",
+            f"- p(live) on those {d['crops']} lfw-dev faces (photographs of live people -- themselves photos, so "
+            f"not a claim either way): median {q['0.5']}, quartiles {q['0.25']} / {q['0.75']}, 5 % {q['0.05']}, "
+            f"1 % {q['0.01']}, min {d['min']}; above 0.5: {100 * d['share_above_0.5']:.1f} %, above 0.9: "
+            f"{100 * d['share_above_0.9']:.1f} %; argmax class counts {d['argmax_class_counts']}.",
+            "",
+        ]
+    return lines
+
+
+def update_readme(out: Path, manifest: dict) -> None:
+    """Rewrite the sections that come from the manifest alone (shipped files, inputs, liveness),
+    keeping the measured sections of the last full build as they are."""
+    models = manifest["models"]
+    text = (out / "README.md").read_text().splitlines()
+    head, sections, current = [], {}, None
+    order = []
+    for line in text:
+        if line.startswith("## "):
+            current = line
+            order.append(line)
+            sections[line] = []
+        (sections[current] if current else head).append(line)
+    fresh = {
+        "## Shipped files": _shipped_section(models),
+        "## Inputs": _inputs_section(models),
+    }
+    liveness = _liveness_section(models)
+    lines = list(head)
+    for heading in order:
+        if heading == LIVENESS_HEADING:
+            continue
+        lines += fresh.get(heading, sections[heading])
+        if heading == "## Inputs" and liveness:
+            lines += liveness
+    (out / "README.md").write_text("\n".join(lines).rstrip("\n") + "\n")
+
+
+def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
+    models = manifest["models"]
+    runtimes = list(speed)
+    lines = [
+        "# Models",
+        "",
+        "Built by `python scripts/build/build_models.py` from registry packages alone; every figure below was",
+        "measured by that build on lfw-dev (see `manifest.json` → `evaluation` for the protocol).",
+        "Do not edit by hand: rebuild. `edge models` verifies the sha256 of each file against the manifest.",
+        "",
+    ]
+    lines += _shipped_section(models)
+    lines += _inputs_section(models)
+    lines += _liveness_section(models)
     lines += [
         "",
         "## Embedders: every variant measured against its float32 source",
