@@ -705,6 +705,26 @@ def _guarded(name: str, check: Callable[[], list[Finding]]) -> list[Finding]:
         return [Finding(name, FAIL, f"the check itself failed: {type(exc).__name__}: {exc}", "report this as a bug")]
 
 
+def check_liveness(config: Any) -> list[Finding]:
+    """Whether the door can be fooled by a photo: liveness off says so plainly; on, its model must load."""
+    lv = config.liveness
+    if lv.mode == "off":
+        return [
+            Finding(
+                "liveness",
+                WARN,
+                "liveness.mode = off: a printed photo or a phone screen showing an enrolled person's face opens the door",
+                'set [liveness] mode = "passive" (or "passive+challenge") and calibrate it (docs/liveness.md)',
+            )
+        ]
+    from edge.vision.liveness import Liveness
+
+    t0 = time.perf_counter()
+    Liveness.open(threads=1)
+    ms = (time.perf_counter() - t0) * 1e3
+    return [Finding("liveness", OK, f"{lv.mode}: threshold {lv.threshold:g}, model loaded in {ms:.0f} ms")]
+
+
 def run_checks(config: Any, *, timeout: float = DEFAULT_TIMEOUT, source_label: str = "") -> list[Finding]:
     """Every check against a loaded `edge.config.Config`."""
     e = config.engine
@@ -713,6 +733,7 @@ def run_checks(config: Any, *, timeout: float = DEFAULT_TIMEOUT, source_label: s
     findings += _guarded("models", lambda: check_models(e.profile, e.detector))
     findings += _guarded("camera", lambda: check_camera(config, timeout))
     findings += _guarded("vault", lambda: check_vault(config))
+    findings += _guarded("liveness", lambda: check_liveness(config))
     findings += _guarded("mqtt", lambda: check_broker(config, timeout))
     findings += _guarded("clock", check_clock)
     findings += _guarded("disk", lambda: check_disk(config))

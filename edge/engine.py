@@ -45,6 +45,7 @@ from edge.vision.align import align, points_from_detection
 from edge.vision.detector import TILE, Detection, FaceDetector, clip_rect
 from edge.vision.embedder import Embedder
 from edge.vision.landmarks import FaceMesh, MeshResult, five_points_of
+from edge.vision.liveness import Liveness
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ class Engine:
         self.mesh = FaceMesh(open_model("face_mesh", threads=threads, directory=directory))
         self.embedders = [Embedder.open(key, threads=threads, directory=directory) for key in self.config.embedders]
         self.dim = sum(e.dim for e in self.embedders)
+        self._threads, self._liveness = threads, None  # the passive liveness stage, opened when first asked
         # The embedding recipe's version: templates carry it, and those of another never match.
         self.model_version = self.config.model_version()
         self.calibration = self._load_calibration()
@@ -333,6 +335,13 @@ class Engine:
         report = self.assess(rgb, det, mesh, crop) if quality else None
         t3 = time.perf_counter()
         return AlignedFace(points, mesh, crop, report, {"landmarks": t1 - t0, "align": t2 - t1, "quality": t3 - t2})
+
+    def live_probability(self, rgb: np.ndarray, det: Detection) -> float:
+        """The passive liveness stage (`edge.vision.liveness`): probability that the face in `det`
+        is live, not a photo or a screen. Its model is opened on the first call."""
+        if self._liveness is None:
+            self._liveness = Liveness.open(threads=self._threads, directory=self.config.models_dir)
+        return self._liveness.get(rgb, det)
 
     def landmarks(self, rgb: np.ndarray, det: Detection) -> tuple[np.ndarray, MeshResult | None]:
         """(5-point alignment points, the FaceMesh result or None) for one detection."""

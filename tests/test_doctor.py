@@ -106,7 +106,7 @@ def write_config(path: Path, state: Path, **sections: dict) -> Path:
 
 @pytest.fixture
 def config(tmp_path) -> Path:
-    return write_config(tmp_path / "edge.toml", tmp_path)
+    return write_config(tmp_path / "edge.toml", tmp_path, liveness={"mode": "passive"})
 
 
 # --- (a) this machine, default config: there is no camera ----------------------------------------
@@ -151,6 +151,7 @@ def test_clean_device_is_all_ok(capsys, tmp_path, config, frames, vault_dir, bro
         "models.load",
         "camera",
         "vault",
+        "liveness",
         "mqtt",
         "clock",
         "disk.vault",
@@ -166,6 +167,15 @@ def test_clean_device_is_all_ok(capsys, tmp_path, config, frames, vault_dir, bro
     assert out.strip().splitlines()[-1].startswith("doctor: ready: 0 failed")
     # doctor only looks: the audit and outbox directories are not created
     assert not (tmp_path / "audit").exists() and not (tmp_path / "outbox").exists()
+
+
+def test_liveness_off_is_said_plainly(capsys, tmp_path, frames, vault_dir):
+    """Off (the default) the door opens for a photo of an enrolled person: doctor says so."""
+    conf = write_config(tmp_path / "off.toml", tmp_path)
+    code, out = run(["--config", str(conf), "--source", str(frames), "--vault", str(vault_dir)], capsys)
+    liveness = lines(out)["liveness"]
+    assert liveness.startswith("WARN") and "a printed photo or a phone screen" in liveness and "opens the door" in liveness
+    assert 'mode = "passive"' in liveness
 
 
 def test_video_file_source_passes(capsys, tmp_path, config, frames, vault_dir):

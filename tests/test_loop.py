@@ -845,3 +845,51 @@ def test_liveness_off_grants_as_before_and_verdicts_carry_no_liveness(engine, ga
     verdicts = _process(app, frames_of(people.visits[:1], people.scale, per_photo=12))
     assert [(v.decision, v.name) for v in verdicts] == [("granted", people.visitor)]
     assert "liveness" not in verdicts[0].to_dict()
+
+
+def _filling_the_frame(photo, n, seed=0):
+    """`n` 640×480 frames that are the photo itself, a little moved (BORDER_REFLECT): a face in a
+    scene, with no photo edge or grey surround in view (which is what a photo held up looks like)."""
+    h, w = photo.shape[:2]
+    side = min(w, h * 4 / 3)
+    x0, y0 = (w - side) / 2, (h - side * 3 / 4) / 2
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        s = 640 / side
+        m = np.array([[s, 0, -x0 * s + rng.uniform(-4, 4)], [0, s, -y0 * s + rng.uniform(-3, 3)]])
+        out.append(cv2.warpAffine(photo, m, (640, 480), borderMode=cv2.BORDER_REFLECT))
+    return out
+
+
+def test_with_passive_liveness_a_face_in_a_scene_is_granted_and_a_held_up_photo_is_a_spoof(engine, gallery, people):
+    """The real passive stage (`Engine.live_probability`). A photo pasted on a grey frame — the
+    photo's edges in view, as when one is held up to the camera — is called an attack: a `spoof`
+    verdict, no grant. The same photo filling the frame (a face in a scene) is called live, the
+    grant comes once `min_frames` frames of evidence are in, and the verdict carries it."""
+    config = test_config(liveness={"mode": "passive"})
+    app = Appliance(engine, gallery, None, config=config, sinks=[])
+    held_up = _process(app, frames_of(people.visits[:1], people.scale, per_photo=15))
+    assert [v.decision for v in held_up] == ["spoof"]
+    figures = held_up[0].to_dict()["liveness"]
+    assert figures["live"] <= 0.1 and "passive liveness" in figures["reason"]
+    app = Appliance(engine, gallery, None, config=config, sinks=[])
+    verdicts = _process(app, _filling_the_frame(people.visits[0], 15))
+    (granted,) = [v for v in verdicts if v.decision == "granted"]
+    figures = granted.to_dict()["liveness"]
+    assert granted.name == people.visitor and figures["mode"] == "passive" and figures["frames"] >= 5
+    assert figures["live"] >= 0.5 and granted.frame_index >= 4  # it waited for min_frames of evidence
+    assert app.stats()["stages_ms"]["liveness"]["n"] >= 5
+
+
+def test_passive_plus_challenge_announces_a_prompt_and_a_still_face_never_follows_it(engine, gallery, people):
+    """The passive cue says live, so a random head turn is asked for; a still face (a photo, a
+    replay that cannot know the prompt) never follows it: no grant, and when time is up a spoof."""
+    config = test_config(liveness={"mode": "passive+challenge", "challenge_s": 1.0})
+    frames = _filling_the_frame(people.visits[0], 40)
+    sink, app = _run_frames(engine, gallery, frames, config)
+    assert "granted" not in [v.decision for v in sink.verdicts]
+    (prompt,) = _events(sink, "liveness_challenge")
+    assert prompt["prompt"] in ("left", "right", "up") and prompt["within_s"] == 1.0
+    (spoof,) = [v for v in sink.verdicts if v.decision == "spoof"]
+    assert "not followed" in spoof.to_dict()["liveness"]["reason"]
