@@ -174,7 +174,9 @@ def test_liveness_off_is_said_plainly(capsys, tmp_path, frames, vault_dir):
     conf = write_config(tmp_path / "off.toml", tmp_path)
     code, out = run(["--config", str(conf), "--source", str(frames), "--vault", str(vault_dir)], capsys)
     liveness = lines(out)["liveness"]
-    assert liveness.startswith("WARN") and "a printed photo or a phone screen" in liveness and "opens the door" in liveness
+    assert (
+        liveness.startswith("WARN") and "a printed photo or a phone screen" in liveness and "opens the door" in liveness
+    )
     assert 'mode = "passive"' in liveness
 
 

@@ -893,3 +893,12 @@ def test_passive_plus_challenge_announces_a_prompt_and_a_still_face_never_follow
     assert prompt["prompt"] in ("left", "right", "up") and prompt["within_s"] == 1.0
     (spoof,) = [v for v in sink.verdicts if v.decision == "spoof"]
     assert "not followed" in spoof.to_dict()["liveness"]["reason"]
+
+
+def test_a_spoof_is_decided_and_not_identified_on_every_frame(engine, gallery, people):
+    config = test_config(liveness={"mode": "passive"}, decision={"recheck_every": 15})
+    app = Appliance(engine, gallery, None, config=config, sinks=[])
+    verdicts = _process(app, frames_of(people.visits[:1], people.scale, per_photo=45))
+    assert [v.decision for v in verdicts] == ["spoof"]
+    spoof_at = verdicts[0].frame_index
+    assert app.counts["identified"] <= spoof_at + 1 + (45 - spoof_at) // 15 + 1

@@ -253,7 +253,8 @@ class Appliance:
         it, and while a granted track's frames stop naming its person; after that at once when its
         face went missing or changed abruptly, else every `recheck_every` frames or `recheck_s` s."""
         policy, data = self.policy, track.data
-        if not policy.decided(track.id) or policy.doubted(track.id):
+        decided = policy.decided(track.id) or data.get("spoof_reported")  # a spoof is decided too: not every frame
+        if not decided or policy.doubted(track.id):
             return True
         if data.get("look_again"):
             self.counts["rechecks_triggered"] += 1
