@@ -713,7 +713,8 @@ def check_liveness(config: Any) -> list[Finding]:
             Finding(
                 "liveness",
                 WARN,
-                "liveness.mode = off: a printed photo or a phone screen showing an enrolled person's face opens the door",
+                "liveness.mode = off: a printed photo or a phone screen showing an enrolled person's face "
+                "opens the door",
                 'set [liveness] mode = "passive" (or "passive+challenge") and calibrate it (docs/liveness.md)',
             )
         ]
