@@ -10,7 +10,8 @@ for bona fide, anything else an attack —, ``attack_type``, ``subject``) and th
 recordings can be dropped in the same way.
 
 Every frame runs through the appliance's own stages (`Engine.detect`, then FaceMesh via
-`Engine.landmarks`, for the largest face: each clip is one presentation, one track). Per clip,
+`Engine.landmarks`, for one face followed from frame to frame: each clip is one presentation,
+one track; see `follow`). Per clip,
 each cue gives one score, higher = more live:
 
 ``planarity``     `edge.vision.motion.planarity` over the track's FaceMesh landmarks (median over
@@ -89,10 +90,22 @@ def load_frame_score(spec: str) -> tuple[str, Callable]:
     return name, getattr(importlib.import_module(module), name)
 
 
+def follow(detections: list, previous) -> object:
+    """The presentation's face: the most confident detection near the previous frame's one (within half
+    its width), else the most confident (a blurred face on a background poster scores lower)."""
+    if previous is not None:
+        px, py = previous.centre
+        near = [d for d in detections if math.dist(d.centre, (px, py)) < 0.5 * previous.box[2]]
+        if near:
+            return max(near, key=lambda d: d.score)
+    return max(detections, key=lambda d: d.score)
+
+
 def run_clip(engine, path: Path, frame_scores: dict[str, Callable], cost: dict[str, list[float]]) -> dict:
     """Landmarks of the largest face per frame (None without one) and the per-frame scores."""
     track: list[np.ndarray | None] = []
     scores: dict[str, list[float]] = {name: [] for name in frame_scores}
+    previous = None
     for rgb in frames_of(path):
         t0 = time.perf_counter()
         detections = engine.detect(rgb)
@@ -101,7 +114,8 @@ def run_clip(engine, path: Path, frame_scores: dict[str, Callable], cost: dict[s
         if not detections:
             track.append(None)
             continue
-        det = max(detections, key=lambda d: d.area)
+        det = follow(detections, previous)
+        previous = det
         _, mesh = engine.landmarks(rgb, det)
         t2 = time.perf_counter()
         cost["facemesh"].append(t2 - t1)
