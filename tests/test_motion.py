@@ -87,3 +87,12 @@ def test_the_measure_is_scale_free():
 def test_pair_fit_wants_matching_point_sets():
     with pytest.raises(ValueError):
         motion.pair_fit(np.zeros((10, 2)), np.zeros((9, 2)))
+
+
+def test_a_track_needs_a_few_pairs_that_moved():
+    still = _track(_head(), np.zeros(12), noise=0.2)
+    jolt = [p + (40.0 if i >= 6 else 0.0) for i, p in enumerate(still)]  # one jump: pairs (2..5, 6..9) moved
+    moved = [f for f in motion.pair_fits(jolt) if f.enough()]
+    assert len(moved) == 4
+    assert motion.planarity(jolt, min_pairs=5) is None
+    assert motion.planarity(jolt) is not None and motion.planarity(jolt) < 0.05  # a pure shift is planar

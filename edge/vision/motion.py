@@ -15,8 +15,8 @@ the fraction of the face's motion that no plane explains: ≈ 0 for a picture (u
 noise), larger for a head that turns. It is scale-free (the same at any face size) and a pair only
 counts when the face moved enough for it to mean something: a mean displacement of at least
 `MIN_MOTION` of the face size (landmark noise alone would make a still face look non-planar).
-The track's planarity is the median over its pairs that moved enough; a track that never moved
-enough has none (`None`: "not enough motion", its own answer, neither live nor attack).
+The track's planarity is the median over its pairs that moved enough; a track with fewer than
+`MIN_PAIRS` such pairs has none (`None`: "not enough motion", its own answer, neither live nor attack).
 
 What it cannot see: a live face that only translates, scales (walks towards the door) or rolls
 also moves as a plane (weak perspective); only out-of-plane rotation (a head turn or nod) makes
@@ -38,6 +38,7 @@ import numpy as np
 
 GAP = 4  # frames between the two landmark sets of a pair (≈ 0.27 s at 15 fps)
 MIN_MOTION = 0.03  # a pair counts when its mean displacement is at least this fraction of the face size
+MIN_PAIRS = 3  # a track needs this many such pairs for an answer (one lucky pair of noise is not one)
 MAX_PAIRS = 64  # pairs `PlanarMotion` keeps (the most recent)
 
 
@@ -98,15 +99,17 @@ def pair_fits(track: Sequence[np.ndarray | None], gap: int = GAP) -> list[PairFi
     return out
 
 
-def aggregate(fits: Iterable[PairFit], min_motion: float = MIN_MOTION) -> float | None:
-    """Median planarity of the pairs that moved enough; None ("not enough motion") when none did."""
+def aggregate(fits: Iterable[PairFit], min_motion: float = MIN_MOTION, min_pairs: int = MIN_PAIRS) -> float | None:
+    """Median planarity of the pairs that moved enough; None ("not enough motion") with fewer than `min_pairs`."""
     values = [f.planarity for f in fits if f.enough(min_motion)]
-    return float(np.median(values)) if values else None
+    return float(np.median(values)) if values and len(values) >= min_pairs else None
 
 
-def planarity(track: Sequence[np.ndarray | None], gap: int = GAP, min_motion: float = MIN_MOTION) -> float | None:
+def planarity(
+    track: Sequence[np.ndarray | None], gap: int = GAP, min_motion: float = MIN_MOTION, min_pairs: int = MIN_PAIRS
+) -> float | None:
     """A track's planarity: the median over its pairs `gap` frames apart that moved enough, or None."""
-    return aggregate(pair_fits(track, gap), min_motion)
+    return aggregate(pair_fits(track, gap), min_motion, min_pairs)
 
 
 class PlanarMotion:
@@ -116,8 +119,10 @@ class PlanarMotion:
     the new pair's fit (or None); `value` is the track's planarity so far (None: not enough motion).
     """
 
-    def __init__(self, gap: int = GAP, min_motion: float = MIN_MOTION, max_pairs: int = MAX_PAIRS) -> None:
-        self.gap, self.min_motion = gap, min_motion
+    def __init__(
+        self, gap: int = GAP, min_motion: float = MIN_MOTION, min_pairs: int = MIN_PAIRS, max_pairs: int = MAX_PAIRS
+    ) -> None:
+        self.gap, self.min_motion, self.min_pairs = gap, min_motion, min_pairs
         self._recent: deque[np.ndarray | None] = deque(maxlen=gap + 1)
         self.fits: deque[PairFit] = deque(maxlen=max_pairs)
 
@@ -132,4 +137,4 @@ class PlanarMotion:
 
     @property
     def value(self) -> float | None:
-        return aggregate(self.fits, self.min_motion)
+        return aggregate(self.fits, self.min_motion, self.min_pairs)

@@ -2,7 +2,7 @@
 """Presentation-attack detection on a folder of labelled clips: ISO/IEC 30107-3 figures per cue.
 
     python scripts/eval/liveness_clips.py DIR [--gap 4] [--min-motion 0.03] [--limit N]
-        [--frame-score MODULE:FUNCTION ...] [--dump FILE.npz] [--seed 0]
+        [--frame-score MODULE:FUNCTION ...] [--dump FILE.npz | --load FILE.npz]
 
 DIR holds ``labels.csv`` (columns ``clip`` — a path relative to DIR —, ``label`` — ``live``
 for bona fide, anything else an attack —, ``attack_type``, ``subject``) and the clips
@@ -16,7 +16,7 @@ each cue gives one score, higher = more live:
 
 ``planarity``     `edge.vision.motion.planarity` over the track's FaceMesh landmarks (median over
                   pairs ``--gap`` frames apart that moved at least ``--min-motion`` of the face
-                  size); no answer ("not enough motion") when no pair moved enough.
+                  size); no answer ("not enough motion") with fewer than ``--min-pairs`` such pairs.
 ``<name>``        every ``--frame-score MODULE:FUNCTION``: a function ``frame_score(rgb, detection)
                   -> float`` (e.g. a passive CNN's live probability) called on every frame with a
                   face; the clip's score is the mean over its frames.
@@ -27,6 +27,8 @@ ISO/IEC 30107-3 figures at the threshold where BPCER = 5 % on the bona fide clip
 answer (APCER per attack type, a clip without an answer counted as refused — i.e. an attack
 without an answer is *not* an error, a bona fide one is, shown as "BPCER all"), and the cost of
 each cue per frame in ms (detection and FaceMesh, shared by everything, on their own lines).
+``--dump`` saves the landmark tracks, ``--load`` reads them back instead of running the models
+(to try another ``--gap`` or ``--min-motion`` in seconds).
 Exits 0.
 """
 
@@ -210,9 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("folder", type=Path)
     ap.add_argument("--gap", type=int, default=motion.GAP, help="frames between the two sets of a pair")
     ap.add_argument("--min-motion", type=float, default=motion.MIN_MOTION, help="displacement / face size")
+    ap.add_argument("--min-pairs", type=int, default=motion.MIN_PAIRS, help="pairs that moved enough, for an answer")
     ap.add_argument("--frame-score", action="append", default=[], metavar="MODULE:FUNCTION")
     ap.add_argument("--limit", type=int, default=0, help="at most this many clips of each attack type (0: all)")
     ap.add_argument("--dump", type=Path, help="save every clip's landmark track (npz) for later analysis")
+    ap.add_argument("--load", type=Path, help="read the landmark tracks from a --dump file instead of the clips")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -227,21 +231,29 @@ def main(argv: list[str] | None = None) -> int:
         rows = kept
     sys.path.insert(0, str(ROOT / "scripts" / "eval"))
     frame_scores = dict(load_frame_score(s) for s in args.frame_score)
-    engine = engine_from_config(Config())
+    loaded = np.load(args.load) if args.load else None
+    if loaded is not None and frame_scores:
+        raise SystemExit("--frame-score needs the clips, not --load")
+    engine = None if loaded is not None else engine_from_config(Config())
     cost: dict[str, list[float]] = defaultdict(list)
     planarity: list[float | None] = []
     pairs: list[list[float]] = []
     clip_frame_scores: dict[str, list[float | None]] = {name: [] for name in frame_scores}
     tracks = {}
     start = time.perf_counter()
-    n_frames = 0
+    n_frames = faces = 0
     for done, row in enumerate(rows, 1):
-        result = run_clip(engine, args.folder / row["clip"], frame_scores, cost)
+        if loaded is not None:
+            saved = loaded[row["clip"].replace("/", "__")]
+            result = {"track": [None if np.isnan(p).any() else p for p in saved], "scores": {}}
+        else:
+            result = run_clip(engine, args.folder / row["clip"], frame_scores, cost)
         track = result["track"]
         n_frames += len(track)
+        faces += sum(p is not None for p in track)
         t = time.perf_counter()
         fits = motion.pair_fits(track, args.gap)
-        planarity.append(motion.aggregate(fits, args.min_motion))
+        planarity.append(motion.aggregate(fits, args.min_motion, args.min_pairs))
         cost["planarity"].append((time.perf_counter() - t) / max(len(track), 1))
         pairs.append([f.planarity for f in fits if f.enough(args.min_motion)])
         for name, values in result["scores"].items():
@@ -251,9 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         if done % 25 == 0:
             log.info("%d/%d clips, %.0f s", done, len(rows), time.perf_counter() - start)
 
-    faces = sum(1 for v in cost["facemesh"])
-    print(f"{len(rows)} clips, {n_frames} frames, a face in {faces} ({faces / max(n_frames, 1):.1%}); "
-          f"gap {args.gap}, min motion {args.min_motion}; {time.perf_counter() - start:.0f} s")  # fmt: skip
+    print(
+        f"{len(rows)} clips, {n_frames} frames, a face in {faces} ({faces / max(n_frames, 1):.1%}); gap {args.gap}, "
+        f"min motion {args.min_motion}, min pairs {args.min_pairs}; {time.perf_counter() - start:.0f} s"
+    )
     report("planarity (residual / displacement of the landmark homography)", rows, planarity, pairs)
     for name, scores in clip_frame_scores.items():
         report(f"{name} (mean per-frame score)", rows, scores, None)
