@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
 """Synthetic presentation-attack clips from lfw-dev photos: print, screen, live turn, live still.
 
-    python scripts/build/spoofs.py --out DIR [--lfw ../shared/data/lfw-dev] [--print 150] [--screen 150]
-        [--turn 120] [--still 40] [--bent 0.3] [--seed 0]
+    python scripts/build/spoofs.py --out DIR [--lfw ../shared/data/lfw-dev] [--print 150] [--bent 50]
+        [--screen 150] [--turn 120] [--still 40] [--seed 0]
 
 Writes ``DIR/<label>/<name>.avi`` (MJPG, 640×480, 15 fps, 2–4 s) and ``DIR/labels.csv`` with
 the columns ``clip`` (path relative to DIR), ``label`` (live, print, screen), ``attack_type``
 (``print``, ``print_bent``, ``screen``, ``live_turn``, ``live_still``), ``subject``, ``photo``,
-``frames``. Every clip is one distinct lfw-dev person (their first photo), and a clip depends
-only on ``--seed``, its kind and its index (``numpy.random.default_rng([seed, kind, index])``):
-the same command writes the same frames. `scripts/eval/liveness_clips.py` reads the folder.
+``frames``. Every clip is one distinct lfw-dev person (their first photo; people are taken in a
+``--seed`` shuffle, kind after kind, so the people depend on the counts), and a clip's randomness
+is ``numpy.random.default_rng([seed, kind, index])``: the same command line writes byte-identical
+clips. `scripts/eval/liveness_clips.py` reads the folder.
 
 Kinds (every clip: the face ~90–160 px wide, a static background — a heavily blurred other
-lfw-dev photo or a gradient with low-frequency noise — and per frame a small exposure change,
+lfw-dev photo, which may hold a face like a poster in a hallway, or a gradient with
+low-frequency noise — and per frame a small exposure change,
 defocus, sensor noise and a JPEG round trip at quality 60–90):
 
 ``print``       the photo printed on paper (ink contrast, low-frequency albedo, grain, a white
