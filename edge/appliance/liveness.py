@@ -8,17 +8,17 @@ Per track it keeps the last `window` frames':
 - ``live``: the passive model's probability that the face is live (None: the stage failed
   or took too long on that frame — no evidence, never evidence of life);
 - ``pose``: (yaw, pitch) in degrees from the quality stage (for the challenge);
-- ``planarity``: the motion cue's answer for the frame pair ending here (None: not enough
-  motion to tell).
+- ``planarity``: the motion cue (`edge.vision.motion`) for the frame pair ending here (None:
+  the face did not move enough to tell). Near 0 a face moves as a flat picture; a turning
+  head has parallax. It is evidence of life only while the head turns: a live person walking
+  straight in moves as a plane too, so planar motion alone is never called a spoof.
 
 `status(track_id)`:
 
-``live``     at least `min_frames` frames with a passive score, their mean ≥ `threshold`,
-             and no planar motion seen (mode "passive"); in "passive+challenge" also the
-             challenge followed (below).
-``spoof``    at least `min_frames` passive scores with a mean ≤ `spoof_below`, or the
-             motion seen was planar (a photo moved in the hand), or a challenge was not
-             followed in time. Sticky for the track: fail closed.
+``live``     at least `min_frames` frames with a passive score and their mean ≥ `threshold`
+             (mode "passive"); in "passive+challenge" also the challenge followed (below).
+``spoof``    at least `min_frames` passive scores with a mean ≤ `spoof_below`, or a challenge
+             not followed in time. Sticky for the track: fail closed.
 ``pending``  not enough evidence either way: no grant.
 ``challenge`` (passive+challenge) the passive cue says live and a prompt is out: no grant
              until the face follows it.
@@ -71,7 +71,7 @@ class LivenessJudge:
         spoof_below: float = 0.1,
         window: int = 15,
         min_frames: int = 5,
-        planar_below: float = 0.02,
+        planar_below: float = 0.06,
         challenge_s: float = 5.0,
         turn_deg: float = 15.0,
         choose=None,
@@ -142,9 +142,6 @@ class LivenessJudge:
         if st is None:
             return "pending"
         if st.spoof_reason:
-            return "spoof"
-        if st.planar and len(st.planar) >= 3 and _median(st.planar) < self.planar_below:
-            st.spoof_reason = "moves as a plane (a photo or a screen in the hand)"
             return "spoof"
         if len(st.live) >= self.min_frames:
             mean = sum(st.live) / len(st.live)

@@ -44,6 +44,7 @@ from edge.config import Config
 from edge.matching import Gallery
 from edge.sinks import Sink
 from edge.vision.detector import clip_rect
+from edge.vision.motion import PlanarMotion
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +194,7 @@ class Appliance:
                     continue
                 kept.append((det, tr, quality))
                 crops.append(face.crop)
+                tr.data["landmarks"] = None if face.mesh is None else face.mesh.landmarks
             for stage in ("landmarks", "align", "quality"):
                 timings.add(stage, spent[stage] * 1e3)
         verdicts: list[Verdict] = []
@@ -309,7 +311,12 @@ class Appliance:
             if live is not None and (elapsed > self.live_timeout_s or not 0.0 <= live <= 1.0):
                 self.counts["liveness_errors"] += 1  # too late (or nonsense) to count as evidence
                 live = None
-        self.liveness.observe(track.id, live, frame.pts, pose=_pose(quality))
+        motion = track.data.get("motion")
+        if motion is None:
+            motion = track.data["motion"] = PlanarMotion()
+        fit = motion.push(track.data.get("landmarks"))
+        planarity = fit.planarity if fit is not None and fit.enough() else None
+        self.liveness.observe(track.id, live, frame.pts, pose=_pose(quality), planarity=planarity)
         status = self.liveness.status(track.id, frame.pts)
         if status == "spoof" and not track.data.get("spoof_reported") and self.policy.status(track.id) != "granted":
             track.data["spoof_reported"] = True

@@ -280,67 +280,87 @@ def glare_blob(shape: tuple[int, int], centre: tuple[float, float], radius: floa
     return (strength * np.exp(-d2)).astype(np.float32)[..., None]
 
 
+class PlanarRig:
+    """A print (flat or bent) or a screen, ready to be rendered at any pose: `frame(...)`.
+
+    Its randomness (texture, zoom, size, bend, glare, reflection) is drawn here, in the order
+    `planar_clip` always drew it, so clips stay byte-identical for a seed."""
+
+    def __init__(self, subject: Subject, kind: str, rng: np.random.Generator, background: np.ndarray) -> None:
+        self.kind, self.background = kind, background
+        self.target = target = rng.uniform(90, 160)  # face width in the frame, px
+        if kind == "screen":
+            texture, face, zoom = screen_texture(subject, rng)
+        else:
+            zoom = rng.uniform(1.2, 2.0)
+            texture, face = print_texture(subject, rng, zoom)
+        self.face_w = face_w = subject.face_width * zoom
+        th, tw = texture.shape[:2]
+        if kind == "screen":  # the lens and sensor integrate the subpixels: what survives is a faint moiré
+            texture = cv2.GaussianBlur(texture, (0, 0), rng.uniform(0.35, 0.5) * face_w / target)
+        self.texture, self.face, self.tw, self.th = texture, face, tw, th
+        self.depth = FOCAL * face_w / target  # distance (texture units) at which the face is `target` px wide
+        self.rng = rng  # the trajectories come next, drawn by the caller
+
+    def finish_setup(self) -> None:
+        """Draw the rest (after the caller's trajectories, as `planar_clip` always did)."""
+        rng, kind, tw, th, face = self.rng, self.kind, self.tw, self.th, self.face
+        self.bend = rng.uniform(0.03, 0.10) * tw if kind == "print_bent" else 0.0
+        self.glare = kind == "print" and rng.random() < 0.5 or kind == "print_bent" and rng.random() < 0.3
+        self.glare_strength, self.glare_radius = rng.uniform(40, 110), rng.uniform(0.15, 0.35) * tw
+        self.reflect_strength = rng.uniform(10, 40)
+        if self.bend:
+            gu, gv = np.meshgrid(np.linspace(0, tw - 1, 13), np.linspace(0, th - 1, 13))
+            self.uv = np.stack([gu.ravel(), gv.ravel()], axis=1)
+            self.triangles = triangulate(self.uv)
+            # A cylinder about the vertical axis: arc length along u, sagitta `bend` at the edges.
+            half = tw / 2
+            radius = (half * half + self.bend * self.bend) / (2 * self.bend)
+            phi = (self.uv[:, 0] - face[0]) / radius
+            self.plane = np.stack([radius * np.sin(phi), self.uv[:, 1] - face[1], radius * (1 - np.cos(phi))], axis=1)
+
+    def frame(self, yaw: float, pitch: float, roll: float, cx: float, cy: float, z: float) -> np.ndarray:
+        """The presentation at this pose (degrees; the face centre at (cx, cy) px, distance z): float32 RGB."""
+        k = np.array([[FOCAL, 0, W / 2], [0, FOCAL, H / 2], [0, 0, 1]])
+        r = rotation(yaw, pitch, roll)
+        t = np.array([(cx - W / 2) * z / FOCAL, (cy - H / 2) * z / FOCAL, z])
+        centred = np.array([[1, 0, -self.face[0]], [0, 1, -self.face[1]], [0, 0, 1]])
+        homography = k @ np.column_stack([r[:, 0], r[:, 1], t]) @ centred
+        if self.bend:
+            cam = self.plane @ r.T + t
+            xy = cam[:, :2] / cam[:, 2:3] * FOCAL + [W / 2, H / 2]
+            layer = render_mesh(self.texture, self.uv, xy, cam[:, 2], self.triangles)
+        else:
+            layer = cv2.warpPerspective(
+                self.texture, homography, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+            )
+        tw, th = self.tw, self.th
+        if self.kind == "screen" or self.glare:
+            if self.kind == "screen":  # a window reflected in the glass, sliding as the screen turns
+                spot = (tw * (0.5 + yaw / 40), th * (0.3 + pitch / 50))
+                radius, strength = 0.6 * tw, self.reflect_strength
+            else:  # a specular highlight of a ceiling light on the paper
+                spot = (tw * (0.5 - yaw / 30), th * (0.4 - pitch / 30))
+                radius, strength = self.glare_radius, self.glare_strength
+            at = cv2.perspectiveTransform(np.array([[spot]], np.float64), homography)[0, 0]
+            blob = glare_blob((H, W), (at[0], at[1]), radius * self.target / self.face_w, strength)
+            layer[..., :3] = np.minimum(layer[..., :3] + blob * layer[..., 3:4], 255)
+        return composite(self.background, layer)
+
+
 def planar_clip(subject: Subject, kind: str, rng: np.random.Generator, n: int, background: np.ndarray) -> list:
     """A print (flat or bent) or a screen moved in 3D in front of the camera: n float32 RGB frames."""
-    target = rng.uniform(90, 160)  # face width in the frame, px
-    if kind == "screen":
-        texture, face, zoom = screen_texture(subject, rng)
-        face_w = subject.face_width * zoom
-    else:
-        zoom = rng.uniform(1.2, 2.0)
-        texture, face = print_texture(subject, rng, zoom)
-        face_w = subject.face_width * zoom
-    th, tw = texture.shape[:2]
-    if kind == "screen":  # the lens and sensor integrate the subpixels: what survives is a faint moiré
-        texture = cv2.GaussianBlur(texture, (0, 0), rng.uniform(0.35, 0.5) * face_w / target)
-    depth = FOCAL * face_w / target  # distance (texture units) at which the face is `target` px wide
+    rig = PlanarRig(subject, kind, rng, background)
+    target = rig.target
     yaw = smooth(rng, n, 25) + jitter(rng, n, 0.4)
     pitch = smooth(rng, n, 25) + jitter(rng, n, 0.4)
     roll = smooth(rng, n, 8) + jitter(rng, n, 0.3)
     room_x, room_y = max(W / 2 - target, 10), max(H / 2 - target, 10)
     cx = W / 2 + rng.uniform(-0.4, 0.4) * room_x + smooth(rng, n, 0.5 * room_x) + jitter(rng, n, 0.7)
     cy = H / 2 + rng.uniform(-0.3, 0.3) * room_y + smooth(rng, n, 0.5 * room_y) + jitter(rng, n, 0.7)
-    z = depth * (1 + smooth(rng, n, 0.15))
-    k = np.array([[FOCAL, 0, W / 2], [0, FOCAL, H / 2], [0, 0, 1]])
-    bend = rng.uniform(0.03, 0.10) * tw if kind == "print_bent" else 0.0
-    glare = kind == "print" and rng.random() < 0.5 or kind == "print_bent" and rng.random() < 0.3
-    glare_strength, glare_radius = rng.uniform(40, 110), rng.uniform(0.15, 0.35) * tw
-    reflect_strength = rng.uniform(10, 40)
-    if bend:
-        gu, gv = np.meshgrid(np.linspace(0, tw - 1, 13), np.linspace(0, th - 1, 13))
-        uv = np.stack([gu.ravel(), gv.ravel()], axis=1)
-        triangles = triangulate(uv)
-        # A cylinder about the vertical axis: arc length along u, sagitta `bend` at the edges.
-        half = tw / 2
-        radius = (half * half + bend * bend) / (2 * bend)
-        phi = (uv[:, 0] - face[0]) / radius
-        plane = np.stack([radius * np.sin(phi), uv[:, 1] - face[1], radius * (1 - np.cos(phi))], axis=1)
-    frames = []
-    for i in range(n):
-        r = rotation(yaw[i], pitch[i], roll[i])
-        t = np.array([(cx[i] - W / 2) * z[i] / FOCAL, (cy[i] - H / 2) * z[i] / FOCAL, z[i]])
-        centred = np.array([[1, 0, -face[0]], [0, 1, -face[1]], [0, 0, 1]])
-        homography = k @ np.column_stack([r[:, 0], r[:, 1], t]) @ centred
-        if bend:
-            cam = plane @ r.T + t
-            xy = cam[:, :2] / cam[:, 2:3] * FOCAL + [W / 2, H / 2]
-            layer = render_mesh(texture, uv, xy, cam[:, 2], triangles)
-        else:
-            layer = cv2.warpPerspective(
-                texture, homography, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
-            )
-        if kind == "screen" or glare:
-            if kind == "screen":  # a window reflected in the glass, sliding as the screen turns
-                spot = (tw * (0.5 + yaw[i] / 40), th * (0.3 + pitch[i] / 50))
-                radius, strength = 0.6 * tw, reflect_strength
-            else:  # a specular highlight of a ceiling light on the paper
-                spot = (tw * (0.5 - yaw[i] / 30), th * (0.4 - pitch[i] / 30))
-                radius, strength = glare_radius, glare_strength
-            at = cv2.perspectiveTransform(np.array([[spot]], np.float64), homography)[0, 0]
-            blob = glare_blob((H, W), (at[0], at[1]), radius * target / face_w, strength)
-            layer[..., :3] = np.minimum(layer[..., :3] + blob * layer[..., 3:4], 255)
-        frames.append(composite(background, layer))
-    return frames
+    z = rig.depth * (1 + smooth(rng, n, 0.15))
+    rig.finish_setup()
+    return [rig.frame(yaw[i], pitch[i], roll[i], cx[i], cy[i], z[i]) for i in range(n)]
 
 
 def head_model(subject: Subject) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -380,12 +400,40 @@ def head_model(subject: Subject) -> tuple[np.ndarray, np.ndarray, np.ndarray, in
     return vertices, texture, triangles, len(moving)
 
 
+class HeadRig:
+    """A synthetic live head (`head_model`) `target` px wide at (ox, oy), ready to be rendered at
+    any pose: `frame(yaw, pitch, roll, dx, dy, grow)`."""
+
+    def __init__(self, subject: Subject, target: float, ox: float, oy: float, background: np.ndarray) -> None:
+        self.vertices, self.texture, self.triangles, self.moving = head_model(subject)
+        fw = subject.face_width
+        self.scale, self.ox, self.oy, self.background = target / fw, ox, oy, background
+        self.centre = subject.centre
+        self.pivot = np.array([self.centre[0], self.centre[1] + 0.2 * fw, np.median(subject.depth) + 0.5 * fw])
+
+    def frame(
+        self, yaw: float, pitch: float, roll: float, dx: float = 0.0, dy: float = 0.0, grow: float = 1.0
+    ) -> np.ndarray:
+        """The head turned by (yaw, pitch, roll) degrees, moved (dx, dy) px and scaled `grow`: float32 RGB."""
+        r = rotation(yaw, pitch, roll)
+        p = self.vertices.copy()
+        p[: self.moving] = (self.vertices[: self.moving] - self.pivot) @ r.T + self.pivot
+        xy = (p[:, :2] - self.centre) * self.scale * grow + [self.ox + dx, self.oy + dy]
+        layer = render_mesh(self.texture, self.vertices[:, :2], xy, p[:, 2], self.triangles)
+        return composite(self.background, layer)
+
+
+def head_rig(subject: Subject, rng: np.random.Generator, background: np.ndarray, target: float) -> HeadRig:
+    """A `HeadRig` placed at random in the frame (as `live_clip` places it)."""
+    room_x, room_y = max(W / 2 - 1.3 * target, 10), max(H / 2 - 1.3 * target, 10)
+    ox = W / 2 + rng.uniform(-0.5, 0.5) * room_x
+    oy = H / 2 + rng.uniform(-0.4, 0.4) * room_y
+    return HeadRig(subject, target, ox, oy, background)
+
+
 def live_clip(subject: Subject, kind: str, rng: np.random.Generator, n: int, background: np.ndarray) -> list:
     """A synthetic live head (turning, or still with jitter): n float32 RGB frames."""
-    vertices, texture, triangles, moving = head_model(subject)
-    fw = subject.face_width
     target = rng.uniform(90, 160)
-    scale = target / fw
     if kind == "live_turn":
         peak = rng.uniform(12, 22) * rng.choice([-1, 1])
         s = np.linspace(0, 1, n)
@@ -402,21 +450,8 @@ def live_clip(subject: Subject, kind: str, rng: np.random.Generator, n: int, bac
         yaw, pitch, roll = (jitter(rng, n, 0.35) for _ in range(3))
         dx, dy = jitter(rng, n, 0.5), jitter(rng, n, 0.5)
         grow = 1 + jitter(rng, n, 0.002)
-    room_x, room_y = max(W / 2 - 1.3 * target, 10), max(H / 2 - 1.3 * target, 10)
-    ox = W / 2 + rng.uniform(-0.5, 0.5) * room_x
-    oy = H / 2 + rng.uniform(-0.4, 0.4) * room_y
-    centre = subject.centre
-    pivot = np.array([centre[0], centre[1] + 0.2 * fw, np.median(subject.depth) + 0.5 * fw])
-    uv = vertices[:, :2]
-    frames = []
-    for i in range(n):
-        r = rotation(yaw[i], pitch[i], roll[i])
-        p = vertices.copy()
-        p[:moving] = (vertices[:moving] - pivot) @ r.T + pivot
-        xy = (p[:, :2] - centre) * scale * grow[i] + [ox + dx[i], oy + dy[i]]
-        layer = render_mesh(texture, uv, xy, p[:, 2], triangles)
-        frames.append(composite(background, layer))
-    return frames
+    rig = head_rig(subject, rng, background, target)
+    return [rig.frame(yaw[i], pitch[i], roll[i], dx[i], dy[i], grow[i]) for i in range(n)]
 
 
 def make_clip(

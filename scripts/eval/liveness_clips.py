@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-motion", type=float, default=motion.MIN_MOTION, help="displacement / face size")
     ap.add_argument("--min-pairs", type=int, default=motion.MIN_PAIRS, help="pairs that moved enough, for an answer")
     ap.add_argument("--frame-score", action="append", default=[], metavar="MODULE:FUNCTION")
+    ap.add_argument("--passive", action="store_true", help="also score every frame with the shipped passive model")
     ap.add_argument("--limit", type=int, default=0, help="at most this many clips of each attack type (0: all)")
     ap.add_argument("--dump", type=Path, help="save every clip's landmark track (npz) for later analysis")
     ap.add_argument("--load", type=Path, help="read the landmark tracks from a --dump file instead of the clips")
@@ -231,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = kept
     sys.path.insert(0, str(ROOT / "scripts" / "eval"))
     frame_scores = dict(load_frame_score(s) for s in args.frame_score)
+    if args.passive:
+        from edge.vision.liveness import Liveness
+
+        frame_scores["passive"] = Liveness.open(threads=1).get
     loaded = np.load(args.load) if args.load else None
     if loaded is not None and frame_scores:
         raise SystemExit("--frame-score needs the clips, not --load")
