@@ -1,0 +1,66 @@
+"""The challenge end to end through the real loop: a synthetic live head that follows the prompt is
+granted; a photo held up and turned as a plane is not (scripts/eval/liveness_challenge.py)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from edge.config import config_from_dict
+from edge.matching import Gallery
+
+
+@pytest.fixture(scope="module")
+def harness(repo_root):
+    sys.path.insert(0, str(repo_root / "scripts" / "eval"))
+    sys.path.insert(0, str(repo_root / "scripts" / "build"))
+    import liveness_challenge
+
+    return liveness_challenge
+
+
+@pytest.fixture(scope="module")
+def setup(harness, _skimage_photos):
+    from edge.app import engine_from_config
+    from edge.config import Config
+
+    astronaut_rgb = _skimage_photos["astronaut"].copy()
+    engine = engine_from_config(Config())
+    (face,) = engine.faces(astronaut_rgb, max_faces=1)
+    gallery = Gallery.from_embeddings(["astronaut"], face.embedding[None])
+    subject = harness.spoofs.subject_from_photo(engine, astronaut_rgb, "astronaut")
+    return engine, gallery, subject
+
+
+CONFIG = config_from_dict({"vault": {"path": ""}, "audit": {"path": ""}, "liveness": {"mode": "passive+challenge"}})
+
+
+def test_a_live_head_that_follows_the_prompt_is_granted(harness, setup):
+    engine, gallery, subject = setup
+    presenter = harness.Presenter("live", subject, np.random.default_rng(1))
+    result = harness.run_one(engine, gallery, CONFIG, presenter, "astronaut", 120)
+    assert result["prompted"] and result["granted"] and not result["spoof"], result
+
+
+@pytest.mark.parametrize("kind", ["print", "screen"])
+def test_a_photo_turned_as_a_plane_is_never_granted(harness, setup, kind):
+    engine, gallery, subject = setup
+    for seed in range(3):
+        presenter = harness.Presenter(kind, subject, np.random.default_rng([seed, 7]))
+        result = harness.run_one(engine, gallery, CONFIG, presenter, "astronaut", 120)
+        assert not result["granted"], (kind, seed, result)
+
+
+def test_a_live_head_that_does_not_follow_is_a_spoof(harness, setup):
+    """Liveness without the turn: a still head (or a replay that cannot know the prompt)."""
+    engine, gallery, subject = setup
+    presenter = harness.Presenter("live", subject, np.random.default_rng(2))
+    presenter.hear = lambda direction, frame: None  # it never reacts
+    config = config_from_dict(
+        {"vault": {"path": ""}, "audit": {"path": ""}, "liveness": {"mode": "passive+challenge", "challenge_s": 2.0}}
+    )
+    result = harness.run_one(engine, gallery, config, presenter, "astronaut", 90)
+    assert result["prompted"] and not result["granted"] and result["spoof"], result
+    assert "not followed" in result["reason"]
