@@ -678,6 +678,20 @@ def test_a_signal_during_a_natural_stop_is_the_first_signal(engine, gallery):
 # --- track integrity and tailgating ---------------------------------------------------------------
 
 
+def _judged(engine, photo) -> bool:
+    """Whether the quality gate lets this photo's face be judged at all."""
+    faces = engine.faces(photo, max_faces=1)
+    return bool(faces and faces[0].quality and faces[0].quality.get("ok"))
+
+
+def _needs_a_judged_stranger(engine, people):
+    if not _judged(engine, people.strangers[0]):
+        pytest.skip(
+            "needs a stranger whose face passes the quality gate (lfw-dev, ../shared/data); "
+            "scikit-image's cameraman fails it for his pose"
+        )
+
+
 def _events(sink, kind):
     return [e for e in sink.events if e["event"] == kind]
 
@@ -717,16 +731,21 @@ def test_a_stranger_who_takes_a_granted_place_gets_no_grant_but_unknown_and_deni
     before = [(v.decision, v.name) for v in sink.verdicts if v.frame_index < swap]
     after = [v for v in sink.verdicts if v.frame_index >= swap]
     assert before == [("granted", people.visitor)]
-    assert [v.decision for v in after] == ["unknown", "denied"]
     (split,) = _events(sink, "track_split")
     assert split["was"] == "granted" and split["track_id"] == sink.verdicts[0].track_id
-    assert {v.track_id for v in after} == {split["new_track_id"]} and swap <= split["frame_index"] <= swap + 6
+    assert swap <= split["frame_index"] <= swap + 6
+    if _judged(engine, people.strangers[0]):
+        assert [v.decision for v in after] == ["unknown", "denied"]
+        assert {v.track_id for v in after} == {split["new_track_id"]}
+    else:  # scikit-image's cameraman: his face fails the gate, so he is never decided, and keeps nothing
+        assert after == [] and split["reason"] == "cannot be verified"
     assert app.counts["rechecks_triggered"] >= 1
     (tailgate,) = _events(sink, "tailgate")  # and it happened while the door was open
     assert tailgate["track_id"] == split["new_track_id"] and tailgate["granted"][0]["name"] == people.visitor
 
 
 def test_the_enrolled_person_after_a_stranger_is_granted_as_fast_as_one_alone(engine, gallery, people):
+    _needs_a_judged_stranger(engine, people)
     config = test_config()
     alone, _ = _run_frames(engine, gallery, _in_place(engine, people.visits[0], 12), config)
     (granted,) = alone.verdicts
@@ -754,8 +773,11 @@ def test_a_grant_while_a_stranger_is_in_view_raises_tailgate(engine, gallery, pe
     sink, app = _run_frames(engine, gallery, frames, test_config())
     assert ("granted", people.visitor) in sink.decisions()
     (event,) = _events(sink, "tailgate")
-    stranger_track = next(v.track_id for v in sink.verdicts if v.decision != "granted")
-    assert event["track_id"] == stranger_track and not event["withheld"]
+    granted_track = next(v.track_id for v in sink.verdicts if v.decision == "granted")
+    assert event["track_id"] != granted_track and not event["withheld"]
+    # a stranger the gate lets through is unknown/denied at once; one it refuses (scikit-image's
+    # cameraman) is flagged when the door closes, never decided
+    assert event["status"] in (("unknown", "denied") if _judged(engine, people.strangers[0]) else ("undecided",))
     assert event["granted"][0]["name"] == people.visitor and app.stats()["tailgate"] == 1
 
 
@@ -862,7 +884,9 @@ def _filling_the_frame(photo, n, seed=0):
     return out
 
 
-def test_with_passive_liveness_a_face_in_a_scene_is_granted_and_a_held_up_photo_is_a_spoof(engine, gallery, people):
+def test_with_passive_liveness_a_face_in_a_scene_is_granted_and_a_held_up_photo_is_a_spoof(
+    engine, gallery, people, shared_dir
+):
     """The real passive stage (`Engine.live_probability`). A photo pasted on a grey frame — the
     photo's edges in view, as when one is held up to the camera — is called an attack: a `spoof`
     verdict, no grant. The same photo filling the frame (a face in a scene) is called live, the
@@ -895,7 +919,9 @@ def test_passive_plus_challenge_announces_a_prompt_and_a_still_face_never_follow
     assert "not followed" in spoof.to_dict()["liveness"]["reason"]
 
 
-def test_a_spoof_is_decided_and_not_identified_on_every_frame(engine, gallery, people):
+def test_a_spoof_is_decided_and_not_identified_on_every_frame(engine, gallery, people, shared_dir):
+    """(lfw-dev photos pasted on a grey frame: the passive model calls them attacks. scikit-image's
+    astronaut, a sharp studio photo, it calls live even so; docs/liveness.md.)"""
     config = test_config(liveness={"mode": "passive"}, decision={"recheck_every": 15})
     app = Appliance(engine, gallery, None, config=config, sinks=[])
     verdicts = _process(app, frames_of(people.visits[:1], people.scale, per_photo=45))
