@@ -109,12 +109,14 @@ class LivenessJudge:
         *,
         pose: tuple[float, float] | None = None,
         planarity: float | None = None,
+        scored: bool = True,
     ) -> None:
-        """One judged frame of a track."""
+        """One frame of a track. `scored` False: the frame was not given to the passive stage (it
+        failed the quality gate, e.g. at the far end of a turn) and only its pose and motion count."""
         st = self._state(track_id)
-        if live is None:
+        if scored and live is None:
             st.errors += 1
-        else:
+        elif scored:
             st.live.append(float(live))
         if planarity is not None:
             st.planar.append(float(planarity))

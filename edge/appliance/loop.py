@@ -182,6 +182,9 @@ class Appliance:
                 quality = None if face.quality is None else face.quality.to_dict()
                 if self.gate and quality is not None and quality.get("ok") is False:
                     self.counts["quality_rejected"] += 1
+                    if self.liveness.enabled:  # a turn's far end fails the pose check; the challenge still sees it
+                        tr.data["landmarks"] = None if face.mesh is None else face.mesh.landmarks
+                        self._observe_motion(tr, quality, frame)
                     # A granted face that cannot be judged after it changed (or while in doubt) may be
                     # someone else; one that merely has a poor moment, same as before, keeps its grant.
                     if tr.data.get("look_again") or self.policy.doubted(tr.id):
@@ -311,12 +314,7 @@ class Appliance:
             if live is not None and (elapsed > self.live_timeout_s or not 0.0 <= live <= 1.0):
                 self.counts["liveness_errors"] += 1  # too late (or nonsense) to count as evidence
                 live = None
-        motion = track.data.get("motion")
-        if motion is None:
-            motion = track.data["motion"] = PlanarMotion()
-        fit = motion.push(track.data.get("landmarks"))
-        planarity = fit.planarity if fit is not None and fit.enough() else None
-        self.liveness.observe(track.id, live, frame.pts, pose=_pose(quality), planarity=planarity)
+        self._observe_motion(track, quality, frame, live=live, scored=True)
         status = self.liveness.status(track.id, frame.pts)
         if status == "spoof" and not track.data.get("spoof_reported") and self.policy.status(track.id) != "granted":
             track.data["spoof_reported"] = True
@@ -324,6 +322,15 @@ class Appliance:
             decision = Decision("spoof", track.id, None, figures.get("live") or 0.0, None, figures["frames"], frame.pts)
             verdicts.append(self._verdict(decision, track, det, quality, frame, rgb, 0.0))
         return status != "live"
+
+    def _observe_motion(self, track: Track, quality, frame: Frame, *, live=None, scored: bool = False) -> None:
+        """The frame's head pose and landmark motion (and, when `scored`, its passive score) to the judge."""
+        motion = track.data.get("motion")
+        if motion is None:
+            motion = track.data["motion"] = PlanarMotion()
+        fit = motion.push(track.data.get("landmarks"))
+        planarity = fit.planarity if fit is not None and fit.enough() else None
+        self.liveness.observe(track.id, live, frame.pts, pose=_pose(quality), planarity=planarity, scored=scored)
 
     def _challenge(self, track: Track, frame: Frame) -> None:
         """A grant waits for liveness: when the passive cue is satisfied and a challenge is due, announce it."""
