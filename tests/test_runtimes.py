@@ -67,16 +67,22 @@ def test_every_shipped_model_agrees_in_both_runtimes():
     assert embedders["sface"]["quantized"] is True and embedders["sface"]["outputs"][0]["cosine"] >= 0.99
 
 
-def test_sface_loads_and_agrees_in_both_runtimes():
-    """The SFace conversion in tflite-runtime 2.14 too (every op at version 1), on a real face: its
-    int8 layers run in 2.14's own kernels (hybrid convolution, UINT8-typed hybrid FULLY_CONNECTED),
-    in LiteRT partly in XNNPACK's, and still agree."""
+def _one_model(key: str) -> tuple[dict, dict]:
+    """check_runtimes.py on one model in both runtimes: (its report, its one output's), after asserting it agreed."""
     _need_tflite_venv()
-    proc = _run("--json", "--only", "sface", "--runs", "2", "--warmup", "1")
+    proc = _run("--json", "--only", key, "--runs", "2", "--warmup", "1")
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["ok"], report
     (model,) = report["models"]
     (out,) = model["outputs"]
+    return model, out
+
+
+def test_sface_loads_and_agrees_in_both_runtimes():
+    """The SFace conversion in tflite-runtime 2.14 too (every op at version 1), on a real face: its
+    int8 layers run in 2.14's own kernels (hybrid convolution, UINT8-typed hybrid FULLY_CONNECTED),
+    in LiteRT partly in XNNPACK's, and still agree."""
+    model, out = _one_model("sface")
     assert model["quantized"] is True
     assert out["shape"] == [1, 128] and out["cosine"] >= 0.99
 
@@ -84,12 +90,7 @@ def test_sface_loads_and_agrees_in_both_runtimes():
 def test_liveness_loads_and_agrees_in_both_runtimes():
     """fr_liveness (MEAN, LOGISTIC, broadcast MUL, FULLY_CONNECTED at version 1) in tflite-runtime 2.14
     too, on a real face crop as the stage makes it: the logits agree to float precision."""
-    _need_tflite_venv()
-    proc = _run("--json", "--only", "fr_liveness", "--runs", "2", "--warmup", "1")
-    report = json.loads(proc.stdout)
-    assert proc.returncode == 0 and report["ok"], report
-    (model,) = report["models"]
-    (out,) = model["outputs"]
+    model, out = _one_model("fr_liveness")
     assert model["role"] == "liveness" and model["quantized"] is False
     assert out["name"] == "logits" and out["shape"] == [1, 3] and out["max_abs_diff"] <= 1e-4
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 LIVENESS_MODES = ("off", "passive", "passive+challenge")
@@ -59,7 +59,6 @@ class _TrackLiveness:
     challenge: _Challenge | None = None
     challenges: int = 0
     errors: int = 0
-    history: list = field(default_factory=list)
 
 
 class LivenessJudge:
@@ -89,6 +88,12 @@ class LivenessJudge:
         self.challenge_s, self.turn_deg = float(challenge_s), float(turn_deg)
         self._choose = choose or (lambda options: options[secrets.randbelow(len(options))])
         self._tracks: dict[int, _TrackLiveness] = {}
+
+    @classmethod
+    def from_settings(cls, settings) -> LivenessJudge:
+        """From anything with the `[liveness]` keys as attributes (`edge.config.LivenessConfig`)."""
+        keys = ("threshold", "spoof_below", "window", "min_frames", "planar_below", "challenge_s", "turn_deg")
+        return cls(settings.mode, **{k: getattr(settings, k) for k in keys})
 
     @property
     def enabled(self) -> bool:

@@ -95,16 +95,7 @@ class Appliance:
         )
         self.guard = TailgateGuard(d.tailgate, d.door_open_s)
         lv = self.config.liveness
-        self.liveness = LivenessJudge(
-            lv.mode,
-            threshold=lv.threshold,
-            spoof_below=lv.spoof_below,
-            window=lv.window,
-            min_frames=lv.min_frames,
-            planar_below=lv.planar_below,
-            challenge_s=lv.challenge_s,
-            turn_deg=lv.turn_deg,
-        )
+        self.liveness = LivenessJudge.from_settings(lv)
         # The passive liveness stage, (rgb, detection) → probability the face is live. None with
         # liveness on: no evidence ever, so no grant (fail closed; `edge doctor` says so).
         self.live_score = live_score if live_score is not None else getattr(engine, "live_probability", None)
