@@ -224,6 +224,8 @@ def appliance_from_config(
     """
     source = source or source_from_config(config)
     engine = engine or engine_from_config(config)
+    if config.liveness.mode != "off":
+        engine.open_liveness()  # now, not on the first face: that frame would wait for the model
     reload_gallery = None
     if gallery is None:
         gallery, reload_gallery = gallery_from_config(config, engine)

@@ -336,12 +336,16 @@ class Engine:
         t3 = time.perf_counter()
         return AlignedFace(points, mesh, crop, report, {"landmarks": t1 - t0, "align": t2 - t1, "quality": t3 - t2})
 
-    def live_probability(self, rgb: np.ndarray, det: Detection) -> float:
-        """The passive liveness stage (`edge.vision.liveness`): probability that the face in `det`
-        is live, not a photo or a screen. Its model is opened on the first call."""
+    def open_liveness(self) -> Liveness:
+        """The passive liveness stage (`edge.vision.liveness`), opened once."""
         if self._liveness is None:
             self._liveness = Liveness.open(threads=self._threads, directory=self.config.models_dir)
-        return self._liveness.get(rgb, det)
+        return self._liveness
+
+    def live_probability(self, rgb: np.ndarray, det: Detection) -> float:
+        """Probability that the face in `det` is live, not a photo or a screen (the passive
+        liveness stage; its model is opened on the first call unless `open_liveness` came first)."""
+        return self.open_liveness().get(rgb, det)
 
     def landmarks(self, rgb: np.ndarray, det: Detection) -> tuple[np.ndarray, MeshResult | None]:
         """(5-point alignment points, the FaceMesh result or None) for one detection."""
