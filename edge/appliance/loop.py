@@ -188,7 +188,8 @@ class Appliance:
                     continue
                 kept.append((det, tr, quality))
                 crops.append(face.crop)
-                tr.data["landmarks"] = None if face.mesh is None else face.mesh.landmarks
+                if self.liveness.enabled:  # the motion cue's input
+                    tr.data["landmarks"] = None if face.mesh is None else face.mesh.landmarks
             for stage in ("landmarks", "align", "quality"):
                 timings.add(stage, spent[stage] * 1e3)
         verdicts: list[Verdict] = []
@@ -210,7 +211,7 @@ class Appliance:
                 tr.data.update(since=0, checked=frame.pts, look_again=False)
                 obs = Observation(m.candidate, m.score, m.margin, ev)
                 not_live = self.liveness.enabled and self._judge_liveness(tr, det, rgb, quality, frame, verdicts)
-                hold = not_live or self.guard.hold(tr.id, self._in_view())
+                hold = not_live or (self.guard.withholds and self.guard.hold(tr.id, self._in_view()))
                 for decision in self.policy.observe(tr.id, obs, frame.pts, hold=hold):
                     if decision.kind == "withheld":
                         if not_live:
@@ -228,8 +229,9 @@ class Appliance:
             timings.add("decide", (t3 - t5) * 1e3)
         for v in verdicts:
             self._publish(v)
-        for event in self.guard.frame(frame.pts, self._in_view()):
-            self._tailgate(event)
+        if self.guard.watching:
+            for event in self.guard.frame(frame.pts, self._in_view()):
+                self._tailgate(event)
         done = c()
         timings.add("detect", (t1 - t0) * 1e3)
         timings.add("track", (t2 - t1) * 1e3)

@@ -51,6 +51,16 @@ class TailgateGuard:
         self._pending: set[int] = set()  # tracks whose grant is withheld (they wait, they are not strangers)
         self._withheld_reported: set[int] = set()
 
+    @property
+    def withholds(self) -> bool:
+        """Mode withhold: grants may be held back (so `hold` is worth asking)."""
+        return self.mode == "withhold"
+
+    @property
+    def watching(self) -> bool:
+        """A door is open: `frame` has something to look at."""
+        return self.mode != "off" and self._door is not None
+
     def hold(self, track_id: int, in_view: dict[int, str]) -> bool:
         """Mode withhold: whether a grant for `track_id` must wait for another face in view."""
         if self.mode != "withhold":
