@@ -32,6 +32,7 @@ when the prompt went out, within `challenge_s`, with non-planar motion during th
 from __future__ import annotations
 
 import secrets
+import statistics
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
@@ -57,7 +58,6 @@ class _TrackLiveness:
     poses: deque
     spoof_reason: str | None = None
     challenge: _Challenge | None = None
-    challenges: int = 0
     errors: int = 0
 
 
@@ -144,7 +144,7 @@ class LivenessJudge:
         elif pose is not None:
             ch.start_pose = pose
 
-    def status(self, track_id: int, t: float | None = None) -> Status:
+    def status(self, track_id: int) -> Status:
         st = self._tracks.get(track_id)
         if st is None:
             return "pending"
@@ -173,7 +173,6 @@ class LivenessJudge:
             return None
         pose = st.poses[-1] if st.poses else None
         st.challenge = _Challenge(self._choose(PROMPTS), t, pose)
-        st.challenges += 1
         return {"track_id": track_id, "prompt": st.challenge.prompt, "within_s": self.challenge_s}
 
     def spoof_reason(self, track_id: int) -> str | None:
@@ -190,7 +189,7 @@ class LivenessJudge:
             "live": round(sum(st.live) / len(st.live), 4) if st.live else None,
             "frames": len(st.live),
             "errors": st.errors,
-            "planarity": round(_median(st.planar), 4) if st.planar else None,
+            "planarity": round(statistics.median(st.planar), 4) if st.planar else None,
         }
         if st.challenge is not None:
             out["challenge"] = {"prompt": st.challenge.prompt, "followed": st.challenge.followed}
@@ -200,9 +199,3 @@ class LivenessJudge:
 
     def end(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
-
-
-def _median(values) -> float:
-    s = sorted(values)
-    n = len(s)
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2

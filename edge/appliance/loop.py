@@ -308,7 +308,7 @@ class Appliance:
                 self.counts["liveness_errors"] += 1  # too late (or nonsense) to count as evidence
                 live = None
         self._observe_motion(track, quality, frame, live=live, scored=True)
-        status = self.liveness.status(track.id, frame.pts)
+        status = self.liveness.status(track.id)
         if status == "spoof" and not track.data.get("spoof_reported") and self.policy.status(track.id) != "granted":
             track.data["spoof_reported"] = True
             figures = self.liveness.figures(track.id)
@@ -327,7 +327,7 @@ class Appliance:
 
     def _challenge(self, track: Track, frame: Frame) -> None:
         """A grant waits for liveness: when the passive cue is satisfied and a challenge is due, announce it."""
-        if self.liveness.status(track.id, frame.pts) != "challenge":
+        if self.liveness.status(track.id) != "challenge":
             return
         prompt = self.liveness.issue_challenge(track.id, frame.pts)
         if prompt:
@@ -648,6 +648,8 @@ class Appliance:
             "track_splits": c["track_splits"],  # a track's face turned out to be someone else's: split off
             "rechecks_triggered": c["rechecks_triggered"],  # decided tracks looked at again: gone a while, or changed
             "tailgate": c["tailgate"],
+            "challenges": c["challenges"],  # liveness challenges announced
+            "liveness_errors": c["liveness_errors"],  # liveness scores that failed, came late or were nonsense
             "quality_rejected": c["quality_rejected"],
             "verdicts": {k: c[k] for k in ("granted", "denied", "unknown", "spoof")},
             "suppressed": self.policy.suppressed,
