@@ -144,7 +144,10 @@ class LivenessConfig:
     # is BPCER 5 % on the synthetic turns, where prints have a median of 0.025).
     planar_below: float = _opt(0.06, lo=0.0, hi=10.0)
     challenge_s: float = _opt(5.0, lo=0.5, hi=120.0)  # the head must follow the prompt within this
-    turn_deg: float = _opt(15.0, lo=3.0, hi=60.0)  # ... by turning at least this many degrees
+    turn_deg: float = _opt(15.0, lo=3.0, hi=60.0)  # ... by turning at least this many degrees left or right
+    # ... or up by this many: the pose estimate reads a head's pitch at about 0.6 of its true
+    # angle (docs/liveness.md, scripts/eval/head_pose.py), so 10 here asks for a real nod of about 15°.
+    up_deg: float = _opt(10.0, lo=3.0, hi=60.0)
     timeout_ms: float = _opt(200.0, lo=1.0, hi=10_000.0)  # a liveness score that took longer is no evidence
 
 

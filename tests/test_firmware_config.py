@@ -397,7 +397,7 @@ def test_edge_client_works_through_the_acl(site_broker, tmp_path):
     from edge.mqtt.client import MqttSettings
     from edge.mqtt.outbox import Outbox
     from edge.mqtt.sink import MqttSink
-    from edge.mqtt.topics import Topics
+    from edge.mqtt.topics import Topics, discovery_messages
 
     url = f"mqtts://127.0.0.1:{site_broker.tls_port}"
 
@@ -412,6 +412,7 @@ def test_edge_client_works_through_the_acl(site_broker, tmp_path):
     verifier = CommandVerifier([public_key_text(key)], device_id="door-1", nonce_log=tmp_path / "nonces.json")
     handler = CommandHandler(status=lambda: {"fps": 12.5, "enrolled": 2})
     topics = Topics.for_device("door-1")
+    n_entities = len(discovery_messages("door-1", topics))
     with Client(site_broker, "homeassistant") as ha:
         ha.subscribe("edge/door-1/#", "homeassistant/+/edge_door-1/+/config")
         sink = MqttSink(settings("door-1"), device_id="door-1", outbox=Outbox(tmp_path / "outbox"),
@@ -424,7 +425,7 @@ def test_edge_client_works_through_the_acl(site_broker, tmp_path):
             deadline = time.monotonic() + WAIT
             seen: dict[str, bytes] = {}
             while not (topics.verdict in seen and topics.state in seen and topics.availability in seen
-                       and sum(t.endswith("/config") for t in seen) == 5):  # fmt: skip
+                       and sum(t.endswith("/config") for t in seen) == n_entities):  # fmt: skip
                 remaining = deadline - time.monotonic()
                 assert remaining > 0, f"the device's messages did not all pass the ACL: {sorted(seen)}"
                 try:

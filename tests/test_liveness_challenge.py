@@ -64,3 +64,47 @@ def test_a_live_head_that_does_not_follow_is_a_spoof(harness, setup):
     result = harness.run_one(engine, gallery, config, presenter, "astronaut", 90)
     assert result["prompted"] and not result["granted"] and result["spoof"], result
     assert "not followed" in result["reason"]
+
+
+@pytest.fixture(scope="module")
+def two_people(harness, shared_dir):
+    """Two lfw-dev people with two photos each: (name, enrolment embedding, subject) ×2."""
+    from edge.app import engine_from_config
+    from edge.config import Config
+
+    engine = engine_from_config(Config())
+    return engine, list(harness.subjects(engine, shared_dir / "lfw-dev", 2, seed=3))
+
+
+@pytest.mark.parametrize("back", [False, True], ids=["attacker-stays", "victim-returns"])
+def test_a_face_swapped_in_for_the_turn_is_not_granted(harness, two_people, back):
+    """The enrolled face (a replay, say: it follows no prompt) gets the prompt; another live person
+    does the turn (and, in the second case, the enrolled face is shown again afterwards). The
+    frames of the turn do not vote on who it is, but the check that the face is still the same
+    one runs on them: the track is split, the enrolled face must follow a prompt of its own."""
+    engine, people = two_people
+    (victim, victim_embedding, victim_subject), (_, _, attacker_subject) = people
+    gallery = Gallery.from_embeddings([victim], victim_embedding[None])
+    presenter = harness.Presenter("live", victim_subject, np.random.default_rng(5))
+    own_rig = presenter.rig
+    stand_in = harness.spoofs.head_rig(attacker_subject, np.random.default_rng(6), own_rig.background, 130)
+    stand_in.ox, stand_in.oy = own_rig.ox, own_rig.oy  # in the same place
+    swaps = []
+
+    def hear(direction, frame):
+        if not swaps:  # the first prompt: the stand-in does the turn; the enrolled face follows no prompt
+            swaps.append(frame)
+            presenter.rig = stand_in
+            presenter.prompt = (direction, frame)
+
+    presenter.hear = hear
+    frame_of = presenter.frame
+
+    def frame(i):
+        if back and swaps and i - swaps[0] > (harness.TURN_S + harness.HOLD_S) * harness.FPS:
+            presenter.rig = own_rig
+        return frame_of(i)
+
+    presenter.frame = frame
+    result = harness.run_one(engine, gallery, CONFIG, presenter, victim, 120)
+    assert swaps and not result["granted"], result

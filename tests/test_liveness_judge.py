@@ -71,3 +71,36 @@ def test_off_is_off_and_bad_settings_are_refused():
     for kwargs in ({"mode": "loud"}, {"min_frames": 20, "window": 10}, {"threshold": 0.1, "spoof_below": 0.2}):
         with pytest.raises(ValueError):
             LivenessJudge(**{"mode": "passive", **kwargs})
+
+
+def test_up_needs_up_deg_of_measured_pitch():
+    """The pose estimate reads pitch at about 0.6 of the true angle: "up" has its own, smaller bar."""
+    j = LivenessJudge("passive+challenge", min_frames=3, turn_deg=15, up_deg=10, choose=lambda o: "up")
+    feed(j, 1, [0.9] * 3, pose=(0.0, -5.0))
+    j.issue_challenge(1, 0.3)
+    j.observe(1, 0.9, 0.5, pose=(0.0, 4.0), planarity=0.1)  # 9° up: not yet
+    assert j.status(1) == "challenge"
+    j.observe(1, 0.9, 0.6, pose=(1.0, 6.0), planarity=0.1)  # 11°
+    assert j.status(1) == "live"
+
+
+def test_a_head_already_turned_one_way_is_not_asked_to_turn_further_that_way():
+    offered = []
+    j = LivenessJudge("passive+challenge", min_frames=3, choose=lambda o: offered.append(o) or o[0])
+    feed(j, 1, [0.9] * 3, pose=(20.0, 0.0))  # turned well to its left
+    assert j.issue_challenge(1, 0.3)["prompt"] == "right"
+    feed(j, 2, [0.9] * 3, pose=(-3.0, 12.0))  # facing the camera, chin up
+    j.issue_challenge(2, 0.3)
+    feed(j, 3, [0.9] * 3, pose=(2.0, 1.0))
+    j.issue_challenge(3, 0.3)
+    assert offered == [("right", "up"), ("left", "right"), ("left", "right", "up")]
+
+
+def test_a_face_is_turned_away_while_more_than_half_the_asked_turn_off_its_start():
+    j = LivenessJudge("passive+challenge", min_frames=3, turn_deg=15, up_deg=10, choose=lambda o: "left")
+    feed(j, 1, [0.9] * 3, pose=(2.0, 0.0))
+    assert not j.turned_away(1, (30.0, 0.0))  # no challenge out yet: every frame counts
+    j.issue_challenge(1, 0.3)
+    assert not j.turned_away(1, (9.0, 0.0)) and not j.turned_away(1, (2.0, 4.9))
+    assert j.turned_away(1, (10.0, 0.0)) and j.turned_away(1, (-6.0, 0.0)) and j.turned_away(1, (2.0, 5.5))
+    assert j.turned_away(1, None) and not j.turned_away(2, (40.0, 0.0))

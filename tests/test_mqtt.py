@@ -198,6 +198,8 @@ def test_outbox_order_restart_and_bound(tmp_path):
 
 # --- discovery payloads ------------------------------------------------------------------------------
 
+N_ENTITIES = len(discovery_messages("x", Topics.for_device("x")))
+
 
 def test_discovery_payloads_ids_and_availability():
     msgs = dict(discovery_messages("door.1 west", Topics.for_device("door.1 west"), sw_version="0.1.0"))
@@ -205,6 +207,7 @@ def test_discovery_payloads_ids_and_availability():
         f"homeassistant/{c}/edge_door_1_west/{o}/config"
         for c, o in [
             ("binary_sensor", "access_granted"),
+            ("binary_sensor", "presentation_attack"),
             ("sensor", "last_person"),
             ("sensor", "last_score"),
             ("sensor", "camera_fps"),
@@ -218,6 +221,8 @@ def test_discovery_payloads_ids_and_availability():
         assert payload["device"]["identifiers"] == ["edge_door_1_west"]
     granted = msgs["homeassistant/binary_sensor/edge_door_1_west/access_granted/config"]
     assert granted["state_topic"].endswith("/verdict") and granted["off_delay"] == 5
+    attack = msgs["homeassistant/binary_sensor/edge_door_1_west/presentation_attack/config"]
+    assert attack["state_topic"] == granted["state_topic"] and "'spoof'" in attack["value_template"]
 
 
 # --- against the broker ----------------------------------------------------------------------------------
@@ -251,7 +256,7 @@ def test_round_trip_availability_state_discovery(broker, tmp_path):
         assert rec.wait_for(lambda: any(json.loads(p).get("fps") == 29.5 for p in rec.on(T.state)))
         assert rec.on(T.availability) == [b"online"]
         n_discovery = len([t for t, _p, _r in rec.messages if t.startswith("homeassistant/")])
-        assert n_discovery == 5
+        assert n_discovery == N_ENTITIES
         # Home Assistant restarted: discovery again
         rec.client.publish("homeassistant/status", "online", qos=1)
         assert rec.wait_for(lambda: len([t for t, _p, _r in rec.messages if t.startswith("homeassistant/")]) >= 10)
@@ -262,10 +267,10 @@ def test_round_trip_availability_state_discovery(broker, tmp_path):
     # retained: a newcomer sees availability, state and discovery at once
     late = Recorder(broker.port, ["edge/#", "homeassistant/#"], client_id="late").start()
     discovery = lambda: [t for t, _p, _r in late.messages if t.startswith("homeassistant/")]  # noqa: E731
-    assert late.wait_for(lambda: late.on(T.availability) == [b"stopped"] and late.on(T.state) and len(discovery()) == 5)
+    assert late.wait_for(lambda: late.on(T.availability) == [b"stopped"] and late.on(T.state) and len(discovery()) == N_ENTITIES)
     time.sleep(0.3)
     assert all(r for t, _p, r in late.messages)  # only retained messages, no verdict replayed
-    assert len(discovery()) == 5
+    assert len(discovery()) == N_ENTITIES
     late.stop()
 
 

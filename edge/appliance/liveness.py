@@ -23,10 +23,14 @@ Per track it keeps the last `window` frames':
 ``challenge`` (passive+challenge) the passive cue says live and a prompt is out: no grant
              until the face follows it.
 
-The challenge (`issue_challenge`): a prompt drawn at random — turn left, right or up — with a
-deadline; it is followed when the head turns at least `turn_deg` that way from where it was
-when the prompt went out, within `challenge_s`, with non-planar motion during the turn
-(a photo turned in the hand moves as a plane; a replay cannot know the prompt).
+The challenge (`issue_challenge`): a prompt drawn at random — turn left, right or up, leaving
+out a way the head is already turned (a face held 20° to the left cannot turn much further
+and stay in view) — with a deadline; it is followed when the head turns at least `turn_deg`
+(left, right) or `up_deg` (up) that way from where it was when the prompt went out, within
+`challenge_s`, with non-planar motion during the turn (a photo turned in the hand moves as a
+plane; a replay cannot know the prompt). While a face is turned away for its challenge
+(`turned_away`) its frames show the turn, not who it is: the loop keeps them out of the
+recognition evidence but still checks that the face stays the same one.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from typing import Literal
 
 LIVENESS_MODES = ("off", "passive", "passive+challenge")
 PROMPTS = ("left", "right", "up")
+# A head already turned this far one way is not asked to turn further that way.
+ALREADY_TURNED_DEG = 10.0
 Status = Literal["live", "spoof", "pending", "challenge"]
 
 
@@ -73,6 +79,7 @@ class LivenessJudge:
         planar_below: float = 0.06,
         challenge_s: float = 5.0,
         turn_deg: float = 15.0,
+        up_deg: float = 10.0,
         choose=None,
     ) -> None:
         if mode not in LIVENESS_MODES:
@@ -85,14 +92,14 @@ class LivenessJudge:
         self.threshold, self.spoof_below = float(threshold), float(spoof_below)
         self.window, self.min_frames = int(window), int(min_frames)
         self.planar_below = float(planar_below)
-        self.challenge_s, self.turn_deg = float(challenge_s), float(turn_deg)
+        self.challenge_s, self.turn_deg, self.up_deg = float(challenge_s), float(turn_deg), float(up_deg)
         self._choose = choose or (lambda options: options[secrets.randbelow(len(options))])
         self._tracks: dict[int, _TrackLiveness] = {}
 
     @classmethod
     def from_settings(cls, settings) -> LivenessJudge:
         """From anything with the `[liveness]` keys as attributes (`edge.config.LivenessConfig`)."""
-        keys = ("threshold", "spoof_below", "window", "min_frames", "planar_below", "challenge_s", "turn_deg")
+        keys = ("threshold", "spoof_below", "window", "min_frames", "planar_below", "challenge_s", "turn_deg", "up_deg")
         return cls(settings.mode, **{k: getattr(settings, k) for k in keys})
 
     @property
@@ -138,7 +145,7 @@ class LivenessJudge:
         if pose is not None and ch.start_pose is not None:
             yaw, pitch = pose[0] - ch.start_pose[0], pose[1] - ch.start_pose[1]
             # yaw > 0: the nose to the image's right, i.e. the person turns to their left
-            turned = {"left": yaw >= self.turn_deg, "right": yaw <= -self.turn_deg, "up": pitch >= self.turn_deg}
+            turned = {"left": yaw >= self.turn_deg, "right": yaw <= -self.turn_deg, "up": pitch >= self.up_deg}
             if turned[ch.prompt] and ch.non_planar:
                 ch.followed = True
         elif pose is not None:
@@ -172,8 +179,29 @@ class LivenessJudge:
         if st.challenge is not None:
             return None
         pose = st.poses[-1] if st.poses else None
-        st.challenge = _Challenge(self._choose(PROMPTS), t, pose)
+        options = PROMPTS
+        if pose is not None:
+            yaw, pitch = pose
+            already = {
+                "left": yaw >= ALREADY_TURNED_DEG,
+                "right": yaw <= -ALREADY_TURNED_DEG,
+                "up": pitch >= ALREADY_TURNED_DEG,
+            }
+            options = tuple(p for p in PROMPTS if not already[p]) or PROMPTS
+        st.challenge = _Challenge(self._choose(options), t, pose)
         return {"track_id": track_id, "prompt": st.challenge.prompt, "within_s": self.challenge_s}
+
+    def turned_away(self, track_id: int, pose: tuple[float, float] | None) -> bool:
+        """Whether a face with this frame's `pose` is turned away for its challenge: more than half
+        the asked turn off the pose it had when the prompt went out, or its pose unknown then."""
+        st = self._tracks.get(track_id)
+        ch = None if st is None else st.challenge
+        if ch is None or ch.start_pose is None:
+            return False
+        if pose is None:
+            return True
+        yaw, pitch = abs(pose[0] - ch.start_pose[0]), abs(pose[1] - ch.start_pose[1])
+        return yaw > self.turn_deg / 2 or pitch > self.up_deg / 2
 
     def spoof_reason(self, track_id: int) -> str | None:
         st = self._tracks.get(track_id)

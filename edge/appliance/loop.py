@@ -196,21 +196,32 @@ class Appliance:
         t3 = c()
         if crops:
             found = engine.identify_aligned(crops, self.gallery, threshold=self.threshold)
-            evidence = []
-            for i, ((_, tr, _), emb, m) in enumerate(zip(kept, found.embeddings, found.matches)):
+            evidence, away = [], []
+            for i, ((_, tr, quality), emb, m) in enumerate(zip(kept, found.embeddings, found.matches)):
+                # A face turned away for its liveness challenge matches worse than it will face on:
+                # its frames show the turn, not who it is, so they do not vote. That it is still the
+                # track's face is checked on them all the same (a swap during the turn is split),
+                # and that needs the full embedding where the cascade stopped early.
+                turned = self.liveness.enabled and self.liveness.turned_away(tr.id, _pose(quality))
+                if turned and emb is None:
+                    emb = self.engine.embed_many([crops[i]])[0]
                 reason = self._identity_change(tr, emb, m)
                 if reason:
                     tr = self._split(tr, frame, reason)
                     kept[i] = (kept[i][0], tr, kept[i][2])
-                evidence.append(self._evidence(tr, emb, m))
+                    turned = False  # a new track: no challenge out
+                away.append(turned)
+                evidence.append(None if turned else self._evidence(tr, emb, m))
             t5 = c()
             timings.add("identify", (t5 - t3) * 1e3)  # embed and 1:N (the cascade, when configured)
             self.counts["identified"] += len(crops)
             self.counts["identified_full"] += found.completed
-            for (det, tr, quality), m, ev in zip(kept, found.matches, evidence):
+            for (det, tr, quality), m, ev, turned in zip(kept, found.matches, evidence, away):
                 tr.data.update(since=0, checked=frame.pts, look_again=False)
                 obs = Observation(m.candidate, m.score, m.margin, ev)
                 not_live = self.liveness.enabled and self._judge_liveness(tr, det, rgb, quality, frame, verdicts)
+                if turned:
+                    continue
                 hold = not_live or (self.guard.withholds and self.guard.hold(tr.id, self._in_view()))
                 for decision in self.policy.observe(tr.id, obs, frame.pts, hold=hold):
                     if decision.kind == "withheld":

@@ -55,7 +55,8 @@ AVAILABLE = "{{ 'online' if value == 'online' else 'offline' }}"  # "stopped" is
 def discovery_messages(
     device_id: str, topics: Topics, *, prefix: str = "homeassistant", sw_version: str = "", model: str = ""
 ) -> list[tuple[str, dict[str, Any]]]:
-    """(topic, config payload) for every entity: access granted, last person, last score, camera fps, enrolled."""
+    """(topic, config payload) for every entity: access granted, presentation attack, last person, last
+    score, camera fps, enrolled."""
     node = f"edge_{ha_id(device_id)}"
     device = {
         "identifiers": [node],
@@ -90,6 +91,22 @@ def discovery_messages(
                 "json_attributes_template": "{{ {'name': value_json.name, 'score': value_json.score, "
                 "'seq': value_json.seq} | tojson }}",
                 "icon": "mdi:door-open",
+            },
+        ),
+        (
+            # ON for 30 s after a `spoof` verdict (liveness on: a photo or a screen held up, or a
+            # liveness challenge not followed); "safety": HA shows ON as unsafe.
+            "binary_sensor",
+            "presentation_attack",
+            {
+                "name": "Presentation attack",
+                "state_topic": topics.verdict,
+                "value_template": "{{ 'ON' if value_json.decision == 'spoof' else 'OFF' }}",
+                "off_delay": 30,
+                "device_class": "safety",
+                "json_attributes_topic": topics.verdict,
+                "json_attributes_template": "{{ (value_json.liveness or {}) | tojson }}",
+                "icon": "mdi:shield-alert",
             },
         ),
         (
