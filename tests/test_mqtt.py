@@ -267,7 +267,9 @@ def test_round_trip_availability_state_discovery(broker, tmp_path):
     # retained: a newcomer sees availability, state and discovery at once
     late = Recorder(broker.port, ["edge/#", "homeassistant/#"], client_id="late").start()
     discovery = lambda: [t for t, _p, _r in late.messages if t.startswith("homeassistant/")]  # noqa: E731
-    assert late.wait_for(lambda: late.on(T.availability) == [b"stopped"] and late.on(T.state) and len(discovery()) == N_ENTITIES)
+    assert late.wait_for(
+        lambda: late.on(T.availability) == [b"stopped"] and late.on(T.state) and len(discovery()) == N_ENTITIES
+    )
     time.sleep(0.3)
     assert all(r for t, _p, r in late.messages)  # only retained messages, no verdict replayed
     assert len(discovery()) == N_ENTITIES
