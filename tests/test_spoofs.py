@@ -108,3 +108,5 @@ def test_the_tool_prints_iso_figures_for_a_labelled_folder(clips, tmp_path, caps
     assert "4 clips" in out and "planarity" in out and "brightness" in out
     for figure in ("EER", "APCER", "BPCER", "cost per frame (ms)", "facemesh", "live_still"):
         assert figure in out, figure
+    # every clip is the astronaut's: one subject, and at BPCER 5 % some clip of it is wrong
+    assert "per subject: 1 of 1 subjects with an error" in out and "astronaut" in out

@@ -26,7 +26,9 @@ answer); the EER between attacks and bona fide, for planarity also per frame pai
 ISO/IEC 30107-3 figures at the threshold where BPCER = 5 % on the bona fide clips that have an
 answer (APCER per attack type, a clip without an answer counted as refused — i.e. an attack
 without an answer is *not* an error, a bona fide one is, shown as "BPCER all"), and the cost of
-each cue per frame in ms (detection and FaceMesh, shared by everything, on their own lines).
+each cue per frame in ms (detection and FaceMesh, shared by everything, on their own lines);
+then, per subject (the ``subject`` column), how many subjects have a bona fide clip refused or an
+attack clip accepted at that threshold, and the worst of them.
 ``--dump`` saves the landmark tracks, ``--load`` reads them back instead of running the models
 (to try another ``--gap`` or ``--min-motion`` in seconds).
 Exits 0.
@@ -201,6 +203,32 @@ def report(name: str, rows: list[dict], clip_scores: list[float | None], pair_sc
             worst = max(worst, apcer)
             print(f"  {t:<12} APCER {apcer:6.1%} of {idx.sum()}")
     print(f"  APCER (worst attack type) {worst:.1%}")
+    per_subject(rows, score, thr)
+
+
+def per_subject(rows: list[dict], score: np.ndarray, thr: float, show: int = 15) -> None:
+    """At the threshold, per subject: bona fide clips refused and attack clips accepted. Errors
+    are systematic per person and scene, not frame noise, so the worst subjects are listed."""
+    by: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        if r.get("subject"):
+            by[r["subject"]].append(i)
+    if not by:
+        return
+    table = []
+    for subject, idx in by.items():
+        bona = [i for i in idx if rows[i]["label"] == BONA_FIDE]
+        attack = [i for i in idx if rows[i]["label"] != BONA_FIDE]
+        refused = sum(score[i] < thr for i in bona)
+        accepted = sum(score[i] >= thr for i in attack)
+        table.append((refused + accepted, subject, len(bona), refused, len(attack), accepted))
+    wrong = sorted((t for t in table if t[0]), key=lambda t: (-t[0], t[1]))
+    print(f"\n  per subject: {len(wrong)} of {len(table)} subjects with an error at this threshold", end="")
+    print(f" (the {min(show, len(wrong))} worst below)" if wrong else "")
+    if wrong:
+        print(f"  {'subject':<28} {'bona fide':>9} {'refused':>8} {'attacks':>8} {'accepted':>9}")
+        for _, subject, nb, refused, na, accepted in wrong[:show]:
+            print(f"  {subject[:28]:<28} {nb:>9} {refused:>8} {na:>8} {accepted:>9}")
 
 
 def rows_label(rows: list[dict], attack_type: str) -> str:
