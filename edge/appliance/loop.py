@@ -201,8 +201,13 @@ class Appliance:
                 # A face turned away for its liveness challenge matches worse than it will face on:
                 # its frames show the turn, not who it is, so they do not vote. That it is still the
                 # track's face is checked on them all the same (a swap during the turn is split),
-                # and that needs the full embedding where the cascade stopped early.
-                turned = self.liveness.enabled and self.liveness.turned_away(tr.id, _pose(quality))
+                # and that needs the full embedding where the cascade stopped early. Once the
+                # track is decided, its re-checks vote as before, turned or not.
+                turned = (
+                    self.liveness.enabled
+                    and not self.policy.decided(tr.id)
+                    and self.liveness.turned_away(tr.id, _pose(quality))
+                )
                 if turned and emb is None:
                     emb = self.engine.embed_many([crops[i]])[0]
                 reason = self._identity_change(tr, emb, m)
