@@ -12,7 +12,10 @@ from edge.vision.align import align, points_from_detection
 from edge.vision.detector import FaceDetector
 from edge.vision.embedder import Embedder
 
-FAMILIES = {"detector_short", "detector_full", "face_mesh", "mobilefacenet", "fr_feature", "sface", "fr_liveness"}
+FAMILIES = {
+    *("detector_short", "detector_full", "face_mesh", "mobilefacenet", "fr_feature", "sface", "fr_liveness"),
+    "iris_landmark",
+}
 EMBEDDERS = ("mobilefacenet", "fr_feature", "sface")
 # Embedders that ship their float32 reference and a full-int8 variant beside the default.
 # SFace ships its default alone (its float32 graph is 38 MB): the build records what its

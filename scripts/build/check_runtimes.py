@@ -162,6 +162,8 @@ def _face_input(info: dict, out: Path) -> Path | None:
     spec = info.get("input", {})
     if info.get("role") == "liveness" and list(spec.get("shape", [])) == [1, 128, 128, 3]:
         return _liveness_face_input(spec, out)
+    if info.get("role") == "eye_landmarks" and list(spec.get("shape", [])) == [1, 64, 64, 3]:
+        return _eye_input(out)
     if "embed" not in str(info.get("role")) or list(spec.get("shape", [])) != [1, 112, 112, 3]:
         return None
     try:
@@ -189,6 +191,26 @@ def _liveness_face_input(spec: dict, out: Path) -> Path | None:
 
     face = crop(data.astronaut(), (175.4, 74.4, 100.4, 100.4), scale=float(spec.get("crop_scale", 2.7)))
     np.savez(out, in_0=face[None].astype(np.float32))
+    return out
+
+
+def _eye_input(out: Path) -> Path | None:
+    """The astronaut's image-left eye as the eye model is fed it (edge.vision.blink.crop_transform from
+    the eye corners FaceMesh gives on that photo, rounded; RGB / 255). None when scikit-image is absent."""
+    try:
+        import cv2
+        import numpy as np
+        from skimage import data
+    except ImportError:
+        return None
+    sys.path.insert(0, str(REPO))
+    from edge.vision.blink import INPUT_SIZE, crop_transform
+
+    corners = np.zeros((468, 2))
+    corners[[33, 133]] = (194.9, 100.1), (213.3, 102.7)
+    m = crop_transform(corners, 0)
+    eye = cv2.warpAffine(data.astronaut(), m, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR)
+    np.savez(out, in_0=eye[None].astype(np.float32) / 255.0)
     return out
 
 

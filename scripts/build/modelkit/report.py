@@ -102,8 +102,43 @@ def _liveness_section(models: dict) -> list[str]:
     return lines
 
 
+EYES_HEADING = "## Eyes: the blink measurement on labelled photos"
+
+
+def _eyes_section(models: dict) -> list[str]:
+    """From the manifest alone (the step also runs by itself: `--only iris_landmark`)."""
+    found = [(k, m) for k, m in models.items() if m["role"] == "eye_landmarks"]
+    if not found:
+        return []
+    lines = [EYES_HEADING, ""]
+    for key, m in found:
+        b, src = m["blink_measurement"], m["source"]
+        c = b["counts"]
+        ms = ", ".join(
+            f"{rt} {v:.2f} ms per eye (FaceMesh {m['ms_face_mesh_same_run'][rt]:.2f} ms per face in the same run)"
+            for rt, v in m["ms_per_inference_single_thread"].items()
+        )
+        o, cl = b["open_min_q1_median_q3_max"], b["closed_min_q1_median_q3_max"]
+        lines += [
+            f"`{m['file']}` (`{key}`): {src['package']} {src['version']} `{src['file']}` (sha256 "
+            f"`{src['file_sha256']}`), as shipped. Licence: {m['license']}.",
+            "",
+            f"- Output: {m['output_meaning']}.",
+            f"- `{b['measurement']}` (edge/vision/blink.py) on {b['faces']} labelled lfw-dev faces ({b['labels']}: "
+            f"{c['open']} open, {c['closed']} closed, {c['half']} half, {c['unclear']} unclear; "
+            f"{b['no_face']} without a face): closed against open AUC {b['auc_closed_vs_open']:.3f}, EER "
+            f"{100 * b['eer_closed_vs_open']:.1f} % at {b['eer_threshold']}; closed against half AUC "
+            f"{b['auc_closed_vs_half']:.3f}. Open: median {o[2]} (quartiles {o[1]} / {o[3]}); closed: median "
+            f"{cl[2]} ({cl[1]} / {cl[3]}); half: median {b['half_median']}.",
+            f"- Selection: {b['selection']}.",
+            f"- Single thread: {ms}; a face is two eyes.",
+            "",
+        ]
+    return lines
+
+
 def update_readme(out: Path, manifest: dict) -> None:
-    """Rewrite the sections that come from the manifest alone (shipped files, inputs, liveness),
+    """Rewrite the sections that come from the manifest alone (shipped files, inputs, liveness, eyes),
     keeping the measured sections of the last full build as they are."""
     models = manifest["models"]
     text = (out / "README.md").read_text().splitlines()
@@ -119,14 +154,14 @@ def update_readme(out: Path, manifest: dict) -> None:
         "## Shipped files": _shipped_section(models),
         "## Inputs": _inputs_section(models),
     }
-    liveness = _liveness_section(models)
+    own_steps = _liveness_section(models) + _eyes_section(models)
     lines = list(head)
     for heading in order:
-        if heading == LIVENESS_HEADING:
+        if heading in (LIVENESS_HEADING, EYES_HEADING):
             continue
         lines += fresh.get(heading, sections[heading])
-        if heading == "## Inputs" and liveness:
-            lines += liveness
+        if heading == "## Inputs":
+            lines += own_steps
     (out / "README.md").write_text("\n".join(lines).rstrip("\n") + "\n")
 
 
@@ -144,6 +179,7 @@ def write_readme(out: Path, manifest: dict, quality: dict, speed: dict) -> None:
     lines += _shipped_section(models)
     lines += _inputs_section(models)
     lines += _liveness_section(models)
+    lines += _eyes_section(models)
     lines += [
         "",
         "## Embedders: every variant measured against its float32 source",
