@@ -518,6 +518,7 @@ def cmd_admin_send(args: argparse.Namespace) -> int:
         key = load_admin_key(args.admin_key)
         mqtt = MqttConfig(
             url=args.mqtt,
+            password_file=args.password_file,
             ca_file=args.ca_file,
             cert_file=args.cert_file,
             key_file=args.key_file,
@@ -643,7 +644,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="pace a video file or directory at its frame rate")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N processed frames")
     p.add_argument(
-        "--mqtt", default=None, metavar="URL", help="publish to this broker: mqtt[s]://[user:pass@]host[:port]"
+        "--mqtt",
+        default=None,
+        metavar="URL",
+        help="publish to this broker: mqtt[s]://user@host[:port]; the password from mqtt.password_file or "
+        "$EDGE_MQTT_PASSWORD (a password in the URL shows in the process list)",
     )
     p.set_defaults(func=cmd_run)
 
@@ -735,7 +740,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="sign a command, send it to a device, print its reply",
         description="COMMAND is one of: status; people; revoke NAME; import BUNDLE; reload.",
     )
-    q.add_argument("--mqtt", required=True, metavar="URL", help="the broker: mqtt[s]://[user:pass@]host[:port]")
+    q.add_argument(
+        "--mqtt",
+        required=True,
+        metavar="URL",
+        help="the broker: mqtt[s]://user@host[:port]; the password from --password-file or $EDGE_MQTT_PASSWORD",
+    )
+    q.add_argument(
+        "--password-file",
+        default="",
+        metavar="FILE",
+        help="a file holding the broker password (one line); keeps it out of the process list",
+    )
     q.add_argument("--device-id", required=True, help="the device to command")
     q.add_argument("--admin-key", default=os.environ.get("EDGE_ADMIN_KEY", "admin.key"), help="admin private key")
     q.add_argument("--topic-prefix", default="", help="the device's mqtt.topic_prefix (default edge/<device-id>)")

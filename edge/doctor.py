@@ -528,7 +528,10 @@ def check_broker(config: Any, timeout: float) -> list[Finding]:
         return [Finding("mqtt", OK, f"connected to {url} ({detail}, {ms:.0f} ms)")]
     low = detail.lower()
     if "login" in low or "not authori" in low or "bad user" in low:
-        fix = "check mqtt.username (or the URL's user) and mqtt.password_file against the broker's accounts"
+        fix = (
+            "check mqtt.username (or the URL's user) and mqtt.password_file (or $EDGE_MQTT_PASSWORD) "
+            "against the broker's accounts"
+        )
     elif settings.broker.tls and ("ssl" in low or "certificate" in low or "tls" in low):
         fix = (
             "check mqtt.ca_file (the CA that signed the broker's certificate), the host name in mqtt.url and the clock"

@@ -368,6 +368,72 @@ def test_wrong_password_is_a_clear_event(tmp_path):
         rec.stop()
 
 
+def test_the_password_comes_from_a_file_or_the_environment_before_the_url(tmp_path, monkeypatch, caplog):
+    from edge.mqtt.client import PASSWORD_ENV
+
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    pw = tmp_path / "pw"
+    pw.write_text("from-file\n")
+
+    def password(url: str, *, cli: str | None = None, **cfg) -> str | None:
+        return MqttSettings.from_config(MqttConfig(url=url, **cfg), client_id="x", url=cli).password
+
+    assert password("mqtt://door-1@h") is None
+    assert password("mqtt://door-1:from-url@h") == "from-url"
+    monkeypatch.setenv(PASSWORD_ENV, "from-env")
+    assert password("mqtt://door-1@h") == "from-env"
+    assert password("mqtt://door-1:from-url@h") == "from-env"
+    assert password("mqtt://door-1@h", password_file=str(pw)) == "from-file"  # the config's file first
+    monkeypatch.setenv(PASSWORD_ENV, "")  # empty: not set
+    assert password("mqtt://door-1@h") is None
+    # A password in a URL typed on the command line is in the process list: a warning that
+    # names the flag and never the password.
+    with caplog.at_level("WARNING", logger="edge.mqtt.client"):
+        assert password("mqtt://h", cli="mqtt://door-1@h") is None
+        assert not caplog.records
+        assert password("mqtt://h", cli="mqtt://door-1:s3cret@h") == "s3cret"
+    (record,) = caplog.records
+    assert "--mqtt" in record.getMessage() and "EDGE_MQTT_PASSWORD" in record.getMessage()
+    assert "s3cret" not in caplog.text
+
+
+@needs_broker
+def test_cli_logins_take_the_password_from_a_file_or_the_environment(tmp_path):
+    """`edge admin send --password-file` and `edge doctor` with $EDGE_MQTT_PASSWORD log in to a
+    broker with passwords, with no password on their command lines."""
+    env = {k: v for k, v in os.environ.items() if k != "EDGE_MQTT_PASSWORD"}
+    edge = [sys.executable, "-m", "edge.cli"]
+    with Broker(tmp_path / "b", users={"admin": "admin-pw", DEVICE: "door-pw"}) as b:
+        key = tmp_path / "admin.key"
+        generate_admin_key(key)
+        right, wrong = tmp_path / "right", tmp_path / "wrong"
+        right.write_text("admin-pw\n")
+        wrong.write_text("nope\n")
+        url = f"mqtt://admin@127.0.0.1:{b.port}"
+        send = [*edge, "admin", "send", "--mqtt", url, "--device-id", DEVICE, "--admin-key", str(key),
+                "--timeout", "2", "status"]  # fmt: skip
+
+        # No device answers: with the right password the send gets as far as waiting for a reply.
+        def send_with(password_file: Path) -> subprocess.CompletedProcess:
+            cmd = [*send, "--password-file", str(password_file)]
+            return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+
+        ok = send_with(right)
+        assert ok.returncode == 3 and "no reply from 'door-1'" in ok.stderr, ok.stderr
+        bad = send_with(wrong)
+        assert bad.returncode == 3 and "refused the login" in bad.stderr, bad.stderr
+        doctor = [*edge, "doctor", "--json", "--mqtt", f"mqtt://{DEVICE}@127.0.0.1:{b.port}", "--timeout", "5"]
+
+        def mqtt_check(password: str) -> dict:
+            run = subprocess.run(doctor, capture_output=True, text=True, env={**env, "EDGE_MQTT_PASSWORD": password},
+                                 timeout=120)  # fmt: skip
+            return next(c for c in json.loads(run.stdout)["checks"] if c["name"] == "mqtt")
+
+        assert mqtt_check("door-pw")["status"] == "ok"
+        refused = mqtt_check("wrong")
+        assert refused["status"] == "FAIL" and "EDGE_MQTT_PASSWORD" in refused["fix"]
+
+
 def test_tls_with_a_ca_made_here(tmp_path):
     if not available():
         pytest.skip("mosquitto is not installed")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import secrets
 import ssl
 import threading
@@ -36,6 +37,9 @@ PROTOCOLS = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
 # CONNACK reason codes (MQTT 5 numbering; paho maps 3.1.1 return codes onto them)
 UNSUPPORTED_PROTOCOL = {1, 132}
 BAD_LOGIN = {4, 5, 134, 135}
+# The broker password from the environment (a systemd EnvironmentFile, an exported shell variable):
+# unlike a URL on the command line, the environment of a process is readable only by its user.
+PASSWORD_ENV = "EDGE_MQTT_PASSWORD"
 
 
 class MqttSetupError(ValueError):
@@ -62,14 +66,27 @@ class MqttSettings:
 
     @classmethod
     def from_config(cls, mqtt: Any, *, client_id: str, url: str | None = None) -> MqttSettings:
-        """Settings from an `edge.config.MqttConfig` (and an optional URL that replaces `mqtt.url`)."""
+        """Settings from an `edge.config.MqttConfig` (and an optional URL that replaces `mqtt.url`).
+
+        The password is, first found: the file `mqtt.password_file`; the environment variable
+        ``EDGE_MQTT_PASSWORD``; the URL's (which a URL given on the command line leaves in the
+        process list: that is logged as a warning)."""
         key = "--mqtt" if url else "mqtt.url"
         try:
             broker = parse_broker_url(url or mqtt.url)
         except BrokerUrlError as exc:
             raise MqttSetupError(key, str(exc)) from None
         username = mqtt.username or broker.username
+        if url and broker.password is not None:
+            logger.warning(
+                "%s: the password in the URL on the command line can be read by every user of this machine "
+                "(/proc/<pid>/cmdline, ps); give it in a file (mqtt.password_file, --password-file) or in $%s",
+                key,
+                PASSWORD_ENV,
+            )
         password = broker.password
+        if os.environ.get(PASSWORD_ENV):
+            password = os.environ[PASSWORD_ENV]
         if mqtt.password_file:
             try:
                 password = Path(mqtt.password_file).read_text().strip("\r\n")
@@ -362,6 +379,7 @@ def probe(settings: MqttSettings, *, timeout: float = 5.0) -> tuple[bool, str]:
 
 
 __all__ = [
+    "PASSWORD_ENV",
     "MqttLink",
     "MqttSettings",
     "MqttSetupError",
