@@ -149,15 +149,98 @@ def test_signed_command_checks(admin, tmp_path):
         v.parse(b"\xff not json")
 
 
-def test_deeply_nested_json_is_malformed_not_a_crash(admin, tmp_path):
-    """100,000 `[` make json.loads raise RecursionError: a malformed command like any other,
-    and not signed (the intake's check on paho's network thread must not raise either)."""
+def test_deeply_nested_json_is_malformed_before_it_is_parsed(admin, tmp_path, monkeypatch):
+    """100,000 `[` (closed or not) would make json.loads raise RecursionError: the nesting is
+    counted first, and anything deeper than MAX_JSON_DEPTH is a malformed command like any
+    other, not signed (the intake's check on paho's network thread must not raise either), and
+    never reaches the parser."""
+    import edge.admin.signing as signing
+
     v = _verifier(admin, tmp_path)
-    for payload in (b"[" * 100_000, b'{"a":' * 100_000):
+    limit = signing.MAX_JSON_DEPTH
+    bombs = [
+        b"[" * 100_000,
+        b"[" * 100_000 + b"]" * 100_000,  # well-formed
+        b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+        ("[" * (limit + 1) + "]" * (limit + 1)).encode(),
+        b'{"args": {"a": ' + b'[{"b": "]]]}}}"}' * (limit - 1) + b"]" + b"}]" * (limit - 2) + b"}}",
+    ]
+    parsed = []
+    real_loads = signing.json.loads
+    monkeypatch.setattr(signing.json, "loads", lambda text, **kw: parsed.append(text) or real_loads(text, **kw))
+    for payload in bombs:
         with pytest.raises(CommandRefused) as exc:
             v.parse(payload)
-        assert exc.value.reason == "malformed"
+        assert exc.value.reason == "malformed" and f"more than {limit} deep" in exc.value.message
         assert v.signed(payload) is False
+    assert parsed == [], "a payload over the depth limit reached json.loads"
+    # At the limit, with brackets inside strings (and escaped quotes) that do not count: parsed.
+    at_limit = '{"a": ' + '["x]\\"[", ' * (limit - 1) + "1" + "]" * (limit - 1) + "}"
+    assert signing.json_depth(at_limit.encode()) == limit
+    assert v.parse(at_limit)["a"][0] == 'x]"['
+    with pytest.raises(CommandRefused, match="not UTF-8"):
+        v.parse('{"a": "\u00e9"}'.encode("utf-16"))  # json.loads would guess UTF-16 from bytes
+
+
+def test_json_depth_counts_brackets_outside_strings_like_a_parser(monkeypatch):
+    """The vectorised count against a character-by-character reference, on random text from
+    JSON's structural characters, with pieces as small as 1 byte (state carried across them).
+    Where the text has a backslash outside a string (no parser gets past it) the count may only
+    be deeper than the reference's up to that point."""
+    import random
+
+    from edge.admin.signing import json_depth
+
+    def reference(data: bytes) -> tuple[int, bool]:
+        depth = deepest = 0
+        in_string = escaped = False
+        for c in data.decode():
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif c == "\\":
+                    escaped = True
+                elif c == '"':
+                    in_string = False
+            elif c == "\\":
+                return deepest, False
+            elif c == '"':
+                in_string = True
+            elif c in "[{":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif c in "]}":
+                depth -= 1
+        return deepest, True
+
+    rng = random.Random(17)
+    for _ in range(5000):
+        data = bytes(rng.choice(b'[]{}"\\a,:') for _ in range(rng.randint(0, 60)))
+        want, clean = reference(data)
+        for chunk in (1, 3, 7, 1 << 18):
+            got = json_depth(data, chunk=chunk)
+            assert got == want if clean else got >= want, (data, chunk, got, want)
+
+
+def test_a_deep_command_that_would_parse_is_malformed_on_the_command_thread(tmp_path, admin):
+    """A signed-looking command whose args nest 985 deep: json.loads gets through that (it gives
+    up near 1,000), and the command used to be parsed and re-serialised for its signature check
+    (answered `bad_signature`), a few frames short of RecursionError. Now it is malformed from its
+    depth before any parsing, answered and recorded as such."""
+    from types import SimpleNamespace
+
+    sink = make_sink(tmp_path, "mqtt://127.0.0.1:1", verifier=_verifier(admin, tmp_path), commands=_status_handler())
+    command = sign_command(admin, "status", device_id=DEVICE)
+    text = json.dumps(command)[:-1] + ', "args": {"a": ' + "[" * 985 + "]" * 985 + "}}"
+    replies = []
+    sink._reply = lambda message, reply, reply_to=None: replies.append(reply)
+    worker = threading.Thread(target=sink._handle_command, args=(SimpleNamespace(payload=text.encode()),))
+    worker.start()
+    worker.join(30)
+    (reply,) = replies
+    assert reply["ok"] is False and reply["reason"] == "malformed", reply
+    assert [f["reason"] for k, f in sink.hooked if k == "command_refused"] == ["malformed"]
+    sink.outbox.close()
 
 
 def test_nonce_log_damage_refuses_rather_than_forgets(admin, tmp_path):
