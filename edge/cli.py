@@ -620,9 +620,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("compare-faces", help="every face in A against every face in B (prints JSON)")
-    p.add_argument("a")
-    p.add_argument("b")
-    p.add_argument("--auto-rotate", action="store_true")
+    p.add_argument("a", help="first photo: path, or base64")
+    p.add_argument("b", help="second photo: path, or base64")
+    p.add_argument("--auto-rotate", action="store_true", help="also try the photos turned 90/180/270 degrees")
     p.add_argument("--encrypted", action="store_true", help="A and B are sealed to the device key (raw or base64)")
     p.add_argument("--vault", metavar="DIR", help="with --encrypted: the vault whose device key opens them")
     engine_options(p)
@@ -632,7 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", required=True, help="CSV with img_a, img_b, same[, fold]")
     p.add_argument("--root", required=True, help="folder the CSV's image paths are relative to")
     p.add_argument("--limit", type=int, default=None, help="only the first N pairs")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON line instead of text")
     engine_options(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -688,12 +688,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("people", help="list enrolled names, photo counts and dates (never templates)")
     vault_option(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON line (a list of people) instead of a table")
     engine_options(p)
     p.set_defaults(func=cmd_people)
 
     p = sub.add_parser("revoke", help="remove a person's photos and templates (overwrite, then unlink)")
-    p.add_argument("name", nargs="?")
+    p.add_argument("name", nargs="?", help="the person to remove (every enrolment under that name)")
     vault_option(p)
     p.add_argument("--entry", metavar="ID", help="remove one enrolment by id (for one whose name no longer opens)")
     p.set_defaults(func=cmd_revoke)
@@ -719,14 +719,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="calibrated score needed for a name (default: the recommended one, FAR 1/10,000 per comparison)",
     )
     p.add_argument("--encrypted", action="store_true", help="PHOTO is sealed to the device key (raw or base64)")
-    p.add_argument("--auto-rotate", action="store_true")
+    p.add_argument("--auto-rotate", action="store_true", help="also try the photo turned 90/180/270 degrees")
     engine_options(p)
     p.set_defaults(func=cmd_identify)
 
     p = sub.add_parser("seal", help="encrypt a photo to a device's public key (for --encrypted)")
-    p.add_argument("photo")
+    p.add_argument("photo", help="the photo to seal: path, or base64")
     p.add_argument("--for", dest="seal_for", required=True, metavar="PUBKEY", help="device public key (base64 or file)")
-    p.add_argument("-o", "--output", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the sealed photo to FILE (raw; base64 with --base64)")
     p.add_argument("--base64", action="store_true", help="base64 instead of raw bytes")
     p.set_defaults(func=cmd_seal)
 
@@ -758,10 +758,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--ca-file", default="", help="mqtts: CA of the broker's certificate")
     q.add_argument("--cert-file", default="", help="mqtts: client certificate")
     q.add_argument("--key-file", default="", help="mqtts: client certificate key")
-    q.add_argument("--protocol", choices=["auto", "5", "3.1.1"], default="auto")
+    q.add_argument(
+        "--protocol",
+        choices=["auto", "5", "3.1.1"],
+        default="auto",
+        help="MQTT version (default auto: 5, falling back to 3.1.1)",
+    )
     q.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the reply")
-    q.add_argument("action", metavar="COMMAND", choices=["status", "people", "revoke", "import", "reload"])
-    q.add_argument("arguments", nargs="*", metavar="ARG")
+    q.add_argument(
+        "action",
+        metavar="COMMAND",
+        choices=["status", "people", "revoke", "import", "reload"],
+        help="status, people, revoke, import or reload",
+    )
+    q.add_argument("arguments", nargs="*", metavar="ARG", help="revoke: the NAME; import: the BUNDLE file")
     q.set_defaults(func=cmd_admin_send)
 
     from edge import doctor
