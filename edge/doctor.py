@@ -761,7 +761,8 @@ def report(findings: list[Finding], *, as_json: bool, out=None) -> None:
     out = out or sys.stdout
     if as_json:
         ok = not any(f.status == FAIL for f in findings)
-        print(json.dumps({"ok": ok, "checks": [asdict(f) for f in findings]}, indent=1), file=out)
+        checks = [asdict(f) for f in findings]  # one line, as every command's JSON (docs/cli.md)
+        print(json.dumps({"ok": ok, "checks": checks}, ensure_ascii=False, separators=(",", ":")), file=out)
         return
     width = max(len(f.name) for f in findings)
     for f in findings:
