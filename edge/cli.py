@@ -227,11 +227,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_of_a_password_in(url: str | None) -> None:
+    """A warning when --mqtt's URL carries a password (the command line is public on this machine)."""
+    from edge.broker_url import command_line_password_warning
+
+    warning = command_line_password_warning(url) if url else None
+    if warning:
+        logger.warning("%s", warning)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The appliance loop: frames → verdicts as JSON lines (and the audit log); run stats on exit."""
     from edge.app import appliance_from_config
     from edge.config import ConfigError, load_config
 
+    _warn_of_a_password_in(args.mqtt)
     overrides = {
         "camera": {"source": args.source, "realtime": True if args.realtime else None},
         "device": {"id": args.device_id},

@@ -753,6 +753,11 @@ def load(args: argparse.Namespace):
         overrides["vault"] = {"path": args.vault}
         overrides["gallery"] = {"path": ""}
     if args.mqtt is not None:
+        from edge.broker_url import command_line_password_warning
+
+        warning = command_line_password_warning(args.mqtt)
+        if warning:
+            logger.warning("%s", warning)
         overrides["mqtt"] = {"url": args.mqtt, "enabled": True}
     return load_config(args.config, overrides=overrides)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -510,11 +511,35 @@ def test_cli_logins_take_the_password_from_a_file_or_the_environment(tmp_path):
         def mqtt_check(password: str) -> dict:
             run = subprocess.run(doctor, capture_output=True, text=True, env={**env, "EDGE_MQTT_PASSWORD": password},
                                  timeout=120)  # fmt: skip
+            assert "password in the URL" not in run.stderr
             return next(c for c in json.loads(run.stdout)["checks"] if c["name"] == "mqtt")
 
         assert mqtt_check("door-pw")["status"] == "ok"
         refused = mqtt_check("wrong")
         assert refused["status"] == "FAIL" and "EDGE_MQTT_PASSWORD" in refused["fix"]
+        # A password in the URL still works, with a warning that names the flag and not the password.
+        in_url = [*edge, "doctor", "--json", "--mqtt", f"mqtt://{DEVICE}:door-pw@127.0.0.1:{b.port}", "--timeout", "5"]
+        run = subprocess.run(in_url, capture_output=True, text=True, env=env, timeout=120)
+        assert "WARNING edge.doctor: --mqtt: the password in the URL can be read by every user" in run.stderr
+        assert "door-pw" not in run.stderr
+        assert next(c for c in json.loads(run.stdout)["checks"] if c["name"] == "mqtt")["status"] == "ok"
+
+
+def test_edge_run_warns_of_a_password_in_its_mqtt_url(tmp_path, capsys):
+    from edge import cli
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video\n")  # refused at start-up: the run ends before any model loads
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        assert cli.main(["run", "--mqtt", "mqtt://door-1:s3cret@127.0.0.1:1", "--source", str(notes)]) == 2
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
+    err = capsys.readouterr().err
+    assert "WARNING edge.cli: --mqtt: the password in the URL can be read by every user" in err
+    assert "EDGE_MQTT_PASSWORD" in err and "s3cret" not in err
 
 
 def test_tls_with_a_ca_made_here(tmp_path):

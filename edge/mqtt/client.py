@@ -29,7 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.broker_url import BrokerUrl, BrokerUrlError, parse_broker_url
+from edge.broker_url import PASSWORD_ENV, BrokerUrl, BrokerUrlError, command_line_password_warning, parse_broker_url
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +37,6 @@ PROTOCOLS = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
 # CONNACK reason codes (MQTT 5 numbering; paho maps 3.1.1 return codes onto them)
 UNSUPPORTED_PROTOCOL = {1, 132}
 BAD_LOGIN = {4, 5, 134, 135}
-# The broker password from the environment (a systemd EnvironmentFile, an exported shell variable):
-# unlike a URL on the command line, the environment of a process is readable only by its user.
-PASSWORD_ENV = "EDGE_MQTT_PASSWORD"
 
 
 class MqttSetupError(ValueError):
@@ -77,13 +74,9 @@ class MqttSettings:
         except BrokerUrlError as exc:
             raise MqttSetupError(key, str(exc)) from None
         username = mqtt.username or broker.username
-        if url and broker.password is not None:
-            logger.warning(
-                "%s: the password in the URL on the command line can be read by every user of this machine "
-                "(/proc/<pid>/cmdline, ps); give it in a file (mqtt.password_file, --password-file) or in $%s",
-                key,
-                PASSWORD_ENV,
-            )
+        warning = command_line_password_warning(url, key) if url else None
+        if warning:
+            logger.warning("%s", warning)
         password = broker.password
         if os.environ.get(PASSWORD_ENV):
             password = os.environ[PASSWORD_ENV]
