@@ -42,6 +42,10 @@ def wheel(tmp_path_factory) -> Path:
     for module in ("setuptools", "wheel"):
         if importlib.util.find_spec(module) is None:
             pytest.fail(f"{module} is not installed in {sys.prefix}; install the test extra: pip install -e '.[test]'")
+    from importlib.metadata import version
+
+    if int(version("setuptools").split(".")[0]) < 77:  # the SPDX license expression (PEP 639)
+        pytest.fail(f"setuptools {version('setuptools')} in {sys.prefix} is older than 77; run bash scripts/setup.sh")
     src = tmp_path_factory.mktemp("src")
     for name in _source_files():
         if name.startswith(("tests/", "scripts/", ".ci/")):
