@@ -135,6 +135,10 @@ def test_install_upgrade_uninstall_purge(tmp_path):
     for module in ("setuptools", "wheel", "ensurepip"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"an offline install needs {module} in {sys.prefix} (setuptools, wheel: the test extra)")
+    from importlib.metadata import version
+
+    if int(version("setuptools").split(".")[0]) < 77:  # pyproject's SPDX license expression (PEP 639)
+        pytest.fail(f"setuptools {version('setuptools')} in {sys.prefix} is older than 77; run bash scripts/setup.sh")
     src = _source_copy(tmp_path / "src")
     deps = _dependencies(tmp_path / "deps")
     opt, etc, state, units = (tmp_path / d for d in ("opt", "etc", "state", "units"))
