@@ -517,7 +517,10 @@ def _takeover_attempts(broker: SiteBroker, *, tls: bool) -> dict:
                 finally:
                     attacker.client.disconnect()
                     attacker.client.loop_stop()
-            # The device is still connected, on its first connection: publish a marker through it.
+            # Publish a marker through the device once it is connected (without the binding, after
+            # the last takeover it reconnects within reconnect_max): whatever it lost comes before.
+            time.sleep(0.6)
+            assert device.wait_connected(WAIT), device.last_error
             assert device.publish(topics.availability, b"marker", qos=1) is not None
             seen = admin.received_until((topics.availability, b"marker"), wait=10)
         finally:
