@@ -6,8 +6,9 @@ firmware_config/mosquitto/edge.conf (only ports and file paths rewritten), the s
 file as it is, TLS with a CA and broker certificate made here with the openssl CLI, and a
 password file made with `mosquitto_passwd -b`. They prove what the README promises: a
 device writes only its own topics, reads only its own commands, wrong logins are refused,
-and the real edge MQTT client (verdicts, availability, discovery, signed commands) works
-through the ACL unchanged. One broker serves the module; it is killed at the end.
+another valid login cannot take a door's client id over (with a control broker without the
+setting, where it can), and the real edge MQTT client (verdicts, availability, discovery,
+signed commands) works through the ACL unchanged. One broker serves the module; it is killed at the end.
 """
 
 from __future__ import annotations
