@@ -8,7 +8,8 @@ password file made with `mosquitto_passwd -b`. They prove what the README promis
 device writes only its own topics, reads only its own commands, wrong logins are refused,
 another valid login cannot take a door's client id over (with a control broker without the
 setting, where it can), and the real edge MQTT client (verdicts, availability, discovery,
-signed commands) works through the ACL unchanged. One broker serves the module; it is killed at the end.
+signed commands) works through the ACL unchanged. One broker serves the module; it is killed at
+the end (the control broker lives for its one test).
 """
 
 from __future__ import annotations
