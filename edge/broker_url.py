@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+# The broker password from the environment (a systemd EnvironmentFile, an exported shell variable):
+# unlike a URL on a command line, the environment of a process is readable only by its user.
+PASSWORD_ENV = "EDGE_MQTT_PASSWORD"
 
 
 class BrokerUrlError(ValueError):
@@ -56,6 +59,20 @@ def parse_broker_url(url: str) -> BrokerUrl:
         tls=scheme == "mqtts",
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+def command_line_password_warning(url: str, flag: str = "--mqtt") -> str | None:
+    """What to say when a broker URL typed on a command line carries a password (every user of the
+    machine can read a command line: ps, /proc/<pid>/cmdline); None when it does not."""
+    try:
+        if parse_broker_url(url).password is None:
+            return None
+    except BrokerUrlError:
+        return None  # the URL's own error is reported where it is used
+    return (
+        f"{flag}: the password in the URL can be read by every user of this machine (ps, /proc/<pid>/cmdline); "
+        f"give it in a file (mqtt.password_file, --password-file) or in ${PASSWORD_ENV}"
     )
 
 

@@ -3,7 +3,9 @@
 Each subcommand is one `cmd_<name>(args) -> int` function that calls into the package and
 prints; `main` returns its exit code. Results go to stdout; diagnostics (errors, warnings,
 progress) are log records on stderr, at the level of ``--log-level`` / ``-v`` (default
-warning; for `edge run`, ``[log] level`` in the config when no flag is given).
+warning; for `edge run`, ``[log] level`` in the config when no flag is given). JSON results are
+one line each, UTF-8 as it is (`_print_json`). Every command ends with one of the exit statuses
+below (docs/cli.md); `main` turns any fault a command did not handle into one, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +22,20 @@ from edge import __version__, logs
 from edge.profiles import PROFILE_NAMES
 
 logger = logging.getLogger("edge.cli")  # not __name__: `python -m edge.cli` runs this module as __main__
+
+# Exit statuses (docs/cli.md). 0: done (for compare/compare-faces/identify: result code 1000);
+# 1: the answer is no or the request failed (another result code, damaged records, a refused
+# command); 2: a usage or configuration error (argparse's own errors exit 2 as well);
+# 3: `edge admin send` got no reply; 130: interrupted. And, for faults of the installation:
+EXIT_MODEL_FAULT = 4  # the models cannot be used: a file missing, damaged or not loadable, no TFLite runtime
+EXIT_INTERNAL = 5  # an unexpected error (a bug): named on stderr, its traceback at -vv
+EXIT_INTERRUPTED = 130
+
+
+def _print_json(value) -> None:
+    """The one JSON style of every command: one line, compact, non-ASCII as it is (as the verdict
+    lines of `edge run` and the audit log)."""
+    print(json.dumps(value, ensure_ascii=False, separators=(",", ":")), flush=True)
 
 
 def _human_size(size: int | None) -> str:
@@ -42,7 +58,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 1
     bad = [row for row in rows if not row["sha256_ok"]]
     if args.json:
-        print(json.dumps({"directory": str(directory), "models": rows}, indent=1))
+        _print_json({"directory": str(directory), "models": rows})
     else:
         header = ("key", "file", "role", "variant", "default", "size", "sha256")
         table = [
@@ -84,8 +100,43 @@ def _engine(args: argparse.Namespace):
 
 def _print_result(result: dict) -> int:
     """One JSON line on stdout; exit 0 only for code 1000."""
-    print(json.dumps(result, separators=(", ", ": ")))
+    _print_json(result)
     return 0 if result.get("code") == 1000 else 1
+
+
+def _fraction(text: str) -> float:
+    """An argparse type: a number from 0 to 1 (a threshold)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _with_decision(result: dict, threshold: float) -> dict:
+    """`verify`'s result with the decision at `threshold` added (`threshold`, `match`), before
+    `request_id`; a failure is left as it is."""
+    if result.get("code") != 1000:
+        return result
+    out = {k: v for k, v in result.items() if k != "request_id"}
+    out["threshold"] = threshold
+    out["match"] = bool(result["verification_score"] >= threshold)
+    if "request_id" in result:
+        out["request_id"] = result["request_id"]
+    return out
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -94,8 +145,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if isinstance(inputs, int):
         return inputs
     a, b = inputs
+    from edge.matching import DEFAULT_THRESHOLD
+
     result = _engine(args).verify(a, b, auto_rotate=args.auto_rotate, check_quality=args.check_quality)
-    return _print_result(result)
+    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    return _print_result(_with_decision(result, threshold))
 
 
 def cmd_compare_faces(args: argparse.Namespace) -> int:
@@ -119,14 +173,32 @@ def _progress_bar(done: int, total: int) -> None:
         logger.info("evaluate: %d/%d photos", done, total)
 
 
+def _missing_evaluation_data(pairs: str, root: str) -> str | None:
+    """What is missing for `edge evaluate` (the pairs file, the photo folder), or None."""
+    if not Path(pairs).is_file():
+        where = " (the development data is not in ../shared: README, Quick start)" if "shared" in pairs else ""
+        return f"no pairs file {pairs}{where}"
+    if not Path(root).is_dir():
+        return f"no photo folder {root} (--root: the folder the pairs file's paths are relative to)"
+    return None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Pair accuracy, TAR at FAR, the calibration table and speed on a pairs file."""
     from edge.evaluation import evaluate_pairs
 
+    missing = _missing_evaluation_data(args.pairs, args.root)
+    if missing:
+        logger.error("evaluate: %s", missing)
+        return 2
     engine = _engine(args)
-    r = evaluate_pairs(engine, args.pairs, args.root, progress=_progress_bar, limit=args.limit)
+    try:
+        r = evaluate_pairs(engine, args.pairs, args.root, progress=_progress_bar, limit=args.limit)
+    except (ValueError, KeyError) as exc:  # a CSV without the columns, a fold that is not a number
+        logger.error("evaluate: %s is not a pairs file: %s", args.pairs, exc)
+        return 2
     if args.json:
-        print(json.dumps(r, indent=1))
+        _print_json(r)
         return 0
     print(
         f"profile {args.profile}: embedders {', '.join(engine.config.embedders)}; landmarks "
@@ -155,11 +227,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_of_a_password_in(url: str | None) -> None:
+    """A warning when --mqtt's URL carries a password (the command line is public on this machine)."""
+    from edge.broker_url import command_line_password_warning
+
+    warning = command_line_password_warning(url) if url else None
+    if warning:
+        logger.warning("%s", warning)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The appliance loop: frames → verdicts as JSON lines (and the audit log); run stats on exit."""
     from edge.app import appliance_from_config
     from edge.config import ConfigError, load_config
 
+    _warn_of_a_password_in(args.mqtt)
     overrides = {
         "camera": {"source": args.source, "realtime": True if args.realtime else None},
         "device": {"id": args.device_id},
@@ -167,9 +249,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         # --vault picks the vault even when the file names a development gallery
         **({"vault": {"path": args.vault}, "gallery": {"path": ""}} if args.vault is not None else {}),
     }
-    if args.max_frames is not None and args.max_frames < 1:
-        logger.error("run: --max-frames must be at least 1")
-        return 2
     try:
         config = load_config(args.config, overrides=overrides)
         _log_level_from_config(args, config)
@@ -181,8 +260,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         stats = appliance.run(max_frames=args.max_frames)
         code = 0
     except KeyboardInterrupt:  # a second SIGINT/SIGTERM: stopped at once (sinks were still closed)
-        stats, code = appliance.stats(), 130
-    print(json.dumps(stats, separators=(",", ":")), flush=True)
+        stats, code = appliance.stats(), EXIT_INTERRUPTED
+    _print_json(stats)
     return code
 
 
@@ -329,7 +408,7 @@ def cmd_people(args: argparse.Namespace) -> int:
         return _vault_error("people", exc)
     _report_problems("people", problems)
     if args.json:
-        print(json.dumps([p.to_dict() for p in people], indent=1, ensure_ascii=False))
+        _print_json([p.to_dict() for p in people])
         return 0
     header = ("name", "photos", "enrolled", "updated", "templates")
     rows = [
@@ -518,6 +597,7 @@ def cmd_admin_send(args: argparse.Namespace) -> int:
         key = load_admin_key(args.admin_key)
         mqtt = MqttConfig(
             url=args.mqtt,
+            password_file=args.password_file,
             ca_file=args.ca_file,
             cert_file=args.cert_file,
             key_file=args.key_file,
@@ -538,7 +618,7 @@ def cmd_admin_send(args: argparse.Namespace) -> int:
     except (ConnectionError, TimeoutError) as exc:
         logger.error("admin send: %s", exc)
         return 3
-    print(json.dumps(reply, indent=1, ensure_ascii=False))
+    _print_json(reply)
     return 0 if reply.get("ok") else 1
 
 
@@ -613,25 +693,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--check-quality", action="store_true", help="refuse blurred, tiny, turned, badly lit or occluded faces"
     )
+    p.add_argument(
+        "--threshold",
+        type=_fraction,
+        default=None,
+        metavar="T",
+        help="decide at this verification_score: adds threshold and match (score >= T) to the JSON "
+        "(default: the recommended 0.7, FAR 1/10,000)",
+    )
     p.add_argument("--encrypted", action="store_true", help="A and B are sealed to the device key (raw or base64)")
     p.add_argument("--vault", metavar="DIR", help="with --encrypted: the vault whose device key opens them")
     engine_options(p)
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=cmd_compare, json_result=True)
 
     p = sub.add_parser("compare-faces", help="every face in A against every face in B (prints JSON)")
-    p.add_argument("a")
-    p.add_argument("b")
-    p.add_argument("--auto-rotate", action="store_true")
+    p.add_argument("a", help="first photo: path, or base64")
+    p.add_argument("b", help="second photo: path, or base64")
+    p.add_argument("--auto-rotate", action="store_true", help="also try the photos turned 90/180/270 degrees")
     p.add_argument("--encrypted", action="store_true", help="A and B are sealed to the device key (raw or base64)")
     p.add_argument("--vault", metavar="DIR", help="with --encrypted: the vault whose device key opens them")
     engine_options(p)
-    p.set_defaults(func=cmd_compare_faces)
+    p.set_defaults(func=cmd_compare_faces, json_result=True)
 
     p = sub.add_parser("evaluate", help="accuracy, TAR at FAR, calibration and speed on a pairs file")
     p.add_argument("--pairs", required=True, help="CSV with img_a, img_b, same[, fold]")
     p.add_argument("--root", required=True, help="folder the CSV's image paths are relative to")
-    p.add_argument("--limit", type=int, default=None, help="only the first N pairs")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="only the first N pairs")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON line instead of text")
     engine_options(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -641,9 +729,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vault", default=None, help="override vault.path (and ignore gallery.path)")
     p.add_argument("--device-id", default=None, help="override device.id")
     p.add_argument("--realtime", action="store_true", help="pace a video file or directory at its frame rate")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after N processed frames")
+    p.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N processed frames")
     p.add_argument(
-        "--mqtt", default=None, metavar="URL", help="publish to this broker: mqtt[s]://[user:pass@]host[:port]"
+        "--mqtt",
+        default=None,
+        metavar="URL",
+        help="publish to this broker: mqtt[s]://user@host[:port]; the password from mqtt.password_file or "
+        "$EDGE_MQTT_PASSWORD (a password in the URL shows in the process list)",
     )
     p.set_defaults(func=cmd_run)
 
@@ -683,12 +775,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("people", help="list enrolled names, photo counts and dates (never templates)")
     vault_option(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON line (a list of people) instead of a table")
     engine_options(p)
     p.set_defaults(func=cmd_people)
 
     p = sub.add_parser("revoke", help="remove a person's photos and templates (overwrite, then unlink)")
-    p.add_argument("name", nargs="?")
+    p.add_argument("name", nargs="?", help="the person to remove (every enrolment under that name)")
     vault_option(p)
     p.add_argument("--entry", metavar="ID", help="remove one enrolment by id (for one whose name no longer opens)")
     p.set_defaults(func=cmd_revoke)
@@ -709,19 +801,20 @@ def build_parser() -> argparse.ArgumentParser:
     vault_option(p)
     p.add_argument(
         "--threshold",
-        type=float,
+        type=_fraction,
         default=None,
+        metavar="T",
         help="calibrated score needed for a name (default: the recommended one, FAR 1/10,000 per comparison)",
     )
     p.add_argument("--encrypted", action="store_true", help="PHOTO is sealed to the device key (raw or base64)")
-    p.add_argument("--auto-rotate", action="store_true")
+    p.add_argument("--auto-rotate", action="store_true", help="also try the photo turned 90/180/270 degrees")
     engine_options(p)
-    p.set_defaults(func=cmd_identify)
+    p.set_defaults(func=cmd_identify, json_result=True)
 
     p = sub.add_parser("seal", help="encrypt a photo to a device's public key (for --encrypted)")
-    p.add_argument("photo")
+    p.add_argument("photo", help="the photo to seal: path, or base64")
     p.add_argument("--for", dest="seal_for", required=True, metavar="PUBKEY", help="device public key (base64 or file)")
-    p.add_argument("-o", "--output", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the sealed photo to FILE (raw; base64 with --base64)")
     p.add_argument("--base64", action="store_true", help="base64 instead of raw bytes")
     p.set_defaults(func=cmd_seal)
 
@@ -735,17 +828,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="sign a command, send it to a device, print its reply",
         description="COMMAND is one of: status; people; revoke NAME; import BUNDLE; reload.",
     )
-    q.add_argument("--mqtt", required=True, metavar="URL", help="the broker: mqtt[s]://[user:pass@]host[:port]")
+    q.add_argument(
+        "--mqtt",
+        required=True,
+        metavar="URL",
+        help="the broker: mqtt[s]://user@host[:port]; the password from --password-file or $EDGE_MQTT_PASSWORD",
+    )
+    q.add_argument(
+        "--password-file",
+        default="",
+        metavar="FILE",
+        help="a file holding the broker password (one line); keeps it out of the process list",
+    )
     q.add_argument("--device-id", required=True, help="the device to command")
     q.add_argument("--admin-key", default=os.environ.get("EDGE_ADMIN_KEY", "admin.key"), help="admin private key")
     q.add_argument("--topic-prefix", default="", help="the device's mqtt.topic_prefix (default edge/<device-id>)")
     q.add_argument("--ca-file", default="", help="mqtts: CA of the broker's certificate")
     q.add_argument("--cert-file", default="", help="mqtts: client certificate")
     q.add_argument("--key-file", default="", help="mqtts: client certificate key")
-    q.add_argument("--protocol", choices=["auto", "5", "3.1.1"], default="auto")
+    q.add_argument(
+        "--protocol",
+        choices=["auto", "5", "3.1.1"],
+        default="auto",
+        help="MQTT version (default auto: 5, falling back to 3.1.1)",
+    )
     q.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the reply")
-    q.add_argument("action", metavar="COMMAND", choices=["status", "people", "revoke", "import", "reload"])
-    q.add_argument("arguments", nargs="*", metavar="ARG")
+    q.add_argument(
+        "action",
+        metavar="COMMAND",
+        choices=["status", "people", "revoke", "import", "reload"],
+        help="status, people, revoke, import or reload",
+    )
+    q.add_argument("arguments", nargs="*", metavar="ARG", help="revoke: the NAME; import: the BUNDLE file")
     q.set_defaults(func=cmd_admin_send)
 
     from edge import doctor
@@ -755,6 +869,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_name(args: argparse.Namespace) -> str:
+    """The command's name for messages: "compare", "vault rebuild", "admin send", …"""
+    names = [args.command] + [
+        getattr(args, dest) for dest in ("keys_command", "vault_command", "admin_command") if getattr(args, dest, None)
+    ]
+    return " ".join(str(n) for n in names if n)
+
+
+def _fault(args: argparse.Namespace, exc: Exception) -> int:
+    """A fault no command handled, as one error record (and, for the commands that answer in
+    JSON, one JSON line on stdout) and an exit status; never a traceback (that is at -vv)."""
+    import uuid
+
+    from edge.config import ConfigError
+    from edge.errors import INTERNAL_ERROR, EdgeError
+    from edge.runtime import ModelError
+
+    command = _command_name(args)
+    if isinstance(exc, ModelError):
+        status, message, code = EXIT_MODEL_FAULT, f"the models cannot be used: {exc}", INTERNAL_ERROR
+    elif isinstance(exc, EdgeError):  # a request or configuration problem a command did not expect
+        status, message, code = (2 if isinstance(exc, ConfigError) else 1), exc.message, exc.code
+    else:
+        status, message, code = EXIT_INTERNAL, f"internal error: {type(exc).__name__}: {exc}", INTERNAL_ERROR
+        logger.debug("%s: the traceback of the internal error", command, exc_info=exc)
+    if getattr(args, "json_result", False):
+        _print_json({"code": code, "message": message, "request_id": uuid.uuid4().hex})
+    logger.error("%s: %s", command, message)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -762,7 +907,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        logger.error("%s: interrupted", _command_name(args))
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `edge people --json | head -c 10`: whoever read stdout has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: a status and a message
+        return _fault(args, exc)
 
 
 if __name__ == "__main__":

@@ -528,7 +528,10 @@ def check_broker(config: Any, timeout: float) -> list[Finding]:
         return [Finding("mqtt", OK, f"connected to {url} ({detail}, {ms:.0f} ms)")]
     low = detail.lower()
     if "login" in low or "not authori" in low or "bad user" in low:
-        fix = "check mqtt.username (or the URL's user) and mqtt.password_file against the broker's accounts"
+        fix = (
+            "check mqtt.username (or the URL's user) and mqtt.password_file (or $EDGE_MQTT_PASSWORD) "
+            "against the broker's accounts"
+        )
     elif settings.broker.tls and ("ssl" in low or "certificate" in low or "tls" in low):
         fix = (
             "check mqtt.ca_file (the CA that signed the broker's certificate), the host name in mqtt.url and the clock"
@@ -750,6 +753,11 @@ def load(args: argparse.Namespace):
         overrides["vault"] = {"path": args.vault}
         overrides["gallery"] = {"path": ""}
     if args.mqtt is not None:
+        from edge.broker_url import command_line_password_warning
+
+        warning = command_line_password_warning(args.mqtt)
+        if warning:
+            logger.warning("%s", warning)
         overrides["mqtt"] = {"url": args.mqtt, "enabled": True}
     return load_config(args.config, overrides=overrides)
 
@@ -758,7 +766,8 @@ def report(findings: list[Finding], *, as_json: bool, out=None) -> None:
     out = out or sys.stdout
     if as_json:
         ok = not any(f.status == FAIL for f in findings)
-        print(json.dumps({"ok": ok, "checks": [asdict(f) for f in findings]}, indent=1), file=out)
+        checks = [asdict(f) for f in findings]  # one line, as every command's JSON (docs/cli.md)
+        print(json.dumps({"ok": ok, "checks": checks}, ensure_ascii=False, separators=(",", ":")), file=out)
         return
     width = max(len(f.name) for f in findings)
     for f in findings:

@@ -14,6 +14,7 @@ INVALID_IMAGE_TYPE = 2005  # not a supported image format
 CORRUPTED_IMAGE = 2006  # right format, but it does not decode
 NO_FACE_DETECTED = 4000
 FACE_OCCLUDED = 4004
+INTERNAL_ERROR = 5000  # the device cannot answer (a model file missing or damaged, a fault): not the request's
 
 MESSAGES: dict[int, str] = {
     SUCCESS: "success",
@@ -24,6 +25,7 @@ MESSAGES: dict[int, str] = {
     CORRUPTED_IMAGE: "corrupted image",
     NO_FACE_DETECTED: "no face detected",
     FACE_OCCLUDED: "face occluded",
+    INTERNAL_ERROR: "internal error",
 }
 
 HTTP_OK = 200
@@ -40,6 +42,7 @@ HTTP_STATUS: dict[int, int] = {
     CORRUPTED_IMAGE: HTTP_BAD_REQUEST,
     NO_FACE_DETECTED: HTTP_BAD_REQUEST,
     FACE_OCCLUDED: HTTP_BAD_REQUEST,
+    INTERNAL_ERROR: HTTP_INTERNAL_ERROR,
 }
 
 

@@ -50,6 +50,11 @@ class ModelError(RuntimeError):
     """A model cannot be used: missing runtime, missing file or wrong checksum."""
 
 
+class ModelShapeError(ModelError, ValueError):
+    """A model whose tensors are not what its stage needs: a wrong or swapped file (a ModelError,
+    and a ValueError as the stages raised before)."""
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str

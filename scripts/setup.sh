@@ -84,6 +84,7 @@ command -v "$PYTHON" >/dev/null || die "$PYTHON not found; install Python >= 3.1
     || die "$PYTHON is Python $(py_version "$PYTHON"); edge needs >= 3.10 (set PYTHON=...)"
 
 EXTRAS=test
+SUMMARY="Offline face verification appliance for Raspberry Pi and Jetson (TFLite)"  # pyproject's description
 case "$(uname -m)" in
     armv7l | armv6l) EXTRAS=test,tflite ;;  # 32-bit Pi OS: no ai-edge-litert wheels
 esac
@@ -96,6 +97,13 @@ if [[ "$(cat .venv/.edge-setup 2>/dev/null)" == "$want" ]] \
 else
     say "installing edge[$EXTRAS] into .venv (editable)"
     .venv/bin/python -m pip install -q --upgrade pip
+    # The distribution was called `edge` until it was renamed edge-face-verify (`edge` on PyPI is
+    # another project): remove this project's old editable install, which maps the same package.
+    old_dist=$(.venv/bin/python -m pip show edge 2>/dev/null || true)  # not piped into grep -q (SIGPIPE)
+    if grep -qxF "Summary: $SUMMARY" <<<"$old_dist"; then
+        say "removing the old distribution name \`edge\` from .venv (now edge-face-verify)"
+        .venv/bin/python -m pip uninstall -q -y edge
+    fi
     .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
     .venv/bin/python -c 'import edge.cli, edge.runtime; edge.runtime.available_backend()' \
         || die ".venv has no working TFLite runtime"

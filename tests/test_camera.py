@@ -104,7 +104,7 @@ def test_open_source_picks_the_source_from_the_spec(tmp_path):
     assert "hunter2" not in stream.name and stream.name == "rtsp://admin:***@10.0.0.5/stream1"
     assert isinstance(open_source(str(tmp_path)), DirectorySource)
     clip = tmp_path / "clip.avi"
-    clip.write_bytes(b"x")
+    write_clip(clip, [np.zeros((64, 64, 3), np.uint8)] * 2)
     assert open_source(str(clip)).finite
     with pytest.raises(SourceError, match="no such file"):
         open_source(str(tmp_path / "missing.mp4"))

@@ -6,12 +6,15 @@ firmware_config/mosquitto/edge.conf (only ports and file paths rewritten), the s
 file as it is, TLS with a CA and broker certificate made here with the openssl CLI, and a
 password file made with `mosquitto_passwd -b`. They prove what the README promises: a
 device writes only its own topics, reads only its own commands, wrong logins are refused,
-and the real edge MQTT client (verdicts, availability, discovery, signed commands) works
-through the ACL unchanged. One broker serves the module; it is killed at the end.
+another valid login cannot take a door's client id over (with a control broker without the
+setting, where it can), and the real edge MQTT client (verdicts, availability, discovery,
+signed commands) works through the ACL unchanged. One broker serves the module; it is killed at
+the end (the control broker lives for its one test).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -155,13 +158,16 @@ def derive_config(shipped: str, *, tls_port: int, local_port: int, certs: dict[s
     return "\n".join(out) + "\n"
 
 
-@pytest.fixture(scope="module")
-def site_broker(tmp_path_factory):
+def _need_broker_tools() -> None:
     missing = [tool for tool, path in (("mosquitto", MOSQUITTO), ("mosquitto_passwd", None), ("openssl", None))
                if not (Path(path).exists() if path else shutil.which(tool))]  # fmt: skip
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (Debian: apt-get install mosquitto openssl; scripts/setup.sh)")
-    work = tmp_path_factory.mktemp("site-broker")
+
+
+@contextlib.contextmanager
+def running_site_broker(work: Path, shipped: str):
+    """A real mosquitto from `shipped` (the text of an edge.conf) on free loopback ports; killed on exit."""
     certs = make_ca(work / "certs")
     passwd = work / "passwd"
     for i, (user, password) in enumerate(PASSWORDS.items()):
@@ -169,7 +175,6 @@ def site_broker(tmp_path_factory):
         subprocess.run(["mosquitto_passwd", *create, "-b", str(passwd), user, password], check=True, timeout=30)
     tls_port, local_port = free_port(), free_port()
     conf = work / "mosquitto.conf"
-    shipped = (MOSQ / "edge.conf").read_text()
     conf.write_text(derive_config(shipped, tls_port=tls_port, local_port=local_port, certs=certs, workdir=work))
     log, stderr = work / "mosquitto.log", work / "mosquitto.stderr"
     with stderr.open("wb") as err:  # a file, not a pipe: a full pipe would stall the broker
@@ -193,6 +198,13 @@ def site_broker(tmp_path_factory):
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def site_broker(tmp_path_factory):
+    _need_broker_tools()
+    with running_site_broker(tmp_path_factory.mktemp("site-broker"), (MOSQ / "edge.conf").read_text()) as broker:
+        yield broker
 
 
 class Client:
@@ -462,3 +474,94 @@ def test_the_broker_cuts_off_packets_far_over_the_devices_command_limit(site_bro
         with Client(site_broker, "admin") as admin:
             assert not admin.publish("edge/door-1/command", b"marker").is_failure
         assert door.received_until(("edge/door-1/command", b"marker")) == [("edge/door-1/command", b"marker")]
+
+
+# --- client ids are bound to user names --------------------------------------------------------------
+
+TAKEOVER_ATTEMPTS = 10
+
+
+def _takeover_attempts(broker: SiteBroker, *, tls: bool) -> dict:
+    """The real device client (MqttLink, client id edge-door-1, last will `offline`) logged in as
+    door-1; then other valid logins (door-2, homeassistant) connect again and again with the client
+    id edge-door-1. What the device and an admin watching its availability saw."""
+    from edge.config import MqttConfig
+    from edge.mqtt.client import MqttLink, MqttSettings
+    from edge.mqtt.topics import Topics
+
+    topics = Topics.for_device("door-1")
+    password_file = broker.log.parent / "door-1.password"
+    password_file.write_text(PASSWORDS["door-1"] + "\n")
+    scheme, port = ("mqtts", broker.tls_port) if tls else ("mqtt", broker.local_port)
+    cfg = MqttConfig(url=f"{scheme}://127.0.0.1:{port}", username="door-1", password_file=str(password_file),
+                     ca_file=str(broker.ca) if tls else "", reconnect_min=0.2, reconnect_max=0.5)  # fmt: skip
+    statuses: list[tuple[str, str]] = []
+    device = MqttLink(
+        MqttSettings.from_config(cfg, client_id="edge-door-1"),  # as `edge run` names it (edge/app.py)
+        will=(topics.availability, b"offline", 1, True),
+        on_status=lambda kind, detail: statuses.append((kind, detail)),
+    )
+    accepted = 0
+    with Client(broker, "admin") as admin:
+        admin.subscribe(topics.availability)
+        device.start()
+        try:
+            assert device.wait_connected(WAIT), device.last_error
+            assert device.publish(topics.availability, b"online", qos=1, retain=True) is not None
+            admin.received_until((topics.availability, b"online"))
+            for i in range(TAKEOVER_ATTEMPTS):
+                user = ("door-2", "homeassistant")[i % 2]
+                attacker = Client(broker, user, tls=tls)
+                attacker.client._client_id = b"edge-door-1"  # the device's client id
+                try:
+                    rc = attacker.connect()
+                    accepted += not rc.is_failure
+                    time.sleep(0.1)  # long enough for a takeover to reach the device
+                finally:
+                    attacker.client.disconnect()
+                    attacker.client.loop_stop()
+            # Publish a marker through the device once it is connected (without the binding, after
+            # the last takeover it reconnects within reconnect_max): whatever it lost comes before.
+            time.sleep(0.6)
+            assert device.wait_connected(WAIT), device.last_error
+            assert device.publish(topics.availability, b"marker", qos=1) is not None
+            seen = admin.received_until((topics.availability, b"marker"), wait=10)
+        finally:
+            device.stop(timeout=2.0)
+    return {
+        "accepted": accepted,
+        "connects": device.connects,
+        "disconnects": [d for k, d in statuses if k == "disconnected"],
+        "offline": sum(payload == b"offline" for _t, payload in seen),
+    }
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["tls-listener", "loopback-listener"])
+def test_another_login_cannot_take_over_a_devices_client_id(site_broker, tls):
+    """use_username_as_clientid: whatever client id door-2 or homeassistant asks for, the broker
+    gives it its user name, so the door's session is never taken over (no disconnect, no
+    false `offline` from its last will)."""
+    got = _takeover_attempts(site_broker, tls=tls)
+    assert got["accepted"] == TAKEOVER_ATTEMPTS, "valid logins still get in (under their own client id)"
+    assert got == {"accepted": TAKEOVER_ATTEMPTS, "connects": 1, "disconnects": [], "offline": 0}
+
+
+def test_without_the_binding_another_login_takes_over_the_client_id(tmp_path):
+    """The attack the setting stops, shown on the same broker configuration minus
+    use_username_as_clientid: each login with the door's client id throws the door off and
+    makes the broker publish its last will."""
+    _need_broker_tools()
+    shipped = (MOSQ / "edge.conf").read_text()
+    unbound = "\n".join(ln for ln in shipped.splitlines() if not ln.startswith("use_username_as_clientid"))
+    with running_site_broker(tmp_path, unbound) as broker:
+        got = _takeover_attempts(broker, tls=False)
+    assert got["accepted"] == TAKEOVER_ATTEMPTS
+    assert got["connects"] > 1 and got["disconnects"] and got["offline"] >= 1, got
+
+
+def test_every_listener_binds_client_ids_to_user_names():
+    d = _directives(MOSQ / "edge.conf")
+    listeners = [i for i, (k, _v) in enumerate(d) if k == "listener"]
+    for start, end in zip(listeners, [*listeners[1:], len(d)]):
+        block = dict(d[start:end])
+        assert block.get("use_username_as_clientid") == "true", f"listener {d[start][1]}"

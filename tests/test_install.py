@@ -94,7 +94,7 @@ def _tree_files() -> list[str]:
     files = git_files()
     if files is not None:
         return files
-    names = ["pyproject.toml", "setup.py", "README.md"]
+    names = ["pyproject.toml", "setup.py", "README.md", "LICENSE", "NOTICE"]
     for top in ("edge", "models", "scripts", "firmware_config", "systemd"):
         names += [
             p.relative_to(REPO).as_posix()
@@ -118,7 +118,9 @@ def _dependencies(dest: Path) -> Path:
     dest.mkdir()
     for entry in purelib.iterdir():
         name = entry.name.lower()
-        if name in ("edge", "pip") or name.startswith(("edge-", "pip-", "__editable__", "__pycache__")):
+        if name in ("edge", "pip") or name.startswith(
+            ("edge-", "edge_face_verify-", "pip-", "__editable__", "__pycache__")
+        ):
             continue
         (dest / entry.name).symlink_to(entry)
     return dest
@@ -133,6 +135,10 @@ def test_install_upgrade_uninstall_purge(tmp_path):
     for module in ("setuptools", "wheel", "ensurepip"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"an offline install needs {module} in {sys.prefix} (setuptools, wheel: the test extra)")
+    from importlib.metadata import version
+
+    if int(version("setuptools").split(".")[0]) < 77:  # pyproject's SPDX license expression (PEP 639)
+        pytest.fail(f"setuptools {version('setuptools')} in {sys.prefix} is older than 77; run bash scripts/setup.sh")
     src = _source_copy(tmp_path / "src")
     deps = _dependencies(tmp_path / "deps")
     opt, etc, state, units = (tmp_path / d for d in ("opt", "etc", "state", "units"))
@@ -183,6 +189,27 @@ def test_install_upgrade_uninstall_purge(tmp_path):
     assert _mode(key) == 0o600
     assert (units / "edge.service").read_bytes() == (src / "systemd" / "edge.service").read_bytes()
     assert "systemctl daemon-reload && systemctl enable --now edge.service" in out  # no systemctl for a test dir
+
+    # --- a device installed before the rename (distribution `edge`): the old name goes, the new
+    # one takes its place, and the package and the command still work
+    old_tree = tmp_path / "old-name"
+    shutil.copytree(src, old_tree)
+    pyproject = old_tree / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('name = "edge-face-verify"', 'name = "edge"', 1))
+    wheels = tmp_path / "old-wheel"
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", wheels,
+        old_tree, timeout=600)  # fmt: skip
+    (old_wheel,) = wheels.glob("edge-*.whl")
+    pip = [venv / "bin" / "python", "-m", "pip"]
+    run(*pip, "uninstall", "-q", "-y", "edge-face-verify")
+    run(*pip, "install", "-q", "--no-deps", "--no-index", old_wheel)
+    assert "Name: edge\n" in run(*pip, "show", "edge")
+    out = install()
+    assert "removing the previous install's distribution name, edge" in out
+    shown = subprocess.run([*pip, "show", "edge"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert shown.returncode != 0, "the old distribution is gone"
+    assert "Name: edge-face-verify" in run(*pip, "show", "edge-face-verify")
+    assert "mobilefacenet" in run(venv / "bin" / "edge", "models")
 
     # --- second run: a site's config, the key and the venv stay; the package is reinstalled
     config.write_text(config.read_text() + "\n# site change\n")

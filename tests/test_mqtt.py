@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -149,15 +150,98 @@ def test_signed_command_checks(admin, tmp_path):
         v.parse(b"\xff not json")
 
 
-def test_deeply_nested_json_is_malformed_not_a_crash(admin, tmp_path):
-    """100,000 `[` make json.loads raise RecursionError: a malformed command like any other,
-    and not signed (the intake's check on paho's network thread must not raise either)."""
+def test_deeply_nested_json_is_malformed_before_it_is_parsed(admin, tmp_path, monkeypatch):
+    """100,000 `[` (closed or not) would make json.loads raise RecursionError: the nesting is
+    counted first, and anything deeper than MAX_JSON_DEPTH is a malformed command like any
+    other, not signed (the intake's check on paho's network thread must not raise either), and
+    never reaches the parser."""
+    import edge.admin.signing as signing
+
     v = _verifier(admin, tmp_path)
-    for payload in (b"[" * 100_000, b'{"a":' * 100_000):
+    limit = signing.MAX_JSON_DEPTH
+    bombs = [
+        b"[" * 100_000,
+        b"[" * 100_000 + b"]" * 100_000,  # well-formed
+        b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+        ("[" * (limit + 1) + "]" * (limit + 1)).encode(),
+        b'{"args": {"a": ' + b'[{"b": "]]]}}}"}' * (limit - 1) + b"]" + b"}]" * (limit - 2) + b"}}",
+    ]
+    parsed = []
+    real_loads = signing.json.loads
+    monkeypatch.setattr(signing.json, "loads", lambda text, **kw: parsed.append(text) or real_loads(text, **kw))
+    for payload in bombs:
         with pytest.raises(CommandRefused) as exc:
             v.parse(payload)
-        assert exc.value.reason == "malformed"
+        assert exc.value.reason == "malformed" and f"more than {limit} deep" in exc.value.message
         assert v.signed(payload) is False
+    assert parsed == [], "a payload over the depth limit reached json.loads"
+    # At the limit, with brackets inside strings (and escaped quotes) that do not count: parsed.
+    at_limit = '{"a": ' + '["x]\\"[", ' * (limit - 1) + "1" + "]" * (limit - 1) + "}"
+    assert signing.json_depth(at_limit.encode()) == limit
+    assert v.parse(at_limit)["a"][0] == 'x]"['
+    with pytest.raises(CommandRefused, match="not UTF-8"):
+        v.parse('{"a": "\u00e9"}'.encode("utf-16"))  # json.loads would guess UTF-16 from bytes
+
+
+def test_json_depth_counts_brackets_outside_strings_like_a_parser(monkeypatch):
+    """The vectorised count against a character-by-character reference, on random text from
+    JSON's structural characters, with pieces as small as 1 byte (state carried across them).
+    Where the text has a backslash outside a string (no parser gets past it) the count may only
+    be deeper than the reference's up to that point."""
+    import random
+
+    from edge.admin.signing import json_depth
+
+    def reference(data: bytes) -> tuple[int, bool]:
+        depth = deepest = 0
+        in_string = escaped = False
+        for c in data.decode():
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif c == "\\":
+                    escaped = True
+                elif c == '"':
+                    in_string = False
+            elif c == "\\":
+                return deepest, False
+            elif c == '"':
+                in_string = True
+            elif c in "[{":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif c in "]}":
+                depth -= 1
+        return deepest, True
+
+    rng = random.Random(17)
+    for _ in range(5000):
+        data = bytes(rng.choice(b'[]{}"\\a,:') for _ in range(rng.randint(0, 60)))
+        want, clean = reference(data)
+        for chunk in (1, 3, 7, 1 << 18):
+            got = json_depth(data, chunk=chunk)
+            assert got == want if clean else got >= want, (data, chunk, got, want)
+
+
+def test_a_deep_command_that_would_parse_is_malformed_on_the_command_thread(tmp_path, admin):
+    """A signed-looking command whose args nest 985 deep: json.loads gets through that (it gives
+    up near 1,000), and the command used to be parsed and re-serialised for its signature check
+    (answered `bad_signature`), a few frames short of RecursionError. Now it is malformed from its
+    depth before any parsing, answered and recorded as such."""
+    from types import SimpleNamespace
+
+    sink = make_sink(tmp_path, "mqtt://127.0.0.1:1", verifier=_verifier(admin, tmp_path), commands=_status_handler())
+    command = sign_command(admin, "status", device_id=DEVICE)
+    text = json.dumps(command)[:-1] + ', "args": {"a": ' + "[" * 985 + "]" * 985 + "}}"
+    replies = []
+    sink._reply = lambda message, reply, reply_to=None: replies.append(reply)
+    worker = threading.Thread(target=sink._handle_command, args=(SimpleNamespace(payload=text.encode()),))
+    worker.start()
+    worker.join(30)
+    (reply,) = replies
+    assert reply["ok"] is False and reply["reason"] == "malformed", reply
+    assert [f["reason"] for k, f in sink.hooked if k == "command_refused"] == ["malformed"]
+    sink.outbox.close()
 
 
 def test_nonce_log_damage_refuses_rather_than_forgets(admin, tmp_path):
@@ -373,6 +457,96 @@ def test_wrong_password_is_a_clear_event(tmp_path):
         assert rec.wait_for(lambda: rec.seqs(T.verdict) == [1])
         good.close()
         rec.stop()
+
+
+def test_the_password_comes_from_a_file_or_the_environment_before_the_url(tmp_path, monkeypatch, caplog):
+    from edge.mqtt.client import PASSWORD_ENV
+
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    pw = tmp_path / "pw"
+    pw.write_text("from-file\n")
+
+    def password(url: str, *, cli: str | None = None, **cfg) -> str | None:
+        return MqttSettings.from_config(MqttConfig(url=url, **cfg), client_id="x", url=cli).password
+
+    assert password("mqtt://door-1@h") is None
+    assert password("mqtt://door-1:from-url@h") == "from-url"
+    monkeypatch.setenv(PASSWORD_ENV, "from-env")
+    assert password("mqtt://door-1@h") == "from-env"
+    assert password("mqtt://door-1:from-url@h") == "from-env"
+    assert password("mqtt://door-1@h", password_file=str(pw)) == "from-file"  # the config's file first
+    monkeypatch.setenv(PASSWORD_ENV, "")  # empty: not set
+    assert password("mqtt://door-1@h") is None
+    # A password in a URL typed on the command line is in the process list: a warning that
+    # names the flag and never the password.
+    with caplog.at_level("WARNING", logger="edge.mqtt.client"):
+        assert password("mqtt://h", cli="mqtt://door-1@h") is None
+        assert not caplog.records
+        assert password("mqtt://h", cli="mqtt://door-1:s3cret@h") == "s3cret"
+    (record,) = caplog.records
+    assert "--mqtt" in record.getMessage() and "EDGE_MQTT_PASSWORD" in record.getMessage()
+    assert "s3cret" not in caplog.text
+
+
+@needs_broker
+def test_cli_logins_take_the_password_from_a_file_or_the_environment(tmp_path):
+    """`edge admin send --password-file` and `edge doctor` with $EDGE_MQTT_PASSWORD log in to a
+    broker with passwords, with no password on their command lines."""
+    env = {k: v for k, v in os.environ.items() if k != "EDGE_MQTT_PASSWORD"}
+    edge = [sys.executable, "-m", "edge.cli"]
+    with Broker(tmp_path / "b", users={"admin": "admin-pw", DEVICE: "door-pw"}) as b:
+        key = tmp_path / "admin.key"
+        generate_admin_key(key)
+        right, wrong = tmp_path / "right", tmp_path / "wrong"
+        right.write_text("admin-pw\n")
+        wrong.write_text("nope\n")
+        url = f"mqtt://admin@127.0.0.1:{b.port}"
+        send = [*edge, "admin", "send", "--mqtt", url, "--device-id", DEVICE, "--admin-key", str(key),
+                "--timeout", "2", "status"]  # fmt: skip
+
+        # No device answers: with the right password the send gets as far as waiting for a reply.
+        def send_with(password_file: Path) -> subprocess.CompletedProcess:
+            cmd = [*send, "--password-file", str(password_file)]
+            return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+
+        ok = send_with(right)
+        assert ok.returncode == 3 and "no reply from 'door-1'" in ok.stderr, ok.stderr
+        bad = send_with(wrong)
+        assert bad.returncode == 3 and "refused the login" in bad.stderr, bad.stderr
+        doctor = [*edge, "doctor", "--json", "--mqtt", f"mqtt://{DEVICE}@127.0.0.1:{b.port}", "--timeout", "5"]
+
+        def mqtt_check(password: str) -> dict:
+            run = subprocess.run(doctor, capture_output=True, text=True, env={**env, "EDGE_MQTT_PASSWORD": password},
+                                 timeout=120)  # fmt: skip
+            assert "password in the URL" not in run.stderr
+            return next(c for c in json.loads(run.stdout)["checks"] if c["name"] == "mqtt")
+
+        assert mqtt_check("door-pw")["status"] == "ok"
+        refused = mqtt_check("wrong")
+        assert refused["status"] == "FAIL" and "EDGE_MQTT_PASSWORD" in refused["fix"]
+        # A password in the URL still works, with a warning that names the flag and not the password.
+        in_url = [*edge, "doctor", "--json", "--mqtt", f"mqtt://{DEVICE}:door-pw@127.0.0.1:{b.port}", "--timeout", "5"]
+        run = subprocess.run(in_url, capture_output=True, text=True, env=env, timeout=120)
+        assert "WARNING edge.doctor: --mqtt: the password in the URL can be read by every user" in run.stderr
+        assert "door-pw" not in run.stderr
+        assert next(c for c in json.loads(run.stdout)["checks"] if c["name"] == "mqtt")["status"] == "ok"
+
+
+def test_edge_run_warns_of_a_password_in_its_mqtt_url(tmp_path, capsys):
+    from edge import cli
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video\n")  # refused at start-up: the run ends before any model loads
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        assert cli.main(["run", "--mqtt", "mqtt://door-1:s3cret@127.0.0.1:1", "--source", str(notes)]) == 2
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
+    err = capsys.readouterr().err
+    assert "WARNING edge.cli: --mqtt: the password in the URL can be read by every user" in err
+    assert "EDGE_MQTT_PASSWORD" in err and "s3cret" not in err
 
 
 def test_tls_with_a_ca_made_here(tmp_path):

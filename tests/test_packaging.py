@@ -3,6 +3,7 @@ into a throwaway venv, and use it from outside the checkout."""
 
 from __future__ import annotations
 
+import email.parser
 import importlib.util
 import json
 import os
@@ -15,6 +16,9 @@ from pathlib import Path
 
 import pytest
 from checkout import REPO, git_files
+
+DISTRIBUTION = "edge-face-verify"
+WHEEL_PREFIX = DISTRIBUTION.replace("-", "_")  # a wheel's file name normalises - to _
 
 
 def _source_files() -> list[str]:
@@ -38,6 +42,10 @@ def wheel(tmp_path_factory) -> Path:
     for module in ("setuptools", "wheel"):
         if importlib.util.find_spec(module) is None:
             pytest.fail(f"{module} is not installed in {sys.prefix}; install the test extra: pip install -e '.[test]'")
+    from importlib.metadata import version
+
+    if int(version("setuptools").split(".")[0]) < 77:  # the SPDX license expression (PEP 639)
+        pytest.fail(f"setuptools {version('setuptools')} in {sys.prefix} is older than 77; run bash scripts/setup.sh")
     src = tmp_path_factory.mktemp("src")
     for name in _source_files():
         if name.startswith(("tests/", "scripts/", ".ci/")):
@@ -59,8 +67,29 @@ def wheel(tmp_path_factory) -> Path:
         src,
         cwd=src,
     )
-    (built,) = dist.glob("edge-*.whl")
+    (built,) = dist.glob(f"{WHEEL_PREFIX}-*.whl")
     return built
+
+
+def test_wheel_metadata_names_the_distribution_and_its_licences(wheel):
+    """The distribution is edge-face-verify (`edge` on PyPI is another project's), with the SPDX
+    licence expression and both licence files; the import package and the command are `edge`."""
+    archive = zipfile.ZipFile(wheel)
+    info = f"{WHEEL_PREFIX}-{wheel.name.split('-')[1]}.dist-info"
+    metadata = email.parser.Parser().parsestr(archive.read(f"{info}/METADATA").decode())
+    assert metadata["Name"] == DISTRIBUTION
+    assert metadata["License-Expression"] == "Apache-2.0 AND MIT"
+    assert sorted(metadata.get_all("License-File")) == ["LICENSE", "NOTICE"]
+    for name in ("LICENSE", "NOTICE"):
+        assert archive.read(f"{info}/licenses/{name}") == (REPO / name).read_bytes()
+    assert "Apache License" in (REPO / "LICENSE").read_text() and "Version 2.0" in (REPO / "LICENSE").read_text()
+    entry_points = archive.read(f"{info}/entry_points.txt").decode()
+    assert "edge = edge.cli:main" in entry_points
+    # Every model file's licence, as the manifest records it, is one NOTICE names.
+    notice = (REPO / "NOTICE").read_text()
+    for info_ in json.loads((REPO / "models" / "manifest.json").read_text())["models"].values():
+        assert info_["file"] in notice, f"{info_['file']} is not in NOTICE"
+        assert "Apache-2.0" in info_["license"] or info_["license"].startswith("MIT"), info_["license"]
 
 
 def test_wheel_contents(wheel):

@@ -10,7 +10,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from edge.admin.signing import sign_command
+from edge.admin.signing import CommandRefused, parse_json_object, sign_command
 from edge.mqtt.client import MqttLink, MqttSettings, response_properties
 from edge.mqtt.topics import Topics
 
@@ -42,9 +42,9 @@ def send_command(
     errors: list[str] = []
 
     def on_message(message) -> None:
-        try:
-            data = json.loads(message.payload)
-        except ValueError:
+        try:  # whoever may publish on the reply topic: bounded like a command (depth checked first)
+            data = parse_json_object(message.payload)
+        except CommandRefused:
             return
         props = getattr(message, "properties", None)
         # Our nonce, or (MQTT 5) our correlation data: a command refused from its size alone

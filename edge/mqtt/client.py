@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import secrets
 import ssl
 import threading
@@ -28,7 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.broker_url import BrokerUrl, BrokerUrlError, parse_broker_url
+from edge.broker_url import PASSWORD_ENV, BrokerUrl, BrokerUrlError, command_line_password_warning, parse_broker_url
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +63,23 @@ class MqttSettings:
 
     @classmethod
     def from_config(cls, mqtt: Any, *, client_id: str, url: str | None = None) -> MqttSettings:
-        """Settings from an `edge.config.MqttConfig` (and an optional URL that replaces `mqtt.url`)."""
+        """Settings from an `edge.config.MqttConfig` (and an optional URL that replaces `mqtt.url`).
+
+        The password is, first found: the file `mqtt.password_file`; the environment variable
+        ``EDGE_MQTT_PASSWORD``; the URL's (which a URL given on the command line leaves in the
+        process list: that is logged as a warning)."""
         key = "--mqtt" if url else "mqtt.url"
         try:
             broker = parse_broker_url(url or mqtt.url)
         except BrokerUrlError as exc:
             raise MqttSetupError(key, str(exc)) from None
         username = mqtt.username or broker.username
+        warning = command_line_password_warning(url, key) if url else None
+        if warning:
+            logger.warning("%s", warning)
         password = broker.password
+        if os.environ.get(PASSWORD_ENV):
+            password = os.environ[PASSWORD_ENV]
         if mqtt.password_file:
             try:
                 password = Path(mqtt.password_file).read_text().strip("\r\n")
@@ -362,6 +372,7 @@ def probe(settings: MqttSettings, *, timeout: float = 5.0) -> tuple[bool, str]:
 
 
 __all__ = [
+    "PASSWORD_ENV",
     "MqttLink",
     "MqttSettings",
     "MqttSetupError",

@@ -407,7 +407,9 @@ class BlazeFace:
         size = config.input_size
         shape = tuple(model.inputs[0].shape)
         if shape != (1, size, size, 3):
-            raise ValueError(
+            from edge.runtime import ModelShapeError
+
+            raise ModelShapeError(
                 f"{kind}-range BlazeFace takes input (1, {size}, {size}, 3), but {model} has {shape}; "
                 "wrong kind or wrong model file"
             )
@@ -428,7 +430,9 @@ class BlazeFace:
             elif int(np.prod(spec.shape)) == num_anchors and spec.shape[-1] == 1:
                 classifier = spec.name
         if regressor is None or classifier is None:
-            raise ValueError(
+            from edge.runtime import ModelShapeError
+
+            raise ModelShapeError(
                 f"{model} does not look like BlazeFace: want outputs [1, {num_anchors}, 16] and "
                 f"[1, {num_anchors}, 1], got {[s.shape for s in model.outputs]}"
             )

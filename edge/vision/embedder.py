@@ -37,7 +37,9 @@ class Embedder:
         self.colour = colour
         shape = model.inputs[0].shape
         if len(shape) != 4 or shape[1:] != (CROP_SIZE, CROP_SIZE, 3):
-            raise ValueError(f"{self.name}: expected an NHWC 112×112×3 input, got {shape}")
+            from edge.runtime import ModelShapeError
+
+            raise ModelShapeError(f"{self.name}: expected an NHWC 112×112×3 input, got {shape}")
         self.batch = shape[0]
         self.dim = int(model.outputs[0].shape[-1])
 

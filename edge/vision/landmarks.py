@@ -67,10 +67,17 @@ class FaceMesh:
     def __init__(self, model: Model) -> None:
         self.model = model
         spec = model.inputs[0]
+        from edge.runtime import ModelShapeError
+
         if spec.shape != (1, INPUT, INPUT, 3):
-            raise ValueError(f"FaceMesh wants a [1,192,192,3] input, model has {spec.shape}")
+            raise ModelShapeError(f"FaceMesh wants a [1,192,192,3] input, model has {spec.shape}")
         # The landmark tensor is the one with 1404 = 468 × 3 values.
-        self._landmarks = next(o.name for o in model.outputs if int(np.prod(o.shape)) == 468 * 3)
+        landmarks = [o.name for o in model.outputs if int(np.prod(o.shape)) == 468 * 3]
+        if not landmarks:
+            raise ModelShapeError(
+                f"FaceMesh has an output of 468 × 3 values; {model} has {[o.shape for o in model.outputs]}"
+            )
+        self._landmarks = landmarks[0]
         # The presence logit is the one-value output (absent from a stripped model: then None).
         self._presence = next((o.name for o in model.outputs if int(np.prod(o.shape)) == 1), None)
 

@@ -80,12 +80,14 @@ class Liveness:
         self.live_class = int(live_class)
         if colour != "BGR":
             raise ValueError(f"{self.name}: this stage feeds BGR crops; the manifest says {colour!r}")
+        from edge.runtime import ModelShapeError
+
         shape = model.inputs[0].shape
         if len(shape) != 4 or shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3) or shape[0] != 1:
-            raise ValueError(f"{self.name}: expected an NHWC 1×128×128×3 input, got {shape}")
+            raise ModelShapeError(f"{self.name}: expected an NHWC 1×128×128×3 input, got {shape}")
         self.classes = int(model.outputs[0].shape[-1])
         if not 0 <= self.live_class < self.classes:
-            raise ValueError(f"{self.name}: live class {self.live_class} of {self.classes}")
+            raise ModelShapeError(f"{self.name}: live class {self.live_class} of {self.classes}")
 
     @classmethod
     def open(cls, key: str = MODEL_KEY, *, threads: int = 1, directory=None) -> Liveness:

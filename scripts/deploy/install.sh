@@ -177,7 +177,7 @@ fi
 TREE="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"  # scripts/deploy/ -> the checkout
 [[ -f "$TREE/pyproject.toml" && -f "$TREE/setup.py" && -d "$TREE/edge" ]] \
     || die "$TREE does not look like the edge source tree (pyproject.toml, setup.py, edge/)"
-grep -q '^name = "edge"' "$TREE/pyproject.toml" || die "$TREE/pyproject.toml is not the edge project"
+grep -q '^name = "edge-face-verify"' "$TREE/pyproject.toml" || die "$TREE/pyproject.toml is not the edge project"
 CONFIG_SRC=$TREE/firmware_config/edge.toml
 UNIT_SRC=$TREE/systemd/$UNIT
 [[ -f "$CONFIG_SRC" ]] || die "missing $CONFIG_SRC"
@@ -331,6 +331,15 @@ if "$VENV/bin/python" -c 'import importlib.util, sys; sys.exit(importlib.util.fi
     constraints=(-c "$WORK/constraints.txt")
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+# The distribution was called `edge` until it was renamed edge-face-verify (`edge` on PyPI is
+# another project). An install under the old name is removed first: left in place, its record
+# of files would later uninstall the package the new name puts at the same paths.
+summary=$(sed -n 's/^description = "\(.*\)"$/\1/p' "$TREE/pyproject.toml")
+old_dist=$("$VENV/bin/python" -m pip show edge 2>/dev/null || true)  # not piped into grep -q: SIGPIPE, pipefail
+if [[ -n "$summary" ]] && grep -qxF "Summary: $summary" <<<"$old_dist"; then
+    say "removing the previous install's distribution name, edge (now edge-face-verify); if the install below fails, run this script again"
+    "${PIP_PREFIX[@]}" "$VENV/bin/python" -m pip uninstall -q -y edge || die "could not uninstall the old distribution edge from $VENV"
+fi
 say "installing edge${extras:+[$extras]} from $TREE into $VENV"
 if ((${#PIP_PREFIX[@]})); then
     "${PIP_PREFIX[@]}" "$VENV/bin/python" -m pip install -q --upgrade "${PIP_ARGS[@]}" "pip>=24.1" \
