@@ -226,6 +226,8 @@ def appliance_from_config(
     engine = engine or engine_from_config(config)
     if config.liveness.mode != "off":
         engine.open_liveness()  # now, not on the first face: that frame would wait for the model
+        if config.liveness.blink:
+            engine.open_blink()
     reload_gallery = None
     if gallery is None:
         gallery, reload_gallery = gallery_from_config(config, engine)

@@ -149,6 +149,10 @@ class LivenessConfig:
     # angle (docs/liveness.md, scripts/eval/head_pose.py), so 10 here asks for a real nod of about 15°.
     up_deg: float = _opt(10.0, lo=3.0, hi=60.0)
     timeout_ms: float = _opt(200.0, lo=1.0, hi=10_000.0)  # a liveness score that took longer is no evidence
+    # Measure eye_openness (the eyelid stage, edge/vision/blink.py) on the judged frames and report
+    # it and whether a blink was seen in the verdict's figures. It decides nothing: a blink rule is
+    # not measured on real blinks yet (docs/liveness.md "Blink cue"). About 3 ms a judged face.
+    blink: bool = _opt(True)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from edge.profiles import PROFILE_OPTIONS, PROFILES, Profile
 from edge.runtime import ModelError, load_manifest, models_dir, open_model
 from edge.vision import quality as quality_stage
 from edge.vision.align import align, points_from_detection
+from edge.vision.blink import Blink
 from edge.vision.detector import TILE, Detection, FaceDetector, clip_rect
 from edge.vision.embedder import Embedder
 from edge.vision.landmarks import FaceMesh, MeshResult, five_points_of
@@ -212,6 +213,7 @@ class Engine:
         self.embedders = [Embedder.open(key, threads=threads, directory=directory) for key in self.config.embedders]
         self.dim = sum(e.dim for e in self.embedders)
         self._threads, self._liveness = threads, None  # the passive liveness stage, opened when first asked
+        self._blink = None  # the eyelid stage, likewise
         # The embedding recipe's version: templates carry it, and those of another never match.
         self.model_version = self.config.model_version()
         self.calibration = self._load_calibration()
@@ -341,6 +343,17 @@ class Engine:
         if self._liveness is None:
             self._liveness = Liveness.open(threads=self._threads, directory=self.config.models_dir)
         return self._liveness
+
+    def open_blink(self) -> Blink:
+        """The eyelid stage (`edge.vision.blink`), opened once."""
+        if self._blink is None:
+            self._blink = Blink.open(threads=self._threads, directory=self.config.models_dir)
+        return self._blink
+
+    def eye_openness(self, rgb: np.ndarray, landmarks: np.ndarray) -> float:
+        """The face's `eye_openness` from its FaceMesh landmarks (the eyelid stage; its model is
+        opened on the first call unless `open_blink` came first)."""
+        return self.open_blink().get(rgb, landmarks)
 
     def live_probability(self, rgb: np.ndarray, det: Detection) -> float:
         """Probability that the face in `det` is live, not a photo or a screen (the passive

@@ -98,3 +98,40 @@ def test_parity_with_the_source_model_in_onnxruntime(liveness, _skimage_photos, 
     frame = np.ascontiguousarray(_skimage_photos[case["photo"]][y0:y1, x0:x1])
     got = liveness.probabilities(frame, case["box"])
     np.testing.assert_allclose(got, case["probabilities_onnxruntime"], atol=1e-4)
+
+
+def test_the_loop_reports_eye_openness_and_a_blink_of_painted_shut_eyes(astronaut_rgb):
+    """Real frames through the real loop with the shipped models: the astronaut, whose eyes are
+    painted shut on two frames (as tests/test_blink.py paints them), then open again; the grant's
+    liveness figures carry the track's eye_openness and the blink. The same frames without the
+    painted ones: no blink."""
+    import time
+
+    from test_blink import _paint_eyes_shut
+
+    from edge.app import engine_from_config
+    from edge.appliance.loop import Appliance
+    from edge.camera.base import Frame
+    from edge.config import Config, config_from_dict
+    from edge.matching import Gallery
+
+    engine = engine_from_config(Config())
+    (face,) = engine.faces(astronaut_rgb, max_faces=1)
+    gallery = Gallery.from_embeddings(["astronaut"], face.embedding[None])
+    det = max(engine.detect(astronaut_rgb), key=lambda d: d.area)
+    shut = _paint_eyes_shut(astronaut_rgb, engine.landmarks(astronaut_rgb, det)[1].landmarks)
+    config = config_from_dict({"vault": {"path": ""}, "audit": {"path": ""}, "liveness": {"mode": "passive"}})
+
+    def grant(frames):
+        app = Appliance(engine, gallery, None, config=config, sinks=[])
+        verdicts = []
+        for i, image in enumerate(frames):
+            verdicts += app.process(Frame(image, i, i / 15, time.monotonic()))
+        (granted,) = [v for v in verdicts if v.decision == "granted"]
+        assert app.stats()["stages_ms"]["blink"]["n"] >= 5
+        return granted.to_dict()["liveness"]
+
+    blinking = grant([astronaut_rgb, shut, shut] + [astronaut_rgb] * 7)
+    still = grant([astronaut_rgb] * 10)
+    assert blinking["blink"] is True and still["blink"] is False, (blinking, still)
+    assert 0.15 < still["eye_openness"] < 0.3

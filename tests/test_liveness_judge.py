@@ -104,3 +104,20 @@ def test_a_face_is_turned_away_while_more_than_half_the_asked_turn_off_its_start
     assert not j.turned_away(1, (9.0, 0.0)) and not j.turned_away(1, (2.0, 4.9))
     assert j.turned_away(1, (10.0, 0.0)) and j.turned_away(1, (-6.0, 0.0)) and j.turned_away(1, (2.0, 5.5))
     assert j.turned_away(1, None) and not j.turned_away(2, (40.0, 0.0))
+
+
+def _eyes(j, track, values, fps=15.0):
+    for i, v in enumerate(values):
+        j.observe(track, 0.9, i / fps, eye_openness=v)
+
+
+def test_a_blink_is_open_closed_open_within_the_time_and_is_only_reported():
+    j = LivenessJudge("passive", min_frames=3)
+    _eyes(j, 1, [0.21, 0.22, 0.20, 0.21, 0.08, 0.07, 0.21, 0.22])  # closed for 2 frames (0.13 s)
+    _eyes(j, 2, [0.21, 0.22, 0.20, 0.21, 0.19, 0.20, 0.21, 0.22])  # never
+    _eyes(j, 3, [0.21, 0.22, 0.20, 0.21] + [0.08] * 12 + [0.21, 0.22])  # closed 0.8 s: eyes shut, not a blink
+    _eyes(j, 4, [0.21, 0.22, 0.08, 0.07])  # closing, not yet open again
+    assert [j.figures(t)["blink"] for t in (1, 2, 3, 4)] == [True, False, False, False]
+    assert j.figures(1)["eye_openness"] == pytest.approx(0.21)
+    assert all(j.status(t) == "live" for t in (1, 2, 3, 4))  # it decides nothing
+    assert "eye_openness" not in LivenessJudge("passive").figures(9)

@@ -8,6 +8,10 @@ Per track it keeps the last `window` frames':
 - ``live``: the passive model's probability that the face is live (None: the stage failed
   or took too long on that frame — no evidence, never evidence of life);
 - ``pose``: (yaw, pitch) in degrees from the quality stage (for the challenge);
+- ``eye_openness``: the eyelid stage's measurement (`edge.vision.blink`), reported with
+  whether a blink was seen (`BLINK_*`: a frame under 0.6 of the track's median openness between
+  frames at 0.85 of it or more, all within 0.6 s). Reported only: it decides nothing until a
+  blink rule is measured on real blinks (docs/liveness.md "Blink cue");
 - ``planarity``: the motion cue (`edge.vision.motion`) for the frame pair ending here (None:
   the face did not move enough to tell). Near 0 a face moves as a flat picture; a turning
   head has parallax. It is evidence of life only while the head turns: a live person walking
@@ -45,6 +49,9 @@ LIVENESS_MODES = ("off", "passive", "passive+challenge")
 PROMPTS = ("left", "right", "up")
 # A head already turned this far one way is not asked to turn further that way.
 ALREADY_TURNED_DEG = 10.0
+# A blink: eyes under BLINK_CLOSED of the track's median openness, between frames at
+# BLINK_OPEN of it or more, the three within BLINK_S (a blink lasts 0.1-0.4 s).
+BLINK_CLOSED, BLINK_OPEN, BLINK_S = 0.6, 0.85, 0.6
 Status = Literal["live", "spoof", "pending", "challenge"]
 
 
@@ -62,9 +69,11 @@ class _TrackLiveness:
     live: deque
     planar: deque
     poses: deque
+    eyes: deque  # (frame time, eye_openness)
     spoof_reason: str | None = None
     challenge: _Challenge | None = None
     errors: int = 0
+    blinked: bool = False
 
 
 class LivenessJudge:
@@ -110,7 +119,9 @@ class LivenessJudge:
         st = self._tracks.get(track_id)
         if st is None:
             w = self.window
-            st = self._tracks[track_id] = _TrackLiveness(deque(maxlen=w), deque(maxlen=w), deque(maxlen=w))
+            st = self._tracks[track_id] = _TrackLiveness(
+                deque(maxlen=w), deque(maxlen=w), deque(maxlen=w), deque(maxlen=max(w, 30))
+            )
         return st
 
     def observe(
@@ -122,6 +133,7 @@ class LivenessJudge:
         pose: tuple[float, float] | None = None,
         planarity: float | None = None,
         scored: bool = True,
+        eye_openness: float | None = None,
     ) -> None:
         """One frame of a track. `scored` False: the frame was not given to the passive stage (it
         failed the quality gate, e.g. at the far end of a turn) and only its pose and motion count."""
@@ -134,6 +146,9 @@ class LivenessJudge:
             st.planar.append(float(planarity))
         if pose is not None:
             st.poses.append(pose)
+        if eye_openness is not None:
+            st.eyes.append((t, float(eye_openness)))
+            st.blinked = st.blinked or _blinked(st.eyes)
         ch = st.challenge
         if ch is None or ch.followed or st.spoof_reason:
             return
@@ -219,6 +234,9 @@ class LivenessJudge:
             "errors": st.errors,
             "planarity": round(statistics.median(st.planar), 4) if st.planar else None,
         }
+        if st.eyes:
+            out["eye_openness"] = round(statistics.median(v for _, v in st.eyes), 4)
+            out["blink"] = st.blinked
         if st.challenge is not None:
             out["challenge"] = {"prompt": st.challenge.prompt, "followed": st.challenge.followed}
         if st.spoof_reason:
@@ -227,3 +245,24 @@ class LivenessJudge:
 
     def end(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
+
+
+def _blinked(eyes: deque) -> bool:
+    """Whether the latest frame closes a blink: open, then closed, then open again (this frame)
+    within `BLINK_S`, against the median openness of the frames kept."""
+    if len(eyes) < 5:
+        return False
+    level = statistics.median(v for _, v in eyes)
+    t_end, last = eyes[-1]
+    if last < BLINK_OPEN * level:
+        return False
+    closed_at = None
+    for t, v in reversed(list(eyes)[:-1]):
+        if t_end - t > BLINK_S:
+            return False
+        if closed_at is None:
+            if v < BLINK_CLOSED * level:
+                closed_at = t
+        elif v >= BLINK_OPEN * level:
+            return True
+    return False

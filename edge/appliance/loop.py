@@ -100,6 +100,8 @@ class Appliance:
         # liveness on: no evidence ever, so no grant (fail closed; `edge doctor` says so).
         self.live_score = live_score if live_score is not None else getattr(engine, "live_probability", None)
         self.live_timeout_s = lv.timeout_ms / 1e3
+        # The eyelid stage, (rgb, FaceMesh landmarks) → eye_openness: reported, never deciding.
+        self.eye_score = getattr(engine, "eye_openness", None) if lv.blink else None
         self.evidence_size = d.n
         # The 1:1 score a frame needs against its track's evidence, as a raw similarity (once).
         self.same_face_raw = engine.calibration.raw_threshold(d.same_face_score)
@@ -323,7 +325,7 @@ class Appliance:
             if live is not None and (elapsed > self.live_timeout_s or not 0.0 <= live <= 1.0):
                 self.counts["liveness_errors"] += 1  # too late (or nonsense) to count as evidence
                 live = None
-        self._observe_motion(track, quality, frame, live=live, scored=True)
+        self._observe_motion(track, quality, frame, live=live, scored=True, eyes=self._eye_openness(track, rgb))
         status = self.liveness.status(track.id)
         if status == "spoof" and not track.data.get("spoof_reported") and self.policy.status(track.id) != "granted":
             track.data["spoof_reported"] = True
@@ -332,14 +334,34 @@ class Appliance:
             verdicts.append(self._verdict(decision, track, det, quality, frame, rgb, 0.0))
         return status != "live"
 
-    def _observe_motion(self, track: Track, quality, frame: Frame, *, live=None, scored: bool = False) -> None:
-        """The frame's head pose and landmark motion (and, when `scored`, its passive score) to the judge."""
+    def _eye_openness(self, track: Track, rgb) -> float | None:
+        """This frame's eye_openness, or None (no stage, no landmarks, or it failed: it decides nothing)."""
+        landmarks = track.data.get("landmarks")
+        if self.eye_score is None or landmarks is None:
+            return None
+        t0 = self.clock()
+        try:
+            value = float(self.eye_score(rgb, landmarks))
+        except Exception as exc:  # noqa: BLE001 - a reported-only measurement never stops the loop
+            logger.warning("eyelid stage: %s: %s", type(exc).__name__, exc)
+            return None
+        finally:
+            self.timings.add("blink", (self.clock() - t0) * 1e3)
+        return value
+
+    def _observe_motion(
+        self, track: Track, quality, frame: Frame, *, live=None, scored: bool = False, eyes: float | None = None
+    ) -> None:
+        """The frame's head pose and landmark motion (and, when `scored`, its passive score and
+        eye openness) to the judge."""
         motion = track.data.get("motion")
         if motion is None:
             motion = track.data["motion"] = PlanarMotion()
         fit = motion.push(track.data.get("landmarks"))
         planarity = fit.planarity if fit is not None and fit.enough() else None
-        self.liveness.observe(track.id, live, frame.pts, pose=_pose(quality), planarity=planarity, scored=scored)
+        self.liveness.observe(
+            track.id, live, frame.pts, pose=_pose(quality), planarity=planarity, scored=scored, eye_openness=eyes
+        )
 
     def _challenge(self, track: Track, frame: Frame) -> None:
         """A grant waits for liveness: when the passive cue is satisfied and a challenge is due, announce it."""
