@@ -151,8 +151,9 @@ class LivenessConfig:
     timeout_ms: float = _opt(200.0, lo=1.0, hi=10_000.0)  # a liveness score that took longer is no evidence
     # Measure eye_openness (the eyelid stage, edge/vision/blink.py) on the judged frames and report
     # it and whether a blink was seen in the verdict's figures. It decides nothing: a blink rule is
-    # not measured on real blinks yet (docs/liveness.md "Blink cue"). About 3 ms a judged face.
-    blink: bool = _opt(True)
+    # not measured on real blinks yet (docs/liveness.md "Blink cue"). Off by default: it costs
+    # 3-5 ms a judged face, on the frames that decide, for figures only.
+    blink: bool = _opt(False)
 
 
 @dataclass(frozen=True)

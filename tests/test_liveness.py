@@ -120,7 +120,9 @@ def test_the_loop_reports_eye_openness_and_a_blink_of_painted_shut_eyes(astronau
     gallery = Gallery.from_embeddings(["astronaut"], face.embedding[None])
     det = max(engine.detect(astronaut_rgb), key=lambda d: d.area)
     shut = _paint_eyes_shut(astronaut_rgb, engine.landmarks(astronaut_rgb, det)[1].landmarks)
-    config = config_from_dict({"vault": {"path": ""}, "audit": {"path": ""}, "liveness": {"mode": "passive"}})
+    config = config_from_dict(
+        {"vault": {"path": ""}, "audit": {"path": ""}, "liveness": {"mode": "passive", "blink": True}}
+    )
 
     def grant(frames):
         app = Appliance(engine, gallery, None, config=config, sinks=[])
