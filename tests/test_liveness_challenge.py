@@ -108,3 +108,27 @@ def test_a_face_swapped_in_for_the_turn_is_not_granted(harness, two_people, back
     presenter.frame = frame
     result = harness.run_one(engine, gallery, CONFIG, presenter, victim, 120)
     assert swaps and not result["granted"], result
+
+
+def test_a_sink_attached_while_the_loop_runs_gets_the_prompt_and_a_detached_one_nothing(harness, setup):
+    """The hook a console or a door display uses: `Appliance.add_sink` / `remove_sink`."""
+    import time
+
+    from edge.appliance.loop import Appliance
+    from edge.camera.base import Frame
+
+    engine, gallery, subject = setup
+    presenter = harness.Presenter("live", subject, np.random.default_rng(3))
+    presenter.hear = lambda direction, frame: None  # a still face: the prompt stays out
+    app = Appliance(engine, gallery, None, config=CONFIG, sinks=[])
+    display, viewer = harness.Recorder(), harness.Recorder()
+    for i in range(40):
+        if i == 2:
+            app.add_sink(display)
+            app.add_sink(viewer)
+        if i == 3:
+            app.remove_sink(viewer)
+        app.process(Frame(presenter.frame(i), i, i / harness.FPS, time.monotonic()))
+    (prompt,) = [e for e in display.events if e["event"] == "liveness_challenge"]
+    assert prompt["prompt"] in ("left", "right", "up") and prompt["track_id"] >= 1
+    assert viewer.events == [] and viewer.verdicts == [] and app.sinks == [display]

@@ -433,6 +433,18 @@ class Appliance:
 
     # --- sinks -----------------------------------------------------------------------------
 
+    def add_sink(self, sink: Sink) -> None:
+        """Attach a sink while the loop runs (from any thread): a console's live view or a door
+        display gets every verdict and event from then on — a `liveness_challenge` prompt too.
+        The list is replaced, never changed in place, so a frame being published is unaffected."""
+        self.sinks = [*self.sinks, sink]
+        self.want_face = self.want_face or bool(getattr(sink, "wants_face", False))
+
+    def remove_sink(self, sink: Sink) -> None:
+        """Detach a sink added with `add_sink` (a viewer that left); unknown sinks are ignored."""
+        self.sinks = [s for s in self.sinks if s is not sink]
+        self.want_face = any(getattr(s, "wants_face", False) for s in self.sinks)
+
     def _publish(self, verdict: Verdict) -> None:
         for sink in self.sinks:
             try:
