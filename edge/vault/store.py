@@ -64,7 +64,6 @@ import json
 import os
 import re
 import secrets
-import shlex
 import stat
 import threading
 import time
@@ -93,31 +92,36 @@ from edge.fs import (
 )
 from edge.vault import keys
 from edge.vault.errors import RecordError, VaultError, VaultIndexError
+from edge.vault.layout import (
+    ID,
+    META,
+    PEOPLE,
+    PHOTO,
+    TEMPLATE,
+    Disk,
+    Index,
+    compare,
+    is_record_name,
+    merged,
+    settle,
+    stranger,
+    unique,
+)
 from edge.vault.records import open_record, seal_public, seal_secret
 
-PEOPLE = "people"
 STAGING = "staging"
 LOCK = ".lock"
 GENERATION = "generation"
 INDEX = "index.rec"
-META = "meta.rec"
 NAME_MAX_CHARS = 64
 MAX_PHOTOS = 20  # per enrolment
 MAX_RECORD_BYTES = 128 << 20  # no record is near this (photos are at most the intake limit); a larger file is not read
-_ID = re.compile(r"[0-9a-f]{32}")
-_PHOTO = re.compile(r"photo-(\d+)\.rec")
-_TEMPLATE = re.compile(r"template-(\d+)\.([0-9a-f]{1,64})\.rec")
 _NAME_PUNCTUATION = frozenset(" .-'_")
-_KINDS = {"dir": "directory", "file": "file"}
 
 # The highest index counter this process has read, per vault (real path): an index going back
 # below it is a vault put back to an older copy.
 _SEEN_COUNTERS: dict[str, int] = {}
 _SEEN_LOCK = threading.Lock()
-
-
-def _is_record_name(name: str) -> bool:
-    return name == META or bool(_PHOTO.fullmatch(name) or _TEMPLATE.fullmatch(name))
 
 
 def validate_name(name: str) -> str:
@@ -230,43 +234,13 @@ class ReindexReport:
 
 
 @dataclass
-class _Index:
-    """The decrypted index: the committed entries, and the scope of a change under way."""
-
-    counter: int
-    entries: dict[str, dict]  # entry id → {"person": id, "name": str | None, "files": [names]}
-    pending: dict | None = None  # {"entries": {entry id: state after the change, or None}, "templates": bool}
-
-    def pending_entries(self) -> dict[str, dict | None]:
-        return dict(self.pending["entries"]) if self.pending else {}
-
-    def templates_pending(self) -> bool:
-        return bool(self.pending and self.pending.get("templates"))
-
-
-@dataclass
-class _Disk:
-    """What people/ holds, listed without following any link."""
-
-    people: dict[str, dict[str, frozenset[str]]] | None  # person → entry → regular files; None: no people/
-    problems: list[RecordError]
-
-    def entries(self) -> dict[str, tuple[str, frozenset[str]]]:
-        out: dict[str, tuple[str, frozenset[str]]] = {}
-        for person, entries in (self.people or {}).items():
-            for entry, files in entries.items():
-                out.setdefault(entry, (person, files))
-        return out
-
-
-@dataclass
 class _Scan:
     """One read of the vault: what is usable, what is on disk but not vouched for, what is wrong."""
 
     usable: list[Entry]
     unindexed: list[Entry]  # the meta record opens, but the index does not list the entry: never used
     problems: list[RecordError]
-    index: _Index | None
+    index: Index | None
     index_error: VaultIndexError | None
     layout: dict[str, set[str]] = field(default_factory=dict)  # person → entry directories, as listed
 
@@ -289,7 +263,7 @@ class Vault:
         self._cache: dict[tuple, object] = {}  # derived data (galleries), keyed with the generation
         # While writing: the index as this writer will commit it (None: missing, damaged or rolled
         # back -- only revoke may then change the vault), and why it is not usable.
-        self._index: _Index | None = None
+        self._index: Index | None = None
         self._index_error: VaultIndexError | None = None
         self._index_dirty = False
 
@@ -309,15 +283,12 @@ class Vault:
         with vault.writing():  # creates people/ and staging/
             if vault._index is None:
                 vault._begin_change(unindexed_ok=True)
-                vault._index, vault._index_error, vault._index_dirty = _Index(0, {}), None, True
+                vault._index, vault._index_error, vault._index_dirty = Index(0, {}), None, True
         return vault
 
     @property
     def public_key_b64(self) -> str:
         return keys.public_key_b64(self.public_key)
-
-    def _rel(self, path: Path) -> str:
-        return path.relative_to(self.directory).as_posix()
 
     def _seen_key(self) -> str:
         return os.path.realpath(self.directory)
@@ -442,7 +413,7 @@ class Vault:
             reason = f"{detail}; no enrolment can be vouched for, so none is used: {check}, then {reindex}"
         return VaultIndexError(f"{d / INDEX}: {reason}", reason)
 
-    def _load_index(self) -> tuple[_Index | None, VaultIndexError | None]:
+    def _load_index(self) -> tuple[Index | None, VaultIndexError | None]:
         """(the index, None) or (None | the index, why it cannot be used). A rolled-back index is returned
         with its error (for `check` and `reindex` to compare with)."""
         try:
@@ -470,7 +441,7 @@ class Vault:
             return None, self._index_problem("damaged", exc.reason)
         except (KeyError, TypeError, ValueError, AttributeError):
             return None, self._index_problem("damaged", "authenticated but not an index this program can read")
-        index = _Index(counter, entries, pending)
+        index = Index(counter, entries, pending)
         with _SEEN_LOCK:
             seen = _SEEN_COUNTERS.get(self._seen_key(), 0)
             if counter < seen:
@@ -478,7 +449,7 @@ class Vault:
             _SEEN_COUNTERS[self._seen_key()] = counter
         return index, None
 
-    def _write_index(self, index: _Index, counter: int) -> None:
+    def _write_index(self, index: Index, counter: int) -> None:
         payload = json.dumps(
             {"entries": index.entries, "pending": index.pending}, separators=(",", ":"), sort_keys=True
         ).encode()
@@ -493,32 +464,9 @@ class Vault:
         """Load the index for this writer; settle a change a killed writer left pending, from what is on disk."""
         index, error = self._load_index()
         self._index, self._index_error = (index, None) if error is None else (None, error)
-        if self._index is None or index.pending is None:
-            return
-        on_disk = self._read_disk().entries()
-        for entry, after in index.pending_entries().items():
-            before = index.entries.get(entry)
-            states = [s for s in (after, before) if s is not None]
-            found = on_disk.get(entry)
-            if found is None:
-                index.entries.pop(entry, None)
-                continue
-            person, files = found
-            mine = [s for s in states if s["person"] == person]
-            if not mine:
-                index.entries.pop(entry, None)  # not what the writer was making: stays "not in the index"
-                continue
-            listed = set().union(*(s["files"] for s in mine))
-            index.entries[entry] = {"person": person, "name": mine[0].get("name"), "files": sorted(files & listed)}
-        if index.templates_pending():
-            for entry, info in index.entries.items():
-                found = on_disk.get(entry)
-                if found is None or found[0] != info["person"]:
-                    continue
-                kept = {f for f in info["files"] if not _TEMPLATE.fullmatch(f)}
-                info["files"] = sorted(kept | {f for f in found[1] if _TEMPLATE.fullmatch(f)})
-        index.pending = None
-        self._write_index(index, index.counter + 1)
+        if self._index is not None and index.pending is not None:
+            settle(index, self._read_disk().entries())
+            self._write_index(index, index.counter + 1)
 
     # --- recovery ------------------------------------------------------------------------
 
@@ -566,7 +514,7 @@ class Vault:
             if is_temporary(person):
                 shred(self.directory / PEOPLE / person)
                 continue
-            if kind != "dir" or not _ID.fullmatch(person):
+            if kind != "dir" or not ID.fullmatch(person):
                 continue
             person_dir = self.directory / PEOPLE / person
             with contextlib.suppress(FileNotFoundError):
@@ -576,7 +524,7 @@ class Vault:
                     if is_temporary(entry):  # never made here: planted, or from another program
                         shred(person_dir / entry)
                         continue
-                    if entry_kind != "dir" or not _ID.fullmatch(entry):
+                    if entry_kind != "dir" or not ID.fullmatch(entry):
                         continue
                     layout[person].add(entry)
                     entry_dir = person_dir / entry
@@ -597,7 +545,7 @@ class Vault:
 
     # --- reading: people/ against the index ----------------------------------------------
 
-    def _read_disk(self) -> _Disk:
+    def _read_disk(self) -> Disk:
         """Every entry directory under people/ and its regular files; links and strangers are problems."""
         problems: list[RecordError] = []
 
@@ -619,14 +567,14 @@ class Vault:
 
         top = listing(PEOPLE)
         if top is None:
-            return _Disk(None, problems)
+            return Disk(None, problems)
         people: dict[str, dict[str, frozenset[str]]] = {}
         for person, kind in sorted(top.items()):
             rel = f"{PEOPLE}/{person}"
             if is_temporary(person):
                 continue
-            if kind != "dir" or not _ID.fullmatch(person):
-                problems.append(RecordError(rel, _stranger(kind)))
+            if kind != "dir" or not ID.fullmatch(person):
+                problems.append(RecordError(rel, stranger(kind)))
                 continue
             entries = listing(rel)
             if entries is None:
@@ -636,8 +584,8 @@ class Vault:
                 entry_rel = f"{rel}/{entry}"
                 if is_temporary(entry):
                     continue
-                if entry_kind != "dir" or not _ID.fullmatch(entry):
-                    problems.append(RecordError(entry_rel, _stranger(entry_kind)))
+                if entry_kind != "dir" or not ID.fullmatch(entry):
+                    problems.append(RecordError(entry_rel, stranger(entry_kind)))
                     continue
                 files = listing(entry_rel)
                 if files is None:
@@ -647,83 +595,11 @@ class Vault:
                     if is_temporary(name):
                         continue
                     if file_kind != "file":
-                        problems.append(RecordError(f"{entry_rel}/{name}", _stranger(file_kind)))
+                        problems.append(RecordError(f"{entry_rel}/{name}", stranger(file_kind)))
                         continue
                     regular.add(name)
                 people[person][entry] = frozenset(regular)
-        return _Disk(people, problems)
-
-    def _compare(
-        self, index: _Index | None, disk: _Disk
-    ) -> tuple[dict[str, tuple[str, frozenset[str]]], dict[str, tuple[str, frozenset[str]]], list[RecordError]]:
-        """Entries on disk against the index → (usable, not in the index, problems)."""
-        on_disk = disk.entries()
-        if index is None:  # nothing is vouched for; the index error says so once
-            return {}, on_disk, []
-        usable: dict[str, tuple[str, frozenset[str]]] = {}
-        unindexed: dict[str, tuple[str, frozenset[str]]] = {}
-        problems: list[RecordError] = []
-        pending = index.pending_entries()
-        templates_free = index.templates_pending()
-
-        def free(name: str) -> bool:
-            return templates_free and bool(_TEMPLATE.fullmatch(name))
-
-        for entry, (person, files) in on_disk.items():
-            rel = f"{PEOPLE}/{person}/{entry}"
-            states = [s for s in (index.entries.get(entry), pending.get(entry)) if s is not None]
-            states = [s for s in states if s["person"] == person]
-            if not states:
-                unindexed[entry] = (person, files)
-                problems.append(
-                    RecordError(
-                        rel,
-                        "not in the vault index: copied in, or put back from an older copy of the vault (a revoked "
-                        "enrolment?); never used. `edge revoke` removes it, `edge vault reindex` accepts it",
-                    )
-                )
-                continue
-            listed = set().union(*(s["files"] for s in states))
-            use = frozenset(f for f in files if f in listed or free(f))
-            for name in sorted(files - use):
-                why = "unexpected file in an entry" if not _is_record_name(name) else "not in the vault index"
-                problems.append(
-                    RecordError(f"{rel}/{name}", f"{why}: copied in or put back from an older copy; not used")
-                )
-            if entry not in pending:
-                for name in sorted(set(index.entries[entry]["files"]) - files):
-                    if not free(name):
-                        problems.append(RecordError(f"{rel}/{name}", "missing: the vault index lists it (deleted?)"))
-            usable[entry] = (person, use)
-        gone: dict[str, list[tuple[str, dict]]] = {}
-        for entry, info in index.entries.items():
-            if entry not in on_disk and entry not in pending:
-                gone.setdefault(info["person"], []).append((entry, info))
-        if gone and disk.people is None:
-            infos = [info for group in gone.values() for _, info in group]
-            problems.append(RecordError(PEOPLE, f"missing: the vault index lists {_describe(infos)} in it: deleted"))
-        elif gone:
-            for person, group in sorted(gone.items()):
-                infos = [info for _, info in group]
-                if person not in (disk.people or {}):
-                    name = infos[0].get("name")
-                    forget = f"`edge revoke {shlex.quote(name)}`" if name else "`edge vault reindex`"
-                    problems.append(
-                        RecordError(
-                            f"{PEOPLE}/{person}",
-                            f"missing: the vault index lists {_describe(infos)} here: deleted. {forget} forgets them",
-                        )
-                    )
-                    continue
-                for entry, info in group:
-                    problems.append(
-                        RecordError(
-                            f"{PEOPLE}/{person}/{entry}",
-                            f"missing: the vault index lists {_describe([info])} here: deleted. `edge revoke --entry "
-                            f"{entry}` forgets it",
-                        )
-                    )
-        return usable, unindexed, problems
+        return Disk(people, problems)
 
     def _scan_entries(self) -> _Scan:
         """Read the index and people/ (again, if a writer moved the generation meanwhile), compare, open the metas."""
@@ -737,10 +613,10 @@ class Vault:
             disk.problems.append(
                 RecordError(GENERATION, "the vault kept changing while it was read; read it again to be sure")
             )
-        usable_ids, unindexed_ids, problems = self._compare(index if index_error is None else None, disk)
+        usable_ids, unindexed_ids, problems = compare(index if index_error is None else None, disk)
         if index_error is not None and index is not None:  # rolled back: still say what differs
-            problems = self._compare(index, disk)[2]
-        problems = _merged(disk.problems, problems)
+            problems = compare(index, disk)[2]
+        problems = merged(disk.problems, problems)
         usable: list[Entry] = []
         unindexed: list[Entry] = []
         for ids, out in ((usable_ids, usable), (unindexed_ids, unindexed)):
@@ -753,7 +629,7 @@ class Vault:
         usable.sort(key=lambda e: (e.created, e.entry))
         unindexed.sort(key=lambda e: (e.created, e.entry))
         layout = {person: set(entries) for person, entries in (disk.people or {}).items()}
-        return _Scan(usable, unindexed, _unique(problems), index, index_error, layout)
+        return _Scan(usable, unindexed, unique(problems), index, index_error, layout)
 
     def _scan(self) -> _Scan:
         """The scan, from this writer's own cache when it is tracking its changes."""
@@ -987,7 +863,7 @@ class Vault:
         except FileNotFoundError:
             return 0
         for name in names:
-            m = _TEMPLATE.fullmatch(name)
+            m = TEMPLATE.fullmatch(name)
             if m and m.group(2) != keep_model_version:
                 self._begin_change(templates=True)
                 shred(entry_dir / name)
@@ -1061,7 +937,7 @@ class Vault:
             for e in group:
                 have = set()
                 for fname in e.files:
-                    m = _TEMPLATE.fullmatch(fname)
+                    m = TEMPLATE.fullmatch(fname)
                     if m is None:
                         continue
                     if m.group(2) != model_version:
@@ -1084,9 +960,7 @@ class Vault:
                 rows.extend(person_rows)
         width = dim if dim is not None else (rows[0].shape[0] if rows else 0)
         matrix = np.stack(rows).astype(np.float32) if rows else np.zeros((0, width), np.float32)
-        return TemplateSet(
-            model_version, names, np.asarray(owners, np.int32), matrix, _unique(problems), stale, missing
-        )
+        return TemplateSet(model_version, names, np.asarray(owners, np.int32), matrix, unique(problems), stale, missing)
 
     # --- revocation ----------------------------------------------------------------------
 
@@ -1137,7 +1011,7 @@ class Vault:
             fsync_dir(staging)
             files = sum(shred_tree(path) for path in moved)
             photos = sum(e.photos for e in mine) + sum(
-                sum(1 for f in v["files"] if _PHOTO.fullmatch(f)) for v in gone.values()
+                sum(1 for f in v["files"] if PHOTO.fullmatch(f)) for v in gone.values()
             )
             return RevokeReport(
                 name=wanted, entries=len(mine) + len(gone), photos=photos, files=files, missing=len(gone)
@@ -1146,7 +1020,7 @@ class Vault:
     def revoke_entry(self, entry_id: str) -> int:
         """Remove one entry by id (e.g. one whose meta record is damaged, so it has no readable name,
         or one the index lists but whose files were deleted). → files overwritten and removed."""
-        if not isinstance(entry_id, str) or not _ID.fullmatch(entry_id):
+        if not isinstance(entry_id, str) or not ID.fullmatch(entry_id):
             raise EdgeError(INVALID_ARGUMENT, f"not an entry id: {entry_id!r} (32 hex digits, as the error named it)")
         with self.writing():
             found = self._read_disk().entries().get(entry_id)
@@ -1190,9 +1064,9 @@ class Vault:
                 except RecordError as exc:
                     problems.append(exc)
             for fname in sorted(e.files):
-                m = _TEMPLATE.fullmatch(fname)
+                m = TEMPLATE.fullmatch(fname)
                 if m is None:
-                    if fname != META and not _PHOTO.fullmatch(fname):
+                    if fname != META and not PHOTO.fullmatch(fname):
                         problems.append(RecordError(f"{e.path}/{fname}", "unexpected file in an entry"))
                     continue
                 if int(m.group(1)) >= e.photos:
@@ -1203,7 +1077,7 @@ class Vault:
                     good += 1
                 except RecordError as exc:
                     problems.append(exc)
-        return good, _unique(problems)
+        return good, unique(problems)
 
     def index_counter(self) -> int | None:
         """The index's change counter (grows with every committed change), or None without a usable index."""
@@ -1230,7 +1104,7 @@ class Vault:
                 entries[entry] = {
                     "person": person,
                     "name": name,
-                    "files": sorted(f for f in files if _is_record_name(f)),
+                    "files": sorted(f for f in files if is_record_name(f)),
                 }
                 if before is None or before["person"] != person:
                     added.append((f"{PEOPLE}/{person}/{entry}", name))
@@ -1246,7 +1120,7 @@ class Vault:
             base = max(old.counter if old is not None else 0, seen, int(time.time()))
             self._index = None  # no pending mark: the one write of the new index is the change
             self._begin_change(unindexed_ok=True)
-            self._index, self._index_error, self._index_dirty = _Index(base, entries), None, True
+            self._index, self._index_error, self._index_dirty = Index(base, entries), None, True
             return ReindexReport(
                 entries=len(entries),
                 people=len({v["person"] for v in entries.values()}),
@@ -1272,43 +1146,6 @@ def _is_real_dir(path: Path) -> bool:
         return stat.S_ISDIR(os.lstat(path).st_mode)
     except OSError:
         return False
-
-
-def _stranger(kind: str) -> str:
-    if kind == "link":
-        return "a symbolic link: never followed, never used (remove it)"
-    if kind == "other":
-        return "not a regular file or directory (a pipe, a socket or a device): never opened, never used"
-    return f"unexpected {_KINDS.get(kind, kind)} in the vault: not used"
-
-
-def _describe(infos: list[dict]) -> str:
-    """ "2 enrolment(s) of 'Ada' (3 photo(s))" for the entries the index lists."""
-    names = sorted({repr(i.get("name")) if i.get("name") else "an unnamed person" for i in infos})
-    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    photos = sum(1 for i in infos for f in i.get("files", []) if _PHOTO.fullmatch(f))
-    return f"{len(infos)} enrolment(s) of {shown} ({photos} photo(s))"
-
-
-def _merged(first: list[RecordError], then: list[RecordError]) -> list[RecordError]:
-    """`first` and `then`, two problems with one record made one ("a symbolic link…; missing: the
-    vault index lists 1 enrolment(s) of 'Ada' here…"), so neither half is lost to `_unique`."""
-    out = {p.record: p for p in first}
-    for p in then:
-        earlier = out.get(p.record)
-        out[p.record] = p if earlier is None else RecordError(p.record, f"{earlier.reason}; {p.reason}")
-    return list(out.values())
-
-
-def _unique(problems: list[RecordError]) -> list[RecordError]:
-    """One problem per record (the first found: the index's word on a missing file says more)."""
-    seen: set[str] = set()
-    out = []
-    for p in problems:
-        if p.record not in seen:
-            seen.add(p.record)
-            out.append(p)
-    return out
 
 
 __all__ = [
