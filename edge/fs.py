@@ -7,8 +7,8 @@ After a crash or a SIGKILL at any point the final name holds either the old cont
 new, never a mix; a leftover temporary file is recognisable by its name (`is_temporary`)
 and is removed by the next writer.
 
-Nothing here follows a symbolic link it finds (the vault's rule; docs/vault.md, "Symbolic
-links"): `read_beneath` and `list_beneath` open every path component below a root with
+Nothing here follows a symbolic link it finds (the vault's rule; docs/vault.md, "Permissions
+and symbolic links"): `read_beneath` and `list_beneath` open every path component below a root with
 `O_NOFOLLOW`, `shred` and `shred_tree` remove a link instead of what it names and overwrite
 only regular files with one link, `exclusive_lock` and the temporary files are opened with
 `O_NOFOLLOW` / `O_EXCL`, and `os.replace` / `os.rename` never follow the names they are given.
@@ -61,28 +61,21 @@ def _refusal(name: str, path: str, dir_fd: int | None, wanted: str) -> UnsafePat
 
 
 def _parts(rel: str | os.PathLike[str]) -> list[str]:
-    parts = [p for p in Path(rel).parts if p not in ("", ".")]
-    if any(p == ".." or p.startswith("/") for p in parts):
+    parts = [p for p in os.fspath(rel).split("/") if p not in ("", ".")]
+    if ".." in parts or os.fspath(rel).startswith("/"):
         raise ValueError(f"not a relative path below the root: {rel!r}")
     return parts
 
 
-def open_dir_beneath(root: str | os.PathLike[str], rel: str | os.PathLike[str] = "") -> int:
-    """A file descriptor of the directory `root/rel`, no component of `rel` followed if it is a link.
-
-    FileNotFoundError when a component is missing; UnsafePathError when one is a symbolic link
-    or not a directory. The caller closes the descriptor.
-    """
+def _open_dirs(root: str | os.PathLike[str], parts: list[str]) -> int:
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        done = Path(root)
-        for part in _parts(rel):
-            done = done / part
+        for i, part in enumerate(parts):
             try:
                 sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if exc.errno in (errno.ENOTDIR, errno.ELOOP):
-                    raise _refusal(part, str(done), fd, "a directory") from None
+                    raise _refusal(part, os.path.join(root, *parts[: i + 1]), fd, "a directory") from None
                 raise
             os.close(fd)
             fd = sub
@@ -92,8 +85,18 @@ def open_dir_beneath(root: str | os.PathLike[str], rel: str | os.PathLike[str] =
         raise
 
 
+def open_dir_beneath(root: str | os.PathLike[str], rel: str | os.PathLike[str] = "") -> int:
+    """A file descriptor of the directory `root/rel`, no component of `rel` followed if it is a link.
+
+    FileNotFoundError when a component is missing; UnsafePathError when one is a symbolic link
+    or not a directory. The caller closes the descriptor.
+    """
+    return _open_dirs(root, _parts(rel))
+
+
 def _open_regular_at(dir_fd: int, name: str, path: str, flags: int) -> tuple[int, os.stat_result]:
-    """Open `name` in `dir_fd` only if it is a regular file (checked before and after opening)."""
+    """Open `name` in `dir_fd` only if it is a regular file: checked before opening (a pipe or a device
+    is never opened) and on the descriptor; O_NOFOLLOW refuses a link at the last moment."""
     before = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     if not stat.S_ISREG(before.st_mode):
         raise _refusal(name, path, dir_fd, "a regular file")
@@ -104,10 +107,10 @@ def _open_regular_at(dir_fd: int, name: str, path: str, flags: int) -> tuple[int
             raise _refusal(name, path, dir_fd, "a regular file") from None
         raise
     info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or (info.st_dev, info.st_ino) != (before.st_dev, before.st_ino):
+    if not stat.S_ISREG(info.st_mode):  # replaced meanwhile by a pipe or a device (a link fails O_NOFOLLOW)
         os.close(fd)
-        raise UnsafePathError(errno.ENOTDIR, "was replaced while being opened: not followed", path)
-    return fd, info
+        raise UnsafePathError(errno.ENOTDIR, "is not a regular file: not read", path)
+    return fd, info  # possibly a newer file renamed into place meanwhile (atomic_write): still a regular file
 
 
 def read_beneath(root: str | os.PathLike[str], rel: str | os.PathLike[str], *, max_bytes: int) -> bytes:
@@ -120,8 +123,8 @@ def read_beneath(root: str | os.PathLike[str], rel: str | os.PathLike[str], *, m
     parts = _parts(rel)
     if not parts:
         raise ValueError("read_beneath needs a file below the root")
-    path = str(Path(root, *parts))
-    dir_fd = open_dir_beneath(root, Path(*parts[:-1]) if len(parts) > 1 else "")
+    path = os.path.join(root, *parts)
+    dir_fd = _open_dirs(root, parts[:-1])
     try:
         fd, info = _open_regular_at(dir_fd, parts[-1], path, os.O_RDONLY)
     finally:
@@ -360,6 +363,25 @@ def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+@contextlib.contextmanager
+def shared_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """A shared flock on the existing file `path` (no link followed, nothing created), held for the
+    block: waits while someone holds `exclusive_lock` on it, and keeps them waiting meanwhile."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafePathError(errno.ELOOP, "is a symbolic link: not followed", os.fspath(path)) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafePathError(errno.ENOTDIR, "is not a regular file", os.fspath(path))
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
 __all__ = [
     "PRIVATE_DIR_MODE",
     "TMP_PREFIX",
@@ -374,6 +396,7 @@ __all__ = [
     "make_private_dir",
     "open_dir_beneath",
     "read_beneath",
+    "shared_lock",
     "shred",
     "shred_tree",
 ]

@@ -236,6 +236,29 @@ def test_a_damaged_index_is_refused_and_reindex_reports_what_changed(vault, caps
         vault.people()
 
 
+class _Kill(BaseException):
+    """Stands for SIGKILL: not an Exception, so nothing catches it on the way out."""
+
+
+def test_a_rebuild_killed_half_way_leaves_no_problem_and_is_settled_by_the_next_writer(vault):
+    a = _enrol(vault, "Ada")
+    b = _enrol(vault, "Bob", seed=10)
+    with pytest.raises(_Kill), vault.writing():
+        vault.write_template(a, 0, unit_rows(1, seed=3)[0], "feedfacefeedface")
+        vault.drop_templates(a, "feedfacefeedface")
+        raise _Kill  # before Bob's templates and before the index is committed
+    reader = Vault.open(vault.directory)
+    assert reader.check()[1] == []  # the index says template files may be changing
+    assert len(reader.entries()[0]) == 2
+    with Vault.open(vault.directory).writing():  # the next writer settles it from the disk
+        pass
+    index_files = {e.entry: e.files for e in reader.entries()[0]}
+    assert index_files[a.entry] == {"meta.rec", "photo-0.rec", "photo-1.rec", "template-0.feedfacefeedface.rec"}
+    assert f"template-0.{MV}.rec" in index_files[b.entry]
+    (vault.directory / a.path / "template-0.feedfacefeedface.rec").unlink()  # now a deletion is a deletion again
+    assert _records(reader.check()[1]) == [f"{a.path}/template-0.feedfacefeedface.rec"]
+
+
 def test_a_concurrent_writer_is_never_mistaken_for_tampering(vault):
     """A reader that lists people/ while another writer commits must not report deletions or strangers."""
     _enrol(vault, "Seed")

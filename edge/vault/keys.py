@@ -3,6 +3,9 @@
     VAULT/device.key   the private key, base64, mode 0600; refused if group or others may access it
     VAULT/device.pub   the public key, base64 (0644): give it to administrators for remote enrolment
 
+The vault directory itself is refused if group or others may write to it (`check_vault_directory`,
+on every load and by `init_keys`), and neither key file may be a symbolic link.
+
 The private key does three jobs: it opens photos and bundles sealed to the public key
 (`nacl.public.SealedBox`), it opens images sent encrypted to the device, and a key derived
 from it (`record_key`, BLAKE2b keyed with the private key, domain-separated) encrypts and

@@ -35,19 +35,21 @@ the index twice: before its first change it writes the index with the change's s
 it is done the index of the result with the next counter. Readers accept either state for what
 is pending; the next writer settles a pending index left by a killed one from what is on disk.
 Within one process, an index whose counter is lower than one already seen is refused (the vault
-was put back to an older copy); a fresh process cannot tell (docs/vault.md, "Deletions and
-rollback").
+was put back to an older copy); a fresh process cannot tell (docs/vault.md, "Deletions, copies
+put back, rollback: the index").
 
-Readers take no lock and never write; writers (enrol, import, revoke, rebuild, reindex) hold
-`.lock`. A long-running reader (the appliance) notices other processes' changes -- a revoke
-must take effect at once -- by `Vault.generation()`, which `edge.vault.gallery.vault_gallery`
-checks on every search before reusing its cached gallery. A writer marks the generation
-"pending" (after marking the index) before its first change and gives it a new token when it
-is done (after committing the index); a reader caches nothing while it is pending, so a writer
-killed mid-change (say, between hiding a revoked person and shredding the files) can never
-leave a reader with a stale cache: until the next writer finishes the recovery, readers just
-reread the vault. A reader that sees the generation move while it reads the index and lists
-`people/` reads both again, so a change committed meanwhile is not mistaken for tampering.
+Readers never write (and lock nothing, but for that last resort); writers (enrol, import,
+revoke, rebuild, reindex) hold `.lock`. A long-running reader (the appliance) notices other
+processes' changes -- a revoke must take effect at once -- by `Vault.generation()`, which
+`edge.vault.gallery.vault_gallery` checks on every search before reusing its cached gallery. A
+writer marks the generation "pending" (after marking the index) before its first change and
+gives it a new token when it is done (after committing the index); a reader caches nothing
+while it is pending, so a writer killed mid-change (say, between hiding a revoked person and
+shredding the files) can never leave a reader with a stale cache: until the next writer
+finishes the recovery, readers just reread the vault. A reader that sees the generation move
+while it reads the index and lists `people/` reads both again (after three tries, under a
+shared flock on `.lock`: it waits for the writer at work), so a change committed meanwhile is
+not mistaken for tampering.
 
 No symbolic link below the vault directory is ever followed: records, the index, the key and
 the generation are read through directory descriptors opened with O_NOFOLLOW
@@ -87,6 +89,7 @@ from edge.fs import (
     make_dir_private,
     make_private_dir,
     read_beneath,
+    shared_lock,
     shred,
     shred_tree,
 )
@@ -118,9 +121,9 @@ MAX_PHOTOS = 20  # per enrolment
 MAX_RECORD_BYTES = 128 << 20  # no record is near this (photos are at most the intake limit); a larger file is not read
 _NAME_PUNCTUATION = frozenset(" .-'_")
 
-# The highest index counter this process has read, per vault (real path): an index going back
-# below it is a vault put back to an older copy.
-_SEEN_COUNTERS: dict[str, int] = {}
+# The highest index counter this process has read, per vault (real path, device key): an index
+# going back below it is a vault put back to an older copy.
+_SEEN_COUNTERS: dict[tuple[str, bytes], int] = {}
 _SEEN_LOCK = threading.Lock()
 
 
@@ -290,8 +293,10 @@ class Vault:
     def public_key_b64(self) -> str:
         return keys.public_key_b64(self.public_key)
 
-    def _seen_key(self) -> str:
-        return os.path.realpath(self.directory)
+    def _seen_key(self) -> tuple[str, bytes]:
+        """Whose counters: this directory under this device key (a new vault made where an old one was
+        starts its own count)."""
+        return os.path.realpath(self.directory), bytes(self.public_key)
 
     # --- writers -------------------------------------------------------------------------
 
@@ -609,10 +614,17 @@ class Vault:
             disk = self._read_disk()
             if self.generation() == before:
                 break
-        else:
-            disk.problems.append(
-                RecordError(GENERATION, "the vault kept changing while it was read; read it again to be sure")
-            )
+        else:  # writers keep committing: wait for the one at work, and keep the next out while reading
+            try:
+                if self._write_depth:  # this object holds the writer lock: nobody else is changing anything
+                    raise OSError
+                with shared_lock(self.directory / LOCK):
+                    index, index_error = self._load_index()
+                    disk = self._read_disk()
+            except OSError:
+                disk.problems.append(
+                    RecordError(GENERATION, "the vault kept changing while it was read; read it again to be sure")
+                )
         usable_ids, unindexed_ids, problems = compare(index if index_error is None else None, disk)
         if index_error is not None and index is not None:  # rolled back: still say what differs
             problems = compare(index, disk)[2]
