@@ -410,18 +410,27 @@ def test_a_writable_vault_is_refused_at_load_naming_the_path(vault, capsys, mode
     assert [e.name for e in Vault.open(vault.directory).entries()[0]] == ["Ada"]
 
 
-def test_edge_run_refuses_a_vault_without_index_at_start_up(vault):
-    """`gallery_from_config` turns a vault fault at the first load into a ConfigError naming vault.path."""
+@pytest.mark.parametrize("fault", ["world-writable", "no index"])
+def test_edge_run_refuses_a_faulty_vault_at_start_up_naming_it(vault, fault):
+    """What `edge run` builds (`appliance_from_config`) stops at a configuration error on vault.path
+    (the CLI prints it and exits 2) before anything runs; no model is needed to get there."""
+    from dataclasses import replace
     from types import SimpleNamespace
 
-    from edge.app import gallery_from_config
+    from edge.app import appliance_from_config
+    from edge.config import Config
 
-    (vault.directory / "index.rec").unlink()
-    config = SimpleNamespace(gallery=SimpleNamespace(path=""), vault=SimpleNamespace(path=str(vault.directory)))
+    _enrol(vault, "Ada")
+    if fault == "world-writable":
+        os.chmod(vault.directory, 0o777)
+    else:
+        (vault.directory / "index.rec").unlink()
+    config = replace(Config(), vault=replace(Config().vault, path=str(vault.directory)))
     engine = SimpleNamespace(model_version=MV, dim=DIM)
     with pytest.raises(ConfigError) as info:
-        gallery_from_config(config, engine)
-    assert info.value.key == "vault.path" and "index.rec: missing" in str(info.value)
+        appliance_from_config(config, engine=engine, source=object(), sinks=[])
+    assert info.value.key == "vault.path" and str(vault.directory) in str(info.value)
+    assert ("writable by group or others" if fault == "world-writable" else "index.rec: missing") in str(info.value)
 
 
 # --- symbolic links: never followed ---------------------------------------------------------------
