@@ -347,6 +347,8 @@ def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UnsafePathError(errno.ELOOP, "is a symbolic link: not followed", os.fspath(path)) from None
+        if exc.errno == errno.EISDIR:
+            raise UnsafePathError(errno.EISDIR, "is a directory, not a lock file", os.fspath(path)) from None
         raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):

@@ -316,8 +316,8 @@ class Vault:
                     stack.enter_context(exclusive_lock(self.directory / LOCK))
                 except UnsafePathError as exc:
                     raise VaultError(
-                        f"{exc.filename} {exc.strerror}; the vault follows no symbolic link: remove it (nothing "
-                        "of the vault's is lost) and run the command again"
+                        f"{exc.filename} {exc.strerror}: not the vault's (which follows no symbolic link); remove "
+                        "it (nothing of the vault's is lost) and run the command again"
                     ) from None
                 self._write_depth = 1
                 completed = False
@@ -495,8 +495,9 @@ class Vault:
             fsync_dir(self.directory)
             return
         raise VaultError(
-            f"{path} is {what}: the vault follows no symbolic link and writes nowhere else; move it away and "
-            f"put the directory back (`edge vault check --vault {self.directory}` shows what is missing)"
+            f"{path} is {what}: the vault writes only into its own directories and follows no symbolic link; "
+            f"move it away and put the directory back (`edge vault check --vault {self.directory}` shows what "
+            "is missing)"
         )
 
     def _recover(self) -> dict[str, set[str]]:
@@ -505,6 +506,9 @@ class Vault:
         index. → the entry directories of each person directory (what a cached scan must still match)."""
         self._prepare_dir(STAGING, replaceable=True)
         self._prepare_dir(PEOPLE, replaceable=False)
+        with contextlib.suppress(FileNotFoundError):  # a cache token: anything but a file there is removed
+            if not stat.S_ISREG(os.lstat(self.directory / GENERATION).st_mode):
+                shred(self.directory / GENERATION)
         staging = self.directory / STAGING
         for name in os.listdir(staging):
             shred(staging / name)
@@ -1132,6 +1136,9 @@ class Vault:
             base = max(old.counter if old is not None else 0, seen, int(time.time()))
             self._index = None  # no pending mark: the one write of the new index is the change
             self._begin_change(unindexed_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # a link, a directory, a pipe where the index belongs
+                if not stat.S_ISREG(os.lstat(self.directory / INDEX).st_mode):
+                    shred(self.directory / INDEX)  # removed, never followed
             self._index, self._index_error, self._index_dirty = Index(base, entries), None, True
             return ReindexReport(
                 entries=len(entries),
