@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """What the vault's index and no-follow reads cost: enrolment, loading, checking, against a baseline checkout.
 
-    python scripts/bench/bench_vault.py [--baseline /work/main] [--people 1000] [--dim 512]
+    python scripts/bench/bench_vault.py [--baseline /work/main] [--people 500] [--dim 512] [--rounds 3]
 
 Each checkout (this one, and `--baseline`, the code before the change) runs in its own child
-process on its own temporary vault: `--people` synthetic people are enrolled (one entry, two
+process on its own temporary vault, alternately for `--rounds` rounds (medians are shown: on
+a shared machine the load moves between runs): `--people` synthetic people are enrolled (one entry, two
 small photos and two templates each, through `Vault.add_entry`: no engine), then it times
 
   * enrol: the mean `add_entry` of the last 50 enrolments (the index then lists them all, and is
@@ -14,7 +15,8 @@ small photos and two templates each, through `Vault.add_entry`: no engine), then
     also listed and compared with it);
   * check: `Vault.check()` (every record, photos included);
 
-and prints the ratio this checkout / baseline for each, and the index's size.
+and prints the ratio this checkout / baseline for each (median over the rounds), and the
+index's size.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,13 +89,20 @@ def run(checkout: Path, people: int, dim: int) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--baseline", type=Path, default=Path("/work/main"), help="checkout of the code before the change")
-    ap.add_argument("--people", type=int, default=1000)
+    ap.add_argument("--people", type=int, default=500)
     ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    base = run(args.baseline, args.people, args.dim)
-    new = run(ROOT, args.people, args.dim)
-    print(f"vault of {args.people} people, 2 photos + 2 templates of {args.dim} floats each ({new['records']} records)")
+    runs: dict[str, list[dict]] = {"base": [], "new": []}
+    for _ in range(args.rounds):
+        runs["base"].append(run(args.baseline, args.people, args.dim))
+        runs["new"].append(run(ROOT, args.people, args.dim))
+    base, new = ({k: statistics.median(r[k] for r in rs) for k in rs[0]} for rs in (runs["base"], runs["new"]))
+    print(
+        f"vault of {args.people} people, 2 photos + 2 templates of {args.dim} floats each ({new['records']:.0f} "
+        f"records); medians of {args.rounds} alternating runs"
+    )
     print(f"{'':8}{'baseline':>12}{'this':>12}{'ratio':>8}")
     for key, unit in (("enrol_ms", "ms"), ("load_s", "s"), ("check_s", "s")):
         print(
