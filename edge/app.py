@@ -123,8 +123,13 @@ def gallery_from_config(config: Config, engine: Engine) -> tuple[Gallery, Callab
     if config.gallery.path:
         return gallery_from_photos(engine, config.gallery.path), None
     if config.vault.path:
+        from edge.vault import VaultError
+
         load = vault_gallery_loader(engine, config.vault.path)
-        return load(), load
+        try:
+            return load(), load
+        except (VaultError, OSError) as exc:  # e.g. no index: refuse to start, naming the path (a reload keeps the old)
+            raise ConfigError("vault.path", f"cannot use the vault at {config.vault.path}: {exc}") from None
     raise ConfigError("vault.path", "no enrolment store: set vault.path (or gallery.path for development)")
 
 

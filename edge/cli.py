@@ -330,7 +330,7 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 
     try:
         print(public_key_b64(load_private_key(args.vault)))
-    except VaultError as exc:
+    except (VaultError, OSError) as exc:
         return _vault_error("keys show", exc)
     return 0
 
@@ -404,7 +404,7 @@ def cmd_people(args: argparse.Namespace) -> int:
 
     try:
         people, problems = _open_vault(args).people(model_version(EngineConfig.profile(args.profile)))
-    except VaultError as exc:
+    except (VaultError, OSError) as exc:
         return _vault_error("people", exc)
     _report_problems("people", problems)
     if args.json:
@@ -443,11 +443,12 @@ def cmd_revoke(args: argparse.Namespace) -> int:
             print(f"revoked entry {args.entry}: {files} file(s) overwritten and removed")
             return 0
         report = vault.revoke(args.name)
-    except (VaultError, EdgeError) as exc:
+    except (VaultError, EdgeError, OSError) as exc:
         return _vault_error("revoke", exc)
+    gone = f"; {report.missing} of them had been deleted already (forgotten now)" if report.missing else ""
     print(
         f"revoked {report.name!r}: {report.photos} photo(s) in {report.entries} enrolment(s); "
-        f"{report.files} file(s) overwritten and removed"
+        f"{report.files} file(s) overwritten and removed{gone}"
     )
     return 0
 
@@ -459,7 +460,7 @@ def cmd_vault_rebuild(args: argparse.Namespace) -> int:
     try:
         vault = _open_vault(args)
         report = rebuild(_engine(args), vault, force=args.force)
-    except VaultError as exc:
+    except (VaultError, OSError) as exc:
         return _vault_error("vault rebuild", exc)
     _report_problems("vault rebuild", report.problems)
     print(
@@ -474,13 +475,37 @@ def cmd_vault_check(args: argparse.Namespace) -> int:
     from edge.vault import VaultError
 
     try:
-        good, problems = _open_vault(args).check()
-    except VaultError as exc:
+        vault = _open_vault(args)
+        good, problems = vault.check()
+        counter = vault.index_counter()
+    except (VaultError, OSError) as exc:
         return _vault_error("vault check", exc)
     for problem in problems:
         print(f"damaged: {problem}")
     print(f"{good} record(s) open and authenticate; {len(problems)} problem(s)")
+    if counter is not None:  # note it: a lower one later means the vault was put back to an older copy
+        print(f"index: change counter {counter}")
     return 1 if problems else 0
+
+
+def cmd_vault_reindex(args: argparse.Namespace) -> int:
+    """Accept the vault's files as they are now: a new index of every enrolment on disk."""
+    from edge.vault import VaultError
+
+    try:
+        report = _open_vault(args).reindex()
+    except (VaultError, OSError) as exc:
+        return _vault_error("vault reindex", exc)
+    for path, name in report.dropped:
+        print(f"forgotten: {path} ({name!r}): listed by the old index, not on disk")
+    for path, name in report.added:
+        why = "not listed by the old index" if report.had_index else "there was no index to compare with"
+        print(f"accepted: {path} ({name!r}): on disk, {why}")
+    print(
+        f"index: {report.entries} enrolment(s) of {report.people} people; change counter {report.counter}"
+        + ("" if report.had_index else " (there was no readable index before)")
+    )
+    return 0
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
@@ -494,7 +519,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
         vault = _open_vault(args)
         engine = _engine(args)
         gallery = vault_gallery(engine, vault)
-    except VaultError as exc:
+    except (VaultError, OSError) as exc:
         return _vault_error("identify", exc)
     _report_problems("identify", gallery.problems)
     if gallery.stale and gallery.missing:
@@ -785,16 +810,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--entry", metavar="ID", help="remove one enrolment by id (for one whose name no longer opens)")
     p.set_defaults(func=cmd_revoke)
 
-    p = sub.add_parser("vault", help="vault maintenance: rebuild, check")
+    p = sub.add_parser("vault", help="vault maintenance: rebuild, check, reindex")
     vault_sub = p.add_subparsers(dest="vault_command", metavar="ACTION", required=True)
     q = vault_sub.add_parser("rebuild", help="recompute templates from the sealed photos after a model change")
     vault_option(q)
     q.add_argument("--force", action="store_true", help="recompute current templates too")
     engine_options(q)
     q.set_defaults(func=cmd_vault_rebuild)
-    q = vault_sub.add_parser("check", help="open every record; name the damaged ones")
+    q = vault_sub.add_parser("check", help="open every record, compare with the index; name damaged, deleted, foreign")
     vault_option(q)
     q.set_defaults(func=cmd_vault_check)
+    q = vault_sub.add_parser(
+        "reindex", help="accept the files on disk as they are: a new index (old vaults; after a restore or a deletion)"
+    )
+    vault_option(q)
+    q.set_defaults(func=cmd_vault_reindex)
 
     p = sub.add_parser("identify", help="1:N: who in the vault is this (prints JSON)")
     p.add_argument("photo", help="photo: path, or base64")

@@ -390,7 +390,7 @@ def check_vault(config: Any) -> list[Finding]:
         return [Finding("vault", FAIL, "no enrolment store (vault.path is empty)", "set vault.path (or --vault DIR)")]
 
     from edge.engine import EngineConfig
-    from edge.vault import Vault, VaultError, model_version
+    from edge.vault import Vault, VaultError, VaultIndexError, VaultPermissionError, model_version
     from edge.vault.keys import PRIVATE_KEY_FILE
 
     directory = Path(config.vault.path)
@@ -452,6 +452,8 @@ def check_vault(config: Any) -> list[Finding]:
             ]
     try:
         vault = Vault.open(directory)
+    except VaultPermissionError as exc:
+        return [Finding("vault", FAIL, f"cannot open the vault: {exc}", f"chmod 700 {q}")]
     except VaultError as exc:
         return [Finding("vault", FAIL, f"cannot open the vault: {exc}", f"restore {key} from a backup, or {init}")]
     except OSError as exc:
@@ -461,10 +463,10 @@ def check_vault(config: Any) -> list[Finding]:
         people, problems = vault.people(version)
         good, damaged = vault.check()
     except (VaultError, OSError) as exc:
-        return [
-            *out,
-            Finding("vault", FAIL, f"cannot read the vault {directory}: {exc}", f"edge vault check --vault {q}"),
-        ]
+        fix = f"edge vault check --vault {q}" + (
+            f", then edge vault reindex --vault {q}" if isinstance(exc, VaultIndexError) else ""
+        )
+        return [*out, Finding("vault", FAIL, f"cannot read the vault {directory}: {exc}", fix)]
     photos = sum(p.photos for p in people)
     missing = sum(p.photos - (p.templates or 0) for p in people)
     who = "1 person" if len(people) == 1 else f"{len(people)} people"

@@ -266,6 +266,24 @@ def test_missing_key_fails_with_keys_init(capsys, tmp_path, config):
     assert code == 1 and f"no device key at {missing / 'device.key'}" in lines(out)["vault"]
 
 
+def test_writable_vault_or_missing_index_fails_with_the_fix(capsys, tmp_path, config):
+    from edge.vault import Vault
+
+    directory = tmp_path / "vault"
+    Vault.init(directory)
+    directory.chmod(0o777)
+    code, out = run(["--config", str(config), "--vault", str(directory)], capsys)
+    vault = lines(out)["vault"]
+    assert code == 1 and vault.startswith("FAIL") and "writable by group or others" in vault
+    assert f"fix: chmod 700 {directory}" in vault
+    directory.chmod(0o700)
+    (directory / "index.rec").unlink()
+    code, out = run(["--config", str(config), "--vault", str(directory)], capsys)
+    vault = lines(out)["vault"]
+    assert code == 1 and vault.startswith("FAIL") and "index.rec: missing" in vault
+    assert f"edge vault reindex --vault {directory}" in vault.split("fix:")[1]
+
+
 def test_empty_vault_warns(capsys, tmp_path, config, frames):
     from edge.vault import Vault
 

@@ -20,6 +20,7 @@ from edge.vault import (
     RecordError,
     Vault,
     VaultError,
+    VaultIndexError,
     load_private_key,
     parse_public_key,
     validate_name,
@@ -202,13 +203,15 @@ def test_revoke_overwrites_then_unlinks_and_keeps_everyone_else(vault, monkeypat
     seen_before_unlink: dict[tuple[str, str], bytes] = {}
     real_unlink = os.unlink
 
-    def key(path) -> tuple[str, str]:  # (entry id, file name): the entry moved to staging/ before the shredding
-        return os.path.basename(os.path.dirname(path)), os.path.basename(path)
+    def key(path, dir_fd) -> tuple[str, str]:  # (entry id, file name): the entry moved to staging/ before shredding
+        where = os.readlink(f"/proc/self/fd/{dir_fd}") if dir_fd is not None else os.path.dirname(path)
+        return os.path.basename(where), os.path.basename(path)
 
-    def spy_unlink(path, *a, **k):
-        with open(path, "rb") as fh:
-            seen_before_unlink[key(path)] = fh.read()
-        return real_unlink(path, *a, **k)
+    def spy_unlink(path, *a, dir_fd=None, **k):  # the shredding walks directory descriptors (no link followed)
+        fd = os.open(path, os.O_RDONLY, dir_fd=dir_fd)
+        with open(fd, "rb") as fh:
+            seen_before_unlink[key(path, dir_fd)] = fh.read()
+        return real_unlink(path, *a, dir_fd=dir_fd, **k)
 
     monkeypatch.setattr(vault_fs.os, "unlink", spy_unlink)
     report = vault.revoke("Ada Lovelace")
@@ -217,7 +220,7 @@ def test_revoke_overwrites_then_unlinks_and_keeps_everyone_else(vault, monkeypat
     assert len(seen_before_unlink) == len(originals) == 8
     for path, content in originals.items():
         assert not os.path.exists(path)
-        overwritten = seen_before_unlink[key(path)]
+        overwritten = seen_before_unlink[key(path, None)]
         assert len(overwritten) == len(content) and overwritten != content  # same size, other bytes
     assert all(not d.exists() for d in ada_dirs)
     assert os.listdir(vault.directory / "staging") == []
@@ -322,10 +325,14 @@ def test_records_written_under_another_device_key_are_named_and_refused(tmp_path
     assert [p.record for p in t.problems] == [f"{a.path}/template-0.{MV}.rec"]
     assert "another device's key" in t.problems[0].reason
     assert t.matrix.shape == (2, DIM)
-    # and a whole vault opened with the wrong key names every record, without crashing
+    # and a whole vault opened with the wrong key: its index does not open, so nothing is used
+    # (VaultIndexError, naming the index); `check` names the index and every record, without crashing
     wrong = Vault(mine.directory, theirs.private_key)
-    entries, problems = wrong.entries()
-    assert entries == [] and len(problems) == 2 and all(p.record.endswith("meta.rec") for p in problems)
+    with pytest.raises(VaultIndexError, match="index.rec: does not authenticate"):
+        wrong.entries()
+    good, problems = wrong.check()
+    assert good == 0 and [p.record for p in problems][0] == "index.rec"
+    assert len(problems) == 3 and all(p.record.endswith("meta.rec") for p in problems[1:])
 
 
 def test_a_valid_record_moved_to_another_person_is_refused(vault):
@@ -442,10 +449,11 @@ def test_a_writer_killed_mid_change_leaves_readers_uncached_until_the_next_write
 
     real_write, generation_writes = store_module.atomic_write, []
 
-    def write(path, *args, **kwargs):  # the "pending" mark goes through; nothing after it does
-        if os.path.basename(path) != "generation" or generation_writes:
+    def write(path, *args, **kwargs):  # the "pending" marks (index, then generation) go through; nothing after
+        if os.path.basename(path) not in ("index.rec", "generation") or generation_writes:
             die()
-        generation_writes.append(path)
+        if os.path.basename(path) == "generation":
+            generation_writes.append(path)
         return real_write(path, *args, **kwargs)
 
     monkeypatch.setattr(store_module, "shred_tree", die)

@@ -127,5 +127,7 @@ def test_no_photo_or_template_in_clear_after_a_full_cycle(tmp_path, astronaut_rg
     assert not _NUMBER_RUN.search(text), _NUMBER_RUN.search(text)
     for path in (enrol_a, enrol_b, probe):
         assert base64.b64encode(path.read_bytes()[:48]).decode() not in text
-    assert [p for p in vault_dir.rglob("*") if p.is_file() and p.suffix == ".rec"] == []
+    # every record is gone; the index remains, listing no one
+    assert [p.name for p in vault_dir.rglob("*") if p.is_file() and p.suffix == ".rec"] == ["index.rec"]
+    assert Vault.open(vault_dir).entries() == ([], [])
     assert os.listdir(vault_dir / "staging") == [] and os.listdir(vault_dir / "people") == []

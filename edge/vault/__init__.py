@@ -4,7 +4,8 @@
     from edge.vault import Vault, enroll, vault_gallery
 
     vault = Vault.init("/var/lib/edge/vault")          # once: creates the device key pair
-    vault = Vault.open("/var/lib/edge/vault")          # afterwards (refuses a group/other-readable key)
+    vault = Vault.open("/var/lib/edge/vault")          # afterwards (refuses a group/other-readable key,
+                                                       # a group/other-writable directory)
     engine = Engine()
     enroll(engine, vault, "Ada Lovelace", ["ada1.jpg", "ada2.jpg"])
     engine.identify("door.jpg", vault_gallery(engine, vault))  # {"code": 1000, "name": "Ada Lovelace", …}
@@ -16,11 +17,11 @@ templates to the matcher (`edge.matching.Gallery`) through `vault_gallery`.
 
 from edge.vault.bundle import Bundle, make_bundle, open_bundle
 from edge.vault.enroll import RebuildReport, check_photo, enroll, import_bundle, model_version, rebuild
-from edge.vault.errors import KeyPermissionError, RecordError, VaultError
+from edge.vault.errors import KeyPermissionError, RecordError, VaultError, VaultIndexError, VaultPermissionError
 from edge.vault.gallery import gallery_of, vault_gallery
 from edge.vault.keys import init_keys, load_private_key, parse_public_key, public_key_b64
 from edge.vault.sealed import SealedImage, open_sealed, seal_image, unseal_image
-from edge.vault.store import Entry, Person, RevokeReport, TemplateSet, Vault, validate_name
+from edge.vault.store import Entry, Person, ReindexReport, RevokeReport, TemplateSet, Vault, validate_name
 
 __all__ = [
     "Bundle",
@@ -29,11 +30,14 @@ __all__ = [
     "Person",
     "RebuildReport",
     "RecordError",
+    "ReindexReport",
     "RevokeReport",
     "SealedImage",
     "TemplateSet",
     "Vault",
     "VaultError",
+    "VaultIndexError",
+    "VaultPermissionError",
     "check_photo",
     "enroll",
     "gallery_of",
