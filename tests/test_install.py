@@ -218,8 +218,10 @@ def test_install_upgrade_uninstall_purge(tmp_path):
     (venv / "marker").write_text("kept")
     init = src / "edge" / "__init__.py"
     init.write_text(init.read_text() + "\nINSTALL_TEST_MARKER = 1\n")
+    (state / "vault" / "index.rec").unlink()  # a vault from before the index: the upgrade indexes it
     out = install()
     assert "reusing" in out and "keeping the existing" in out
+    assert "indexing the existing vault" in out and (state / "vault" / "index.rec").is_file()
     assert config.read_text().endswith("# site change\n")
     assert key.read_bytes() == key_before
     assert (venv / "marker").exists() and (venv / "pyvenv.cfg").stat().st_mtime_ns == cfg_before

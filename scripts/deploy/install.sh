@@ -406,6 +406,13 @@ else
     as_owner "$VENV/bin/edge" keys init --vault "$EDGE_STATE/vault" >/dev/null \
         || die "edge keys init --vault $EDGE_STATE/vault failed"
 fi
+# A vault from before its index (edge < 2026.12) is refused until it has one; the installer
+# is the administrator's upgrade, so it accepts the enrolments on disk as they are.
+if [[ -d "$EDGE_STATE/vault/people" && ! -e "$EDGE_STATE/vault/index.rec" ]]; then
+    say "indexing the existing vault's enrolments ($EDGE_STATE/vault: it has no index yet)"
+    as_owner "$VENV/bin/edge" vault reindex --vault "$EDGE_STATE/vault" \
+        || die "edge vault reindex --vault $EDGE_STATE/vault failed"
+fi
 pubkey=$(as_owner "$VENV/bin/edge" keys show --vault "$EDGE_STATE/vault") \
     || die "edge keys show --vault $EDGE_STATE/vault failed (owner or mode of the key wrong?)"
 
