@@ -1006,7 +1006,7 @@ def _png_inflate_check(pieces: list[memoryview], expected: int, deadline: _Deadl
     `expected` + 1 bytes, and memory stays at one piece.
     """
     inflater = zlib.decompressobj()
-    produced = 0
+    produced = checked = 0
     try:
         for piece in pieces:
             if inflater.eof:
@@ -1023,7 +1023,9 @@ def _png_inflate_check(pieces: list[memoryview], expected: int, deadline: _Deadl
                         "(a decompression bomb); refused",
                     )
                 pending = inflater.unconsumed_tail
-                deadline.check("inflating the PNG data")
+                if produced >= checked + _INFLATE_PIECE:  # the clock is a system call: once a piece
+                    checked = produced
+                    deadline.check("inflating the PNG data")
             if inflater.eof and (pending or inflater.unused_data):
                 raise _corrupt("png", "image data continues after the end of its zlib stream")
         while not inflater.eof:  # output zlib still holds after the last input

@@ -88,6 +88,32 @@ def zlib_bomb(inflated: int = 4 * 1024**3, width: int = 64, height: int = 64) ->
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", stream) + png_chunk(b"IEND", b"")
 
 
+def png_with_zlib_tail(png: bytes, inflated: int = 1024**3) -> bytes:
+    """A real 8-bit PNG whose IDAT stream, after its real rows, goes on to inflate `inflated`
+    more bytes of zeros: the picture decodes as before, and libpng inflates the tail to discard it."""
+    pos, head, rows_stream = 8, b"", b""
+    while pos < len(png):
+        (length,) = struct.unpack_from(">I", png, pos)
+        kind, body = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
+        if kind == b"IDAT":
+            rows_stream += body
+        elif kind != b"IEND":
+            head += png[pos : pos + 12 + length]
+        pos += 12 + length
+    rows = zlib.decompress(rows_stream)
+    mib = 1 << 20
+    packer = zlib.compressobj(9)
+    stream = packer.compress(rows) + packer.flush(zlib.Z_FULL_FLUSH)
+    zeros = packer.compress(b"\x00" * mib) + packer.flush(zlib.Z_FULL_FLUSH)
+    count = max(1, inflated // mib)
+    stream += zeros * count + b"\x03\x00"
+    adler = zlib.adler32(rows)
+    a, b = adler & 0xFFFF, adler >> 16
+    b = (b + a * count * mib) % 65521  # each zero byte adds a to b
+    stream += struct.pack(">I", (b << 16) | a)
+    return png[:8] + head + png_chunk(b"IDAT", stream) + png_chunk(b"IEND", b"")
+
+
 def cut_with_eoi(jpeg: bytes, fraction: float = 0.5) -> bytes:
     """`jpeg` cut at `fraction` of its length (inside the scan data) and closed with EOI."""
     cut = int(len(jpeg) * fraction)
@@ -97,4 +123,4 @@ def cut_with_eoi(jpeg: bytes, fraction: float = 0.5) -> bytes:
     return body + b"\xff\xd9"
 
 
-__all__ = ["cut_with_eoi", "png_chunk", "scan_bomb", "zlib_bomb"]
+__all__ = ["cut_with_eoi", "png_chunk", "png_with_zlib_tail", "scan_bomb", "zlib_bomb"]

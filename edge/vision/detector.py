@@ -609,7 +609,8 @@ class FaceDetector:
         shrinks it so much that faces under ~13 / (192 / long side) px vanish (43 px in
         640×480). The tiles are spread evenly and overlap by at least 16 px at the
         whole-frame pass's scale (48 px in 640×480), so a face too small for that pass lies
-        whole inside some tile.
+        whole inside some tile. At most `MAX_TILES_PER_SIDE` along a side: larger frames
+        (photos) get larger tiles.
         """
         t = self.tile
         long_side = max(width, height)
