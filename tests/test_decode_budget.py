@@ -335,3 +335,31 @@ def test_the_limits_are_validated_by_name():
         IntakeLimits(max_scans=3.5)  # type: ignore[arg-type]
     assert IntakeLimits(max_bytes=64 * 2**20, downscale=True).content_limit == 64 * 2**20  # never below max_bytes
     assert IntakeLimits().content_limit == DEFAULT_LIMITS.max_bytes
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.6, 0.9, 0.99])
+def test_png_and_webp_cut_short_and_closed_again_are_corrupted(astronaut_rgb, fraction):
+    """Cut inside the image data, with every length, CRC and end marker made to fit again."""
+    png = encode(astronaut_rgb, ".png", (cv2.IMWRITE_PNG_COMPRESSION, 9))
+    ihdr_end = 8 + 25
+    stream = b"".join(  # every IDAT's data
+        png[pos + 8 : pos + 8 + struct.unpack_from(">I", png, pos)[0]]
+        for pos in _chunk_starts(png)
+        if png[pos + 4 : pos + 8] == b"IDAT"
+    )
+    cut_png = png[:ihdr_end] + png_chunk(b"IDAT", stream[: int(len(stream) * fraction)]) + png_chunk(b"IEND", b"")
+    assert refusal(cut_png).code == CORRUPTED_IMAGE
+    for quality in (80, 101):  # lossy VP8, lossless VP8L
+        webp = bytearray(encode(astronaut_rgb, ".webp", (cv2.IMWRITE_WEBP_QUALITY, quality)))
+        cut = webp[: int(len(webp) * fraction)]
+        struct.pack_into("<I", cut, 4, len(cut) - 8)  # RIFF size
+        struct.pack_into("<I", cut, 16, len(cut) - 20)  # the image chunk's size
+        assert refusal(bytes(cut)).code == CORRUPTED_IMAGE
+
+
+def _chunk_starts(png: bytes) -> list[int]:
+    starts, pos = [], 8
+    while pos < len(png):
+        starts.append(pos)
+        pos += 12 + struct.unpack_from(">I", png, pos)[0]
+    return starts

@@ -271,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
     timed: list[tuple[float, float, str, int]] = []  # (CPU s, wall s, kind, bytes) per input
     start_all = time.perf_counter()
     calls = 0
+    peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "(models loaded, inputs made)", 0)
     for i, (kind, data) in enumerate(inputs):
         source: bytes | str = base64.b64encode(data).decode("ascii") if rng.random() < 0.1 else data
         start, start_cpu = time.perf_counter(), time.process_time()
@@ -282,10 +283,12 @@ def run(args: argparse.Namespace) -> int:
             except Exception as exc:  # noqa: BLE001 - the point of the run
                 escaped.append(f"{kind}: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")
         timed.append((time.process_time() - start_cpu, time.perf_counter() - start, kind, len(data)))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if rss > peak[0]:
+            peak = (rss, kind, len(data))
         if (i + 1) % 500 == 0:
             print(f"  {i + 1}/{len(inputs)} inputs, {time.perf_counter() - start_all:.0f} s", file=sys.stderr)
     seed_codes = [engine.verify(data, probe)["code"] for _, data in seed_files]
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"inputs: {len(inputs)} ({len(inputs) - len(seed_files)} mutated or hostile, {len(seed_files)} seeds)")
     print(f"calls: {calls} (verify and compare_faces), {time.perf_counter() - start_all:.0f} s")
     print("result codes: " + ", ".join(f"{code}: {n}" for code, n in sorted(codes.items())))
@@ -308,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
         f"{np.percentile([t[1] for t in timed], 99) * 1000:.1f} ms"
     )
     print(f"seeds answered 1000: {seed_codes.count(1000)} of {len(seed_codes)}")
-    print(f"peak RSS: {peak_mib:.0f} MiB")
+    print(f"peak RSS: {peak[0] / 1024:.0f} MiB, first reached at {peak[1]} ({peak[2]:,} bytes)")
     # CPU time decides: it is the work an input costs; the wall time also counts whatever else the
     # machine was doing (both are printed).
     failed = bool(escaped) or by_cpu[0][0] >= 1.0
