@@ -631,7 +631,10 @@ def _working_size(width: int, height: int, limits: IntakeLimits) -> tuple[int, i
         _check_pixel_size(width, height, limits)
         return width, height
     if min(width, height) < limits.min_side:
-        _check_pixel_size(width, height, limits)
+        raise EdgeError(
+            INVALID_IMAGE_SIZE,
+            f"image is {width}×{height} pixels; the short side must be at least {limits.min_side}",
+        )
     pixels = width * height
     if pixels > limits.pixel_ceiling:
         raise EdgeError(
