@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from edge.engine import Engine, EngineConfig
+from edge.errors import EdgeError
 from edge.images import IntakeLimits
 from edge.vision.detector import FaceDetector
 
@@ -186,3 +187,21 @@ def test_large_frames_get_at_most_64_tiles(short, full):
         for x, y, side in tiles:
             covered[y : y + side, x : x + side] = True
         assert covered.all()
+
+
+def test_a_phone_photo_enrolled_with_downscale_is_rebuilt_by_a_default_engine(engine, astronaut_rgb, tmp_path):
+    from edge.vault import Vault, enroll, rebuild
+
+    canvas = np.full((4500, 6000, 3), 120, np.uint8)  # 27 MP: above the default limits
+    canvas[2000:2512, 2700:3212] = cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR)  # a sharp face, at its own size
+    ok, buf = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    photo = tmp_path / "IMG_0003.jpg"
+    photo.write_bytes(buf.tobytes())
+    vault = Vault.init(tmp_path / "vault")
+    with pytest.raises(EdgeError) as info:
+        enroll(engine, vault, "Eileen Collins", [photo])
+    assert info.value.code == 2003
+    downscaling = Engine(EngineConfig.profile("accurate", limits=IntakeLimits(downscale=True)))
+    assert enroll(downscaling, vault, "Eileen Collins", [photo]).photos == 1
+    report = rebuild(engine, vault, force=True)  # `edge vault rebuild`, no flags: the stored photo still decodes
+    assert report.written == 1 and not report.problems, report.problems
