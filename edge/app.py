@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from edge.appliance.notify import Notifier
 from edge.camera import Source, SourceError, open_source
 from edge.config import Config, ConfigError
 from edge.engine import Engine, EngineConfig
+from edge.images import IntakeLimits
 from edge.matching import Gallery
 from edge.sinks import AuditLogSink, Sink, StdoutSink
 
@@ -32,8 +34,11 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 def engine_from_config(config: Config) -> Engine:
     e = config.engine
+    limits = IntakeLimits(**{f.name: getattr(config.images, f.name) for f in fields(config.images)})
     return Engine(
-        EngineConfig.profile(e.profile, detector_mode=e.detector, detector_tile=e.detector_tile, threads=e.threads)
+        EngineConfig.profile(
+            e.profile, detector_mode=e.detector, detector_tile=e.detector_tile, threads=e.threads, limits=limits
+        )
     )
 
 
@@ -199,7 +204,7 @@ def attach_mqtt(appliance: Appliance, mqtt: Any, *, vault_path: str | None) -> N
     mqtt.commands = CommandHandler(
         status=lambda: {**appliance.snapshot(), "mqtt": mqtt.state_payload()["mqtt"]},
         vault_path=vault_path,
-        engine=appliance.engine,
+        engine=appliance.engine.bytes_only(),  # commands come from the network: image content only, never a path
         reload=appliance.reload,
         run_in_loop=appliance.call_in_loop,
     )

@@ -93,9 +93,36 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace):
-    from edge.engine import Engine
+    from edge.engine import Engine, EngineConfig
 
-    return Engine(profile=getattr(args, "profile", "accurate"))
+    return Engine(EngineConfig.profile(getattr(args, "profile", "accurate"), limits=_limits(args)))
+
+
+def _limits(args: argparse.Namespace):
+    """The image intake limits the command's flags ask for (--max-bytes, --max-pixels, --max-side,
+    --downscale); `edge.images.DEFAULT_LIMITS` without them."""
+    from edge.images import IntakeLimits
+
+    values = {name: getattr(args, name, None) for name in ("max_bytes", "max_pixels", "max_side")}
+    return IntakeLimits(
+        **{name: value for name, value in values.items() if value is not None},
+        downscale=bool(getattr(args, "downscale", False)),
+    )
+
+
+def _at_least(minimum: int, what: str):
+    """An argparse type: an integer of at least `minimum` (underscores allowed: 16_777_216)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{what} must be at least {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def _print_result(result: dict) -> int:
@@ -304,7 +331,11 @@ def _sealed_inputs(args: argparse.Namespace, command: str, sources: Sequence[str
         return 2
     try:
         key = load_private_key(args.vault)
-        return [unseal_image(s, key, label=f"the {label} encrypted image") for s, label in zip(sources, labels)]
+        limits = _limits(args)
+        return [
+            unseal_image(s, key, limits=limits, label=f"the {label} encrypted image")
+            for s, label in zip(sources, labels)
+        ]
     except VaultError as exc:
         return _vault_error(command, exc)
     except EdgeError as exc:
@@ -711,6 +742,37 @@ def build_parser() -> argparse.ArgumentParser:
             "fr_feature: MobileFaceNet + fr_feature, the default before 2026.11.30; sface: same as accurate)",
         )
 
+    def image_options(p: argparse.ArgumentParser) -> None:
+        """The intake limits (edge.images.IntakeLimits; docs/api.md, "Image limits")."""
+        from edge.images import DEFAULT_LIMITS as d
+
+        g = p.add_argument_group("image limits (the seed API's by default)")
+        g.add_argument(
+            "--max-bytes",
+            type=_at_least(1, "--max-bytes"),
+            metavar="N",
+            help=f"largest photo file accepted, in bytes (default {d.max_bytes:_}; larger: code 2004)",
+        )
+        g.add_argument(
+            "--max-pixels",
+            type=_at_least(d.min_side * d.min_side, "--max-pixels"),
+            metavar="N",
+            help=f"most pixels (width × height) accepted as they are (default {d.max_pixels:_}; more: 2003)",
+        )
+        g.add_argument(
+            "--max-side",
+            type=_at_least(d.min_side, "--max-side"),
+            metavar="N",
+            help=f"longest side accepted as it is, in pixels (default {d.max_side}; longer: 2003)",
+        )
+        g.add_argument(
+            "--downscale",
+            action="store_true",
+            help="decode photos above --max-side/--max-pixels (phone photos, up to "
+            f"{d.downscale_max_pixels / 1e6:.0f} MP and {d.downscale_max_bytes >> 20} MiB) at a reduced size within "
+            "them instead of refusing them",
+        )
+
     p = sub.add_parser("compare", help="1:1 verification of two one-face photos (prints JSON)")
     p.add_argument("a", help="first photo: path, or base64")
     p.add_argument("b", help="second photo: path, or base64")
@@ -729,6 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encrypted", action="store_true", help="A and B are sealed to the device key (raw or base64)")
     p.add_argument("--vault", metavar="DIR", help="with --encrypted: the vault whose device key opens them")
     engine_options(p)
+    image_options(p)
     p.set_defaults(func=cmd_compare, json_result=True)
 
     p = sub.add_parser("compare-faces", help="every face in A against every face in B (prints JSON)")
@@ -738,6 +801,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encrypted", action="store_true", help="A and B are sealed to the device key (raw or base64)")
     p.add_argument("--vault", metavar="DIR", help="with --encrypted: the vault whose device key opens them")
     engine_options(p)
+    image_options(p)
     p.set_defaults(func=cmd_compare_faces, json_result=True)
 
     p = sub.add_parser("evaluate", help="accuracy, TAR at FAR, calibration and speed on a pairs file")
@@ -796,6 +860,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="enrol even if the face already matches someone enrolled under another name (twins)",
     )
     engine_options(p)
+    image_options(p)
     p.set_defaults(func=cmd_enroll)
 
     p = sub.add_parser("people", help="list enrolled names, photo counts and dates (never templates)")
@@ -839,6 +904,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encrypted", action="store_true", help="PHOTO is sealed to the device key (raw or base64)")
     p.add_argument("--auto-rotate", action="store_true", help="also try the photo turned 90/180/270 degrees")
     engine_options(p)
+    image_options(p)
     p.set_defaults(func=cmd_identify, json_result=True)
 
     p = sub.add_parser("seal", help="encrypt a photo to a device's public key (for --encrypted)")

@@ -82,6 +82,22 @@ class EngineSection:
 
 
 @dataclass(frozen=True)
+class ImagesConfig:
+    # The image intake (edge/images.py, docs/api.md "Image limits"): what a photo given to the
+    # engine (an MQTT `import`, the coming HTTP API) may be, and what decoding one may cost.
+    max_bytes: int = _opt(5 * 1024 * 1024, lo=1, hi=1 << 31)  # encoded size; 2004 above
+    min_side: int = _opt(64, lo=1, hi=65535)  # pixels; 2003 below
+    max_side: int = _opt(4096, lo=1, hi=65535)  # pixels; 2003 above (unless downscale)
+    max_pixels: int = _opt(4096 * 4096, lo=1, hi=1 << 32)  # width × height; 2003 above (unless downscale)
+    max_scans: int = _opt(32, lo=1, hi=10_000)  # JPEG scans; 2006 above
+    max_decoded_bytes: int = _opt(256 * 1024 * 1024, lo=1 << 20, hi=1 << 36)  # decoder memory; 2003 above
+    decode_timeout_ms: float = _opt(2000.0, lo=1.0, hi=600_000.0)  # CPU time of the structure checks; 2006
+    downscale: bool = _opt(False)  # photos above max_side/max_pixels: decoded smaller instead of refused
+    downscale_max_bytes: int = _opt(32 * 1024 * 1024, lo=1, hi=1 << 31)
+    downscale_max_pixels: int = _opt(64 * 1024 * 1024, lo=1, hi=1 << 32)
+
+
+@dataclass(frozen=True)
 class QualityConfig:
     min_face: int = _opt(32, lo=0, hi=4096)  # faces narrower than this (pixels) are ignored
     min_score: float = _opt(0.6, lo=0.0, hi=1.0)  # detections less confident than this are ignored
@@ -209,6 +225,7 @@ class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     engine: EngineSection = field(default_factory=EngineSection)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     vault: VaultConfig = field(default_factory=VaultConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
@@ -322,6 +339,13 @@ def _validate(cfg: Config) -> None:
             f"must be at least camera.reopen_backoff ({cfg.camera.reopen_backoff:g}), "
             f"got {cfg.camera.reopen_backoff_max:g}",
         )
+    i = cfg.images
+    if i.max_side < i.min_side:
+        raise ConfigError("images.max_side", f"must be at least images.min_side ({i.min_side}), got {i.max_side}")
+    if i.max_pixels < i.min_side * i.min_side:
+        raise ConfigError(
+            "images.max_pixels", f"must be at least images.min_side² ({i.min_side * i.min_side}), got {i.max_pixels}"
+        )
     d = cfg.decision
     if d.k > d.n:
         raise ConfigError("decision.k", f"must be an integer between 1 and decision.n ({d.n}), got {d.k}")
@@ -428,6 +452,7 @@ __all__ = [
     "DeviceConfig",
     "EngineSection",
     "GalleryConfig",
+    "ImagesConfig",
     "LogConfig",
     "MqttConfig",
     "QualityConfig",

@@ -15,6 +15,7 @@ after its EXIF orientation, before any `auto_rotate` turn the engine tried.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -200,8 +201,12 @@ class Engine:
         *,
         profile: Profile = "accurate",
         require_calibration: bool = True,
+        allow_paths: bool = True,
     ) -> None:
         self.config = config or EngineConfig.profile(profile)
+        # False: images are content only (bytes, base64, arrays); a path is refused and no string
+        # is ever opened as a file. Network front ends (HTTP, MQTT) use this (`bytes_only`).
+        self.allow_paths = bool(allow_paths)
         threads = self.config.threads or _default_threads()
         directory = self.config.models_dir
         self.detector = FaceDetector.open(
@@ -246,9 +251,19 @@ class Engine:
 
     # --- stages ------------------------------------------------------------------------
 
+    def bytes_only(self) -> Engine:
+        """This engine, sharing its loaded models, for callers whose images come from the network:
+        it refuses paths (1200) and never opens a string as a file, so a client can neither make
+        the device read a file nor learn whether one exists (docs/api.md, "Paths")."""
+        if not self.allow_paths:
+            return self
+        view = copy.copy(self)
+        view.allow_paths = False
+        return view
+
     def load(self, image: Any) -> Image:
         """Any accepted image form → a checked, decoded `Image` (`EdgeError` with the seed's code otherwise)."""
-        return load_image(image, limits=self.config.limits)
+        return load_image(image, limits=self.config.limits, allow_paths=self.allow_paths)
 
     def _detect(
         self, rgb: np.ndarray, auto_rotate: bool, detector: FaceDetector
@@ -283,14 +298,33 @@ class Engine:
         return self._faces(image, auto_rotate=auto_rotate, max_faces=max_faces, quality=quality)[0]
 
     def _faces(
-        self, image: Any, *, auto_rotate: bool, max_faces: int | None, quality: bool, first_only: bool = False
+        self,
+        image: Any,
+        *,
+        auto_rotate: bool,
+        max_faces: int | None,
+        quality: bool,
+        first_only: bool = False,
+        count_every: bool = False,
     ) -> tuple[list[Face], int]:
-        """`faces`, and the total number of faces found; `first_only`: embeddings of the first embedder alone."""
+        """`faces`, and the total number of faces found; `first_only`: embeddings of the first embedder alone.
+
+        The total is of the faces the detector used found. With `count_every` it is of every
+        face, as `faces` and `compare_faces` find them, even when only the largest one is wanted
+        (`verify`'s `face_count`): the cascade stops at short range, which misses far faces.
+        """
         img = image if isinstance(image, Image) else self.load(image)
         rgb = img.rgb
         height, width = rgb.shape[:2]
         detector = self.largest_face_detector if max_faces == 1 else self.detector
-        detections, rotation, frame = self._detect(rgb, auto_rotate, detector)
+        if count_every and detector is not self.detector and not auto_rotate:
+            detections, every = self.detector.detect_nearest_and_every(rgb)
+            rotation, frame, total = 0, rgb, len(every)
+        else:
+            detections, rotation, frame = self._detect(rgb, auto_rotate, detector)
+            total = len(detections)
+            if count_every and detector is not self.detector:
+                total = len(self.detector.detect(frame))
         detections = sorted(detections, key=lambda d: d.area, reverse=True)
         chosen = detections[:max_faces]
         aligned = [self.align_face(frame, det, quality=quality) for det in chosen]
@@ -298,13 +332,18 @@ class Engine:
             embeddings = [self._embed_one(self.embedders[0], a.crop) for a in aligned]
         else:
             embeddings = self.embed_many([a.crop for a in aligned])
+        # A downscaled photo's faces are reported in the pixels of the photo as sent.
+        shown_width, shown_height = img.displayed_size if img.scale != 1.0 else (width, height)
+        to_shown = np.array([shown_width / width, shown_height / height])
         out = []
         for det, a, embedding in zip(chosen, aligned, embeddings):
             x0, y0, x1, y1 = det.xyxy
-            corners = _unrotate_points(np.array([[x0, y0], [x1, y1]], np.float64), rotation, width, height)
+            corners = _unrotate_points(np.array([[x0, y0], [x1, y1]], np.float64), rotation, width, height) * to_shown
             (ax, ay), (bx, by) = corners.min(axis=0), corners.max(axis=0)
-            rect = clip_rect(ax, ay, bx, by, width, height)
-            landmarks = _unrotate_points(np.asarray(a.points, np.float64), rotation, width, height).astype(np.float32)
+            rect = clip_rect(ax, ay, bx, by, shown_width, shown_height)
+            landmarks = (_unrotate_points(np.asarray(a.points, np.float64), rotation, width, height) * to_shown).astype(
+                np.float32
+            )
             report = a.quality
             out.append(
                 Face(
@@ -319,7 +358,7 @@ class Engine:
                     a.crop,
                 )
             )
-        return out, len(detections)
+        return out, total
 
     # --- the per-face recipe (the camera loop calls these directly) -------------------------
 
@@ -569,7 +608,12 @@ class Engine:
             chosen, counts = [], {}
             for label, image in (("first", image_a), ("second", image_b)):
                 found, total = self._faces(
-                    image, auto_rotate=auto_rotate, max_faces=1, quality=check_quality, first_only=cascade
+                    image,
+                    auto_rotate=auto_rotate,
+                    max_faces=1,
+                    quality=check_quality,
+                    first_only=cascade,
+                    count_every=True,
                 )
                 if not found:
                     raise EdgeError(NO_FACE_DETECTED, f"no face detected in the {label} image")

@@ -9,66 +9,98 @@
 * a numpy array of pixels: H×W×3 ``uint8`` RGB, H×W (or H×W×1) grey, H×W×4 (alpha dropped).
 
 How a ``str`` is told apart: a string starting with ``data:`` is a data URL; otherwise, if a
-file system entry of that name exists it is a path; otherwise it is base64. A path that does
-not exist is therefore reported as "neither an existing file nor valid base64" (1200); the one
-path that is also valid base64 ("/srv/faces/bob": no dot, length not 1 mod 4) decodes to a
-few bytes, and a string with a "/" that decodes to fewer than 32 bytes of non-image is
-reported as a missing file (1200) too, not as an unsupported type. Base64 accepts the
-standard and the URL-safe alphabets, embedded whitespace (MIME line breaks) and missing
-padding. A real base64 photo is thousands of characters long and cannot name a file, so the
-rule is unambiguous in practice. Front ends that take strings from the network should pass
-``allow_paths=False``: then no string is ever opened as a file (a remote client must not be
-able to make the appliance read ``/etc/shadow``, nor probe which files exist).
+file system entry of that name exists it is a path; otherwise it is base64 image content. A
+string that is neither an existing file nor base64 -- or whose base64 decodes to fewer than
+32 bytes that are no image ("face", "IMG_0001", "/srv/faces/bob") -- is a file that was not
+found (1200, "file not found: ..."). A real base64 photo is thousands of characters long and
+cannot name a file, so the rule is unambiguous in practice. Base64 accepts the standard and
+the URL-safe alphabets, embedded whitespace (MIME line breaks) and missing padding.
+
+**Paths refused.** Front ends that take strings from the network pass ``allow_paths=False``
+(`Engine(allow_paths=False)`, `Engine.bytes_only()`): then no string is ever opened as a
+file, a ``Path`` is refused (1200), and every string is base64 content -- a remote client
+cannot make the device read ``/etc/shadow``, nor learn which files exist (nothing is looked
+up, so a missing and an existing path get the same answer). No error message ever quotes the
+content of a file it read: an unsupported file is "not a supported image format", whatever
+is in it.
 
 Checks, in this order; the first that fails decides the result code:
 
-1. Source type and shape (1200): unsupported Python type, missing path, directory or other
-   non-regular file, unreadable file, bad base64, bad data URL; for arrays a dtype other than
-   ``uint8`` or an ndim/channel count that is not an image.
-2. Content length (2004): empty content, or more than ``limits.max_bytes`` (5 MiB by default).
-   Files are measured with ``stat`` and base64 by its encoded length, before anything is read or
-   decoded. Empty content is 2004, like the classic API's zero-length upload, not 1200.
+1. Source type and shape (1200): unsupported Python type, a file that is not found, a
+   directory or other non-regular file, an unreadable file, bad base64, a bad data URL; for
+   arrays a dtype other than ``uint8`` or an ndim/channel count that is not an image.
+2. Content length (2004): empty content, or more than ``limits.max_bytes`` (5 MiB by default;
+   ``downscale_max_bytes`` when ``downscale`` is on). Files are measured with ``stat`` and
+   base64 by its encoded length, before anything is read or decoded. Empty content is 2004,
+   like the classic API's zero-length upload, not 1200.
 3. Type (2005): the magic bytes decide (JPEG, PNG, BMP, WebP); the file name never does. GIF,
    TIFF, HEIC, text, ... are all 2005.
 4. Header (2006 when malformed): width and height are read from the JPEG SOFn marker, the PNG
    IHDR chunk, the BMP info header (negative height = top-down) or the WebP VP8/VP8L/VP8X
    chunk, by small pure-Python parsers that bounds-check every read.
-5. Pixel size (2003): short side below ``limits.min_side`` (64) or long side above
-   ``limits.max_side`` (4096). This is decided from the header, before a single pixel is
-   decoded: a PNG of a few kilobytes can declare 30000×30000 pixels, and decoding it would
-   allocate 2.7 GB and take seconds on a Raspberry Pi. Such a file is refused in microseconds.
-6. Completeness (2006): the structure is walked to its end. JPEG: every segment, through the
-   entropy-coded scans, up to the EOI marker (OpenCV turns a truncated JPEG into a partly grey
-   picture with only a warning, so this is checked here). PNG: every chunk's CRC, at least one
-   IDAT, and IEND. WebP: the RIFF size against the real length, and every chunk inside it.
-   BMP: the file must hold the whole pixel array. Bytes after the end (after EOI, IEND, the RIFF
-   chunk) are allowed: cameras append data there, and the length limit already bounds them.
-7. Decoding (2006): ``cv2.imdecode`` with ``IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION``, guarded:
-   a decoder exception, a ``None`` result, or a decoded size that disagrees with the header is a
-   corrupted image. Grey and 16-bit files come out as 3-channel 8-bit, alpha is dropped, BGR is
-   turned into RGB.
-8. EXIF orientation (JPEG only): the orientation tag (1..8) is read from the APP1 Exif segment
+5. Pixel size (2003), decided from the header before a single pixel is decoded: short side
+   below ``limits.min_side`` (64), long side above ``limits.max_side`` (4096), or more than
+   ``limits.max_pixels`` pixels (4096², 16.8 MP). A PNG of a few kilobytes can declare
+   30000×30000 pixels; it is refused in microseconds. With ``limits.downscale`` a photo above
+   the side or pixel limit (up to ``downscale_max_pixels``) is decoded at a reduced size that
+   fits them instead (see "Large photos" below).
+6. Decoding budget (2003): what the decoder would hold in memory -- the decoded pixels, a
+   progressive JPEG's coefficient buffer (the whole image, 2 bytes per coefficient), a PNG's
+   inflated rows -- estimated from the header, at most ``limits.max_decoded_bytes``.
+7. Completeness and bombs (2006): the structure is walked to its end. JPEG: every segment and
+   every entropy-coded scan up to the EOI marker, and at most ``limits.max_scans`` scans (a
+   61 KB progressive JPEG made of ~4,000 empty scans takes libjpeg 13-16 s: each scan is a pass
+   over every block of the image). PNG: every chunk's CRC, at least one IDAT, IEND, and the
+   IDAT zlib stream inflated (in pieces, nothing kept) to exactly the number of bytes IHDR
+   declares: a stream that inflates to more (a 5 MB "zlib bomb" inflating to 5 GB, which
+   libpng would inflate to the end to discard) or less, or that is not valid zlib, is refused
+   as soon as that is known. WebP: the RIFF size against the real length, and every chunk
+   inside it. BMP: the file must hold the whole pixel array. Bytes after the end (after EOI,
+   IEND, the RIFF chunk) are allowed: cameras append data there, and the length limit already
+   bounds them. These checks run against a budget of ``limits.decode_timeout_ms`` of CPU time
+   (2006 when it is spent); the native decoder itself cannot be interrupted, which is why its
+   work is bounded beforehand by the pixel, scan and byte budgets.
+8. Decoding (2006): ``cv2.imdecode`` with ``IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION``, guarded:
+   a decoder exception, a ``None`` result, a decoded size that disagrees with the header, or
+   -- for JPEG -- any warning libjpeg prints while decoding ("Corrupt JPEG data: premature end
+   of data segment" for a scan cut short and closed with an end marker, "bad Huffman code",
+   "N extraneous bytes before marker", ...; `edge.decoder_messages`) is a corrupted image: a
+   warning means libjpeg patched the picture up (the missing part comes out flat grey). Grey
+   and 16-bit files come out as 3-channel 8-bit, alpha is dropped, BGR is turned into RGB.
+9. EXIF orientation (JPEG only): the orientation tag (1..8) is read from the APP1 Exif segment
    by hand and applied with exact rotations/flips. OpenCV is told to ignore it, so it is applied
    exactly once. Broken EXIF is metadata, not a broken photo: it counts as orientation 1.
 
+**Large photos.** Phone photos (12-50 MP, 5-15 MB) are above the seed API's limits, which stay
+the defaults. With ``IntakeLimits(downscale=True)`` (``[images] downscale = true``, ``edge
+compare --downscale``) a photo of up to ``downscale_max_pixels`` pixels and
+``downscale_max_bytes`` bytes is accepted and decoded to a working size within ``max_side`` and
+``max_pixels``: a JPEG by libjpeg's own reduced decoding (1/2, 1/4 or 1/8: an 8160×6120 photo
+becomes 4080×3060 without the full 150 MB image ever being made), then, and for the other
+formats, by ``cv2.INTER_AREA`` resizing. `Image.scale` says by how much; the engine reports
+face boxes in the pixels of the photo as sent.
+
 Encrypted uploads: `decode_image` is the seam. It takes the decrypted, encoded bytes and runs
-checks 2 to 8; the decryption stage (not here) sits between `read_source` and `decode_image`.
+checks 2 to 9; the decryption stage (not here) sits between `read_source` and `decode_image`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import re
 import stat
 import struct
+import time
 import zlib
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from edge.decoder_messages import call_capturing_stderr, pass_through
 from edge.errors import (
     CORRUPTED_IMAGE,
     INVALID_ARGUMENT,
@@ -100,28 +132,88 @@ ImageSource = bytes | bytearray | memoryview | str | os.PathLike[str] | np.ndarr
 _MAX_PATH_CHARS = 4096  # longer strings are never tried as paths (PATH_MAX on Linux)
 _MIN_FILE_BYTES = 32  # shorter than any real image file (a minimal 1×1 GIF89a is 35 bytes)
 _DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+# libjpeg's reduced-size decoding (its DCT scaling), by denominator.
+_REDUCED_FLAGS = {
+    2: cv2.IMREAD_REDUCED_COLOR_2 | cv2.IMREAD_IGNORE_ORIENTATION,
+    4: cv2.IMREAD_REDUCED_COLOR_4 | cv2.IMREAD_IGNORE_ORIENTATION,
+    8: cv2.IMREAD_REDUCED_COLOR_8 | cv2.IMREAD_IGNORE_ORIENTATION,
+}
+
+_INT_LIMITS = (
+    "max_bytes",
+    "min_side",
+    "max_side",
+    "max_pixels",
+    "max_scans",
+    "max_decoded_bytes",
+    "downscale_max_bytes",
+    "downscale_max_pixels",
+)
 
 
 @dataclass(frozen=True)
 class IntakeLimits:
-    """What the intake stage accepts. Checked when constructed; a bad value names its field."""
+    """What the intake stage accepts, and what decoding one image may cost.
 
-    max_bytes: int = 5 * 1024 * 1024  # encoded content length, bytes
-    min_side: int = 64  # shorter image side, pixels
-    max_side: int = 4096  # longer image side, pixels
+    Checked when constructed; a bad value names its field. `[images]` in the appliance
+    config (edge/config.py, firmware_config/edge.toml) has the same keys.
+    """
+
+    max_bytes: int = 5 * 1024 * 1024  # encoded content length, bytes (2004 above)
+    min_side: int = 64  # shorter image side, pixels (2003 below)
+    max_side: int = 4096  # longer image side, pixels (2003 above, unless downscale)
+    max_pixels: int = 4096 * 4096  # width × height (2003 above, unless downscale)
+    # A JPEG with more scans is refused (2006): real encoders write 1 (baseline) to ~10-12
+    # (progressive); each scan costs a pass over every block of the image.
+    max_scans: int = 32
+    # The decoder's pixel memory (decoded image, JPEG coefficient buffer, inflated PNG rows),
+    # estimated from the header (2003 above). 256 MiB holds every image within the other
+    # default limits (a 4096² progressive 4:4:4 JPEG needs ~150 MB).
+    max_decoded_bytes: int = 256 * 1024 * 1024
+    # The structure checks (walk, PNG inflate) give up after this much CPU time (2006).
+    decode_timeout_ms: float = 2000.0
+    # Photos above max_side / max_pixels are decoded at a reduced size instead of refused,
+    # up to these ceilings (each at least its as-is limit).
+    downscale: bool = False
+    downscale_max_bytes: int = 32 * 1024 * 1024
+    downscale_max_pixels: int = 64 * 1024 * 1024  # 67 MP: an 8160×6120 (50 MP) phone photo fits
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "min_side", "max_side"):
+        for name in _INT_LIMITS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"IntakeLimits.{name} must be an int, got {type(value).__name__} {value!r}")
             if value < 1:
                 raise ValueError(f"IntakeLimits.{name} must be at least 1, got {value}")
             object.__setattr__(self, name, int(value))
+        timeout = self.decode_timeout_ms
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float, np.integer, np.floating)):
+            raise TypeError(f"IntakeLimits.decode_timeout_ms must be a number, got {type(timeout).__name__}")
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"IntakeLimits.decode_timeout_ms must be a positive number of ms, got {timeout}")
+        object.__setattr__(self, "decode_timeout_ms", float(timeout))
+        if not isinstance(self.downscale, (bool, np.bool_)):
+            raise TypeError(f"IntakeLimits.downscale must be True or False, got {self.downscale!r}")
+        object.__setattr__(self, "downscale", bool(self.downscale))
         if self.max_side < self.min_side:
             raise ValueError(
                 f"IntakeLimits.max_side ({self.max_side}) must be at least IntakeLimits.min_side ({self.min_side})"
             )
+        if self.max_pixels < self.min_side * self.min_side:
+            raise ValueError(
+                f"IntakeLimits.max_pixels ({self.max_pixels}) must be at least IntakeLimits.min_side² "
+                f"({self.min_side * self.min_side})"
+            )
+
+    @property
+    def content_limit(self) -> int:
+        """The most encoded bytes accepted: `max_bytes`, or with `downscale` the larger `downscale_max_bytes`."""
+        return max(self.max_bytes, self.downscale_max_bytes) if self.downscale else self.max_bytes
+
+    @property
+    def pixel_ceiling(self) -> int:
+        """The most pixels a header may declare: `max_pixels`, or with `downscale` `downscale_max_pixels`."""
+        return max(self.max_pixels, self.downscale_max_pixels) if self.downscale else self.max_pixels
 
 
 DEFAULT_LIMITS = IntakeLimits()
@@ -136,12 +228,14 @@ class Image:
     format: "jpeg", "png", "bmp", "webp", or "array" for pixels given directly.
     orientation: the EXIF orientation found (1..8; 1 when absent, broken, or not a JPEG).
     original_size: (width, height) as stored in the file, before any orientation is applied.
+    scale: `rgb`'s size over the stored size (1.0 unless the photo was downscaled to fit the limits).
     """
 
     rgb: np.ndarray
     format: str
     orientation: int
     original_size: tuple[int, int]
+    scale: float = 1.0
 
     @property
     def width(self) -> int:
@@ -150,6 +244,12 @@ class Image:
     @property
     def height(self) -> int:
         return int(self.rgb.shape[0])
+
+    @property
+    def displayed_size(self) -> tuple[int, int]:
+        """(width, height) of the photo as sent, after EXIF orientation, before any downscale."""
+        width, height = self.original_size
+        return (height, width) if self.orientation in (5, 6, 7, 8) else (width, height)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -198,36 +298,54 @@ def read_source(source: object, *, limits: IntakeLimits = DEFAULT_LIMITS, allow_
 def decode_image(
     data: bytes | bytearray | memoryview, *, limits: IntakeLimits = DEFAULT_LIMITS, apply_exif: bool = True
 ) -> Image:
-    """Check and decode encoded image content (checks 2 to 8). The seam for decrypted uploads."""
+    """Check and decode encoded image content (checks 2 to 9). The seam for decrypted uploads."""
     _check_limits_type(limits)
+    deadline = _Deadline(limits.decode_timeout_ms)
     data = _content_bytes(data, limits)
     fmt = sniff(data)
     if fmt is None:
         raise EdgeError(INVALID_IMAGE_TYPE, _describe_unsupported(data))
-    width, height = header_size(data, fmt)
-    _check_pixel_size(width, height, limits)
-    orientation = _check_complete(data, fmt)
+    header = _parse_header(data, fmt)
+    width, height = header.width, header.height
+    target = _working_size(width, height, limits)
+    denominator = _jpeg_denominator(width, height, limits) if fmt == "jpeg" and target != (width, height) else 1
+    decoded_size = (_ceil_div(width, denominator), _ceil_div(height, denominator))
+    _check_decode_budget(header, decoded_size, limits)
+    facts = _check_complete(data, fmt, limits, deadline)
+    if fmt == "jpeg" and facts.scans > 1 and not header.progressive:
+        # a sequential JPEG in several scans (one per component) is buffered whole, like a progressive one
+        _check_decode_budget(header, decoded_size, limits, multi_scan=True)
+    deadline.check("before decoding")
 
-    try:
-        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _DECODE_FLAGS)
-    except cv2.error as exc:  # OpenCV raises for some malformed streams
-        raise EdgeError(CORRUPTED_IMAGE, f"{fmt.upper()} image does not decode: {_first_line(exc)}") from None
-    if decoded is None or decoded.size == 0:
-        raise EdgeError(CORRUPTED_IMAGE, f"{fmt.upper()} image does not decode (the decoder rejected the data)")
-    if decoded.shape[0] != height or decoded.shape[1] != width:
+    decoded = _decode(data, fmt, denominator)
+    if decoded.shape[0] != decoded_size[1] or decoded.shape[1] != decoded_size[0]:
         raise EdgeError(
             CORRUPTED_IMAGE,
             f"{fmt.upper()} header says {width}×{height} pixels but the data decodes to "
-            f"{decoded.shape[1]}×{decoded.shape[0]}",
+            f"{decoded.shape[1]}×{decoded.shape[0]}"
+            + (f" (at 1/{denominator} size: {decoded_size[0]}×{decoded_size[1]} expected)" if denominator > 1 else ""),
         )
+    if not _fits(decoded_size[0], decoded_size[1], limits):
+        decoded = cv2.resize(decoded, target, interpolation=cv2.INTER_AREA)
     rgb = _to_rgb8(decoded, bgr=True)
+    orientation = facts.orientation
     if apply_exif and orientation != 1:
         rgb = _apply_orientation(rgb, orientation)
-    return Image(rgb=np.ascontiguousarray(rgb), format=fmt, orientation=orientation, original_size=(width, height))
+    scale = 1.0 if (decoded.shape[1], decoded.shape[0]) == (width, height) else decoded.shape[1] / width
+    return Image(
+        rgb=np.ascontiguousarray(rgb),
+        format=fmt,
+        orientation=orientation,
+        original_size=(width, height),
+        scale=scale,
+    )
 
 
 def image_from_array(array: np.ndarray, *, limits: IntakeLimits = DEFAULT_LIMITS) -> Image:
-    """Check pixels given directly: uint8, H×W / H×W×1 grey, H×W×3 RGB or H×W×4 (alpha dropped)."""
+    """Check pixels given directly: uint8, H×W / H×W×1 grey, H×W×3 RGB or H×W×4 (alpha dropped).
+
+    Arrays are never downscaled: their memory is already spent; one above the limits is 2003.
+    """
     _check_limits_type(limits)
     if not isinstance(array, np.ndarray):
         raise EdgeError(INVALID_ARGUMENT, f"expected a numpy array, got {type(array).__name__}")
@@ -274,11 +392,11 @@ def _content_bytes(data: bytes | bytearray | memoryview, limits: IntakeLimits) -
 def _check_length(size: int, limits: IntakeLimits) -> None:
     if size == 0:
         raise EdgeError(INVALID_CONTENT_LENGTH, "image content is empty (0 bytes)")
-    if size > limits.max_bytes:
+    limit = limits.content_limit
+    if size > limit:
         raise EdgeError(
             INVALID_CONTENT_LENGTH,
-            f"image content is {size} bytes ({_mib(size)}); the limit is {limits.max_bytes} bytes "
-            f"({_mib(limits.max_bytes)})",
+            f"image content is {size} bytes ({_mib(size)}); the limit is {limit} bytes ({_mib(limit)})",
         )
 
 
@@ -291,18 +409,20 @@ def _read_str(text: str, limits: IntakeLimits, allow_paths: bool) -> bytes:
         return _decode_data_url(text, limits)
     if allow_paths and _is_existing_path(text):
         return _read_file(text, limits)
+    could_be_a_path = allow_paths and 0 < len(text) <= _MAX_PATH_CHARS and "\n" not in text
     shown = text if len(text) <= 80 else text[:77] + "..."
     try:
         data = _decode_base64(text, limits)
     except _NotBase64 as exc:
-        if not allow_paths:
-            raise EdgeError(INVALID_ARGUMENT, f"string is not valid base64 ({exc})") from None
-        raise EdgeError(
-            INVALID_ARGUMENT, f"string is neither an existing file ({shown!r} not found) nor valid base64 ({exc})"
-        ) from None
-    if allow_paths and len(data) < _MIN_FILE_BYTES and ("/" in text or os.sep in text) and sniff(data) is None:
-        # "/srv/faces/bob" is valid base64 too; a few bytes that are no image mean a missing file.
-        raise EdgeError(INVALID_ARGUMENT, f"no such file: {shown!r} (and it is not base64 of an image either)")
+        if could_be_a_path:
+            raise EdgeError(
+                INVALID_ARGUMENT, f"file not found: {shown!r} (nor is the string base64 image content: {exc})"
+            ) from None
+        raise EdgeError(INVALID_ARGUMENT, f"string is not valid base64 ({exc})") from None
+    if could_be_a_path and len(data) < _MIN_FILE_BYTES and sniff(data) is None:
+        # "face", "IMG_0001", "/srv/faces/bob" are valid base64 too; a few bytes that are no
+        # image mean a file name that was mistyped, not an upload.
+        raise EdgeError(INVALID_ARGUMENT, f"file not found: {shown!r} (nor is the string base64 image content)")
     return data
 
 
@@ -369,7 +489,7 @@ def _read_file(path: str | os.PathLike[str], limits: IntakeLimits) -> bytes:
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise EdgeError(INVALID_ARGUMENT, f"no such file: {shown!r}") from None
+        raise EdgeError(INVALID_ARGUMENT, f"file not found: {shown!r}") from None
     except (OSError, ValueError) as exc:
         raise EdgeError(INVALID_ARGUMENT, f"cannot access {shown!r}: {exc}") from None
     if stat.S_ISDIR(info.st_mode):
@@ -379,7 +499,7 @@ def _read_file(path: str | os.PathLike[str], limits: IntakeLimits) -> bytes:
     _check_length(info.st_size, limits)
     try:
         with open(path, "rb") as handle:
-            data = handle.read(limits.max_bytes + 1)  # the file may have grown since stat
+            data = handle.read(limits.content_limit + 1)  # the file may have grown since stat
     except OSError as exc:
         raise EdgeError(INVALID_ARGUMENT, f"cannot read {shown!r}: {exc.strerror or exc}") from None
     _check_length(len(data), limits)
@@ -420,23 +540,32 @@ _OTHER_MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\xff\x4f\xff\x51", "JPEG 2000"),
     (0, b"\xff\x0a", "JPEG XL"),
     (0, b"\x00\x00\x01\x00", "ICO"),
-    (0, b"%PDF", "PDF"),
-    (0, b"PK\x03\x04", "ZIP"),
-    (0, b"\x1f\x8b", "gzip"),
 )
 
 
 def _describe_unsupported(data: bytes) -> str:
+    # Names other image formats (the caller may just need to convert), never echoes content:
+    # the bytes may come from a file that was not meant to be shown (docs/api.md, "Paths").
     accepted = "accepted: JPEG, PNG, BMP, WebP"
     for offset, magic, name in _OTHER_MAGIC:
         if data[offset : offset + len(magic)] == magic:
             return f"{name} images are not supported ({accepted})"
-    if data[:4] == b"RIFF":
-        return f"RIFF file that is not WebP ({accepted})"
-    return f"not a supported image format: unrecognised content starting {data[:8].hex(' ')} ({accepted})"
+    return f"not a supported image format ({accepted})"
 
 
 # --------------------------------------------------------------------------- headers
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What a header declares: the size, and what the decoding budget needs to know."""
+
+    width: int
+    height: int
+    progressive: bool = False  # JPEG: SOF2/6/10/14 (the decoder buffers every coefficient)
+    sampling: tuple[tuple[int, int], ...] = ()  # JPEG: (h, v) sampling factor per component
+    component_ids: tuple[int, ...] = ()  # JPEG: the components' identifiers, as scans name them
+    raw_bytes: int = 0  # PNG: what the IDAT stream must inflate to (filter bytes included)
 
 
 def header_size(data: bytes | bytearray | memoryview, fmt: str | None = None) -> tuple[int, int]:
@@ -450,23 +579,32 @@ def header_size(data: bytes | bytearray | memoryview, fmt: str | None = None) ->
         fmt = sniff(data)
         if fmt is None:
             raise EdgeError(INVALID_IMAGE_TYPE, _describe_unsupported(data))
-    parser = _HEADER_PARSERS.get(fmt)
-    if parser is None:
+    if fmt not in _HEADER_PARSERS:
         raise EdgeError(INVALID_IMAGE_TYPE, f"unsupported image format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    header = _parse_header(data, fmt)
+    return header.width, header.height
+
+
+def _parse_header(data: bytes, fmt: str) -> _Header:
     try:
-        width, height = parser(data)
+        header = _HEADER_PARSERS[fmt](data)
     except (struct.error, IndexError):  # a read past the end slipped through a bounds check
         raise _corrupt(fmt, "header is cut short") from None
-    if width < 1 or height < 1:
-        raise _corrupt(fmt, f"header declares {width}×{height} pixels")
-    return width, height
+    if header.width < 1 or header.height < 1:
+        raise _corrupt(fmt, f"header declares {header.width}×{header.height} pixels")
+    return header
 
 
 def _corrupt(fmt: str, why: str) -> EdgeError:
     return EdgeError(CORRUPTED_IMAGE, f"{fmt.upper()} {why}")
 
 
+def _fits(width: int, height: int, limits: IntakeLimits) -> bool:
+    return max(width, height) <= limits.max_side and width * height <= limits.max_pixels
+
+
 def _check_pixel_size(width: int, height: int, limits: IntakeLimits) -> None:
+    """2003 unless width × height is within the limits as it is (no downscale)."""
     short, long = min(width, height), max(width, height)
     if long > limits.max_side:
         raise EdgeError(
@@ -478,12 +616,103 @@ def _check_pixel_size(width: int, height: int, limits: IntakeLimits) -> None:
             INVALID_IMAGE_SIZE,
             f"image is {width}×{height} pixels; the short side must be at least {limits.min_side}",
         )
+    if width * height > limits.max_pixels:
+        raise EdgeError(
+            INVALID_IMAGE_SIZE,
+            f"image is {width}×{height} pixels ({_mp(width * height)}); at most {limits.max_pixels} "
+            f"({_mp(limits.max_pixels)}) are accepted",
+        )
+
+
+def _working_size(width: int, height: int, limits: IntakeLimits) -> tuple[int, int]:
+    """The size the image is decoded to: its own when it fits the limits; with `downscale`, a
+    smaller one that fits (2003 when it cannot be made to)."""
+    if not limits.downscale or _fits(width, height, limits):
+        _check_pixel_size(width, height, limits)
+        return width, height
+    if min(width, height) < limits.min_side:
+        raise EdgeError(
+            INVALID_IMAGE_SIZE,
+            f"image is {width}×{height} pixels; the short side must be at least {limits.min_side}",
+        )
+    pixels = width * height
+    if pixels > limits.pixel_ceiling:
+        raise EdgeError(
+            INVALID_IMAGE_SIZE,
+            f"image is {width}×{height} pixels ({_mp(pixels)}); photos of up to {limits.pixel_ceiling} pixels "
+            f"({_mp(limits.pixel_ceiling)}) are downscaled, larger ones refused",
+        )
+    factor = min(limits.max_side / max(width, height), math.sqrt(limits.max_pixels / pixels))
+    target = (max(1, math.floor(width * factor)), max(1, math.floor(height * factor)))
+    if min(target) < limits.min_side:
+        raise EdgeError(
+            INVALID_IMAGE_SIZE,
+            f"image is {width}×{height} pixels; downscaled to fit the limits ({target[0]}×{target[1]}) its "
+            f"short side would be below {limits.min_side}",
+        )
+    return target
+
+
+def _jpeg_denominator(width: int, height: int, limits: IntakeLimits) -> int:
+    """The smallest of libjpeg's reductions (1/2, 1/4, 1/8) after which the JPEG fits; 8 when none does."""
+    for denominator in (2, 4):
+        if _fits(_ceil_div(width, denominator), _ceil_div(height, denominator), limits):
+            return denominator
+    return 8
+
+
+def _check_decode_budget(
+    header: _Header, decoded_size: tuple[int, int], limits: IntakeLimits, *, multi_scan: bool = False
+) -> None:
+    """2003 when the decoder would hold more than `max_decoded_bytes` of pixels and coefficients."""
+    need = decoded_size[0] * decoded_size[1] * 3  # the decoded BGR image
+    if header.progressive or multi_scan:
+        need += _jpeg_coefficient_bytes(header)
+    need += header.raw_bytes
+    if need > limits.max_decoded_bytes:
+        raise EdgeError(
+            INVALID_IMAGE_SIZE,
+            f"decoding this {header.width}×{header.height} image would take about {_mib(need)} of memory; "
+            f"the limit is {_mib(limits.max_decoded_bytes)} (max_decoded_bytes)",
+        )
+
+
+def _jpeg_coefficient_bytes(header: _Header) -> int:
+    """The whole-image coefficient buffer libjpeg keeps for a progressive (or multi-scan) JPEG."""
+    if not header.sampling:
+        return 0
+    h_max = max(h for h, _ in header.sampling)
+    v_max = max(v for _, v in header.sampling)
+    blocks = 0
+    for h, v in header.sampling:
+        columns = _ceil_div(_ceil_div(header.width * h, h_max), 8)
+        rows = _ceil_div(_ceil_div(header.height * v, v_max), 8)
+        blocks += columns * rows
+    return blocks * 64 * 2  # 64 coefficients of 2 bytes per 8×8 block
+
+
+class _Deadline:
+    """The time budget of the structure checks (`decode_timeout_ms`), in this thread's CPU time:
+    the work an input makes the device do, whatever else the machine is busy with (wall time
+    would refuse a good photo whenever the camera loop or another request held the CPU)."""
+
+    def __init__(self, ms: float) -> None:
+        self.ms = ms
+        self.end = time.thread_time() + ms / 1000.0
+
+    def check(self, stage: str) -> None:
+        if time.thread_time() > self.end:
+            raise EdgeError(
+                CORRUPTED_IMAGE,
+                f"checking the image took longer than its {self.ms:g} ms budget ({stage}; decode_timeout_ms); refused",
+            )
 
 
 # JPEG ------------------------------------------------------------------------------------
 
 # SOFn: C0-CF except DHT (C4), JPG (C8), DAC (CC).
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
 _JPEG_STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}  # RSTn, TEM: no length field
 # In entropy-coded data 0xFF is followed by 0x00 (stuffing), RSTn (D0-D7) or another 0xFF
 # (fill); anything else is the next marker.
@@ -496,19 +725,29 @@ _MAX_PNG_CHUNKS = 16384
 _MAX_WEBP_CHUNKS = 4096
 
 
-def _jpeg_walk(data: bytes, to_end: bool) -> tuple[int, int, int]:
-    """Walk JPEG markers. Returns (width, height, orientation).
+@dataclass(frozen=True)
+class _JpegWalk:
+    header: _Header
+    orientation: int
+    scans: int
+
+
+def _jpeg_walk(data: bytes, to_end: bool, max_scans: int | None = None) -> _JpegWalk:
+    """Walk JPEG markers.
 
     With to_end=False stops at the first SOFn (header only). With to_end=True walks every
-    segment and scan up to EOI and raises 2006 if EOI is never reached.
+    segment and scan up to EOI and raises 2006 if EOI is never reached, or as soon as there
+    are more than `max_scans` scans.
     """
     n = len(data)
     if n < 4 or data[:2] != b"\xff\xd8":
         raise _corrupt("jpeg", "does not start with an SOI marker")
     pos = 2
-    size: tuple[int, int] | None = None
+    header: _Header | None = None
     orientation = 1
     seen_exif = False
+    scans = 0
+    coverage: _ScanCoverage | None = None
     for _ in range(_MAX_JPEG_SEGMENTS):
         if pos >= n:
             raise _corrupt("jpeg", "is truncated: the data ends before the end-of-image (EOI) marker")
@@ -521,9 +760,10 @@ def _jpeg_walk(data: bytes, to_end: bool) -> tuple[int, int, int]:
             raise _corrupt("jpeg", "is truncated: the data ends inside a marker")
         marker = data[pos + 1]
         if marker == 0xD9:  # EOI
-            if size is None:
+            if header is None or coverage is None:
                 raise _corrupt("jpeg", "has no frame header (SOF) before its end-of-image marker")
-            return size[0], size[1], orientation
+            coverage.check_complete()
+            return _JpegWalk(header, orientation, scans)
         if marker in _JPEG_STANDALONE:
             pos += 2
             continue
@@ -537,21 +777,25 @@ def _jpeg_walk(data: bytes, to_end: bool) -> tuple[int, int, int]:
         end = pos + 2 + seg_len
         if end > n:
             raise _corrupt("jpeg", f"is truncated inside segment 0xff{marker:02x}")
-        if marker in _JPEG_SOF and size is None:
-            if seg_len < 8:
-                raise _corrupt("jpeg", f"frame header (SOF) is too short ({seg_len} bytes)")
-            height, width = struct.unpack_from(">HH", data, pos + 5)
-            if width == 0 or height == 0:
-                raise _corrupt("jpeg", f"frame header declares {width}×{height} pixels")
-            size = (width, height)
+        if marker in _JPEG_SOF and header is None:
+            header = _jpeg_frame(data, pos, seg_len, marker)
+            coverage = _ScanCoverage(header)
             if not to_end:
-                return width, height, orientation
+                return _JpegWalk(header, orientation, scans)
         elif marker == 0xE1 and not seen_exif and data[pos + 4 : pos + 10] == b"Exif\x00\x00":
             seen_exif = True
             orientation = _tiff_orientation(data[pos + 10 : end])
         elif marker == 0xDA:  # SOS: entropy-coded data follows the segment
-            if size is None:
+            if header is None or coverage is None:
                 raise _corrupt("jpeg", "has scan data before its frame header (SOF)")
+            coverage.add(data, pos, seg_len)
+            scans += 1
+            if max_scans is not None and scans > max_scans:
+                raise _corrupt(
+                    "jpeg",
+                    f"has more than {max_scans} scans (max_scans): each scan is a pass over the whole image, "
+                    "and a progressive JPEG made of thousands of them takes seconds to decode; refused",
+                )
             match = _JPEG_NEXT_MARKER.search(data, end)
             if match is None:
                 raise _corrupt("jpeg", "is truncated: the scan data has no end-of-image (EOI) marker")
@@ -561,9 +805,81 @@ def _jpeg_walk(data: bytes, to_end: bool) -> tuple[int, int, int]:
     raise _corrupt("jpeg", f"has more than {_MAX_JPEG_SEGMENTS} segments (a pathological file)")
 
 
-def _jpeg_header(data: bytes) -> tuple[int, int]:
-    width, height, _ = _jpeg_walk(data, to_end=False)
-    return width, height
+def _jpeg_frame(data: bytes, pos: int, seg_len: int, marker: int) -> _Header:
+    """The frame header (SOFn) at `pos`: size, components' sampling factors, progressive or not."""
+    if seg_len < 8:
+        raise _corrupt("jpeg", f"frame header (SOF) is too short ({seg_len} bytes)")
+    height, width, count = struct.unpack_from(">HHB", data, pos + 5)
+    if width == 0 or height == 0:
+        raise _corrupt("jpeg", f"frame header declares {width}×{height} pixels")
+    if not 1 <= count <= 4 or seg_len < 8 + 3 * count:
+        raise _corrupt("jpeg", f"frame header (SOF) declares {count} components in {seg_len} bytes")
+    sampling, ids = [], []
+    for i in range(count):
+        ids.append(data[pos + 10 + 3 * i])
+        factors = data[pos + 11 + 3 * i]
+        h, v = factors >> 4, factors & 0x0F
+        if not (1 <= h <= 4 and 1 <= v <= 4):
+            raise _corrupt("jpeg", f"frame header gives component {i + 1} sampling factors {h}×{v}")
+        sampling.append((h, v))
+    return _Header(
+        width,
+        height,
+        progressive=marker in _JPEG_PROGRESSIVE,
+        sampling=tuple(sampling),
+        component_ids=tuple(ids),
+    )
+
+
+class _ScanCoverage:
+    """Which coefficients of which components the scans so far have sent, at what precision.
+
+    A JPEG cut between two scans and closed with an end-of-image marker decodes without a word
+    from libjpeg: the picture just lacks the later scans (a blurred or washed-out face). So at
+    EOI every component must have been in a scan, and in a progressive JPEG every coefficient
+    0..63 of every component must have reached full precision (a scan with Al = 0), as every
+    encoder's scan script does.
+    """
+
+    def __init__(self, header: _Header) -> None:
+        self.header = header
+        self.seen: set[int] = set()
+        # per component, the successive-approximation bit position of each coefficient (-1: not sent yet)
+        self.bits = {cid: [-1] * 64 for cid in header.component_ids} if header.progressive else {}
+
+    def add(self, data: bytes, pos: int, seg_len: int) -> None:
+        """Record the SOS segment at `pos` (2006 when it is malformed)."""
+        count = data[pos + 4] if seg_len >= 3 else 0
+        if not 1 <= count <= 4 or seg_len != 6 + 2 * count:
+            raise _corrupt("jpeg", f"has a malformed scan header (SOS) at byte {pos}")
+        ids = [data[pos + 5 + 2 * i] for i in range(count)]
+        unknown = [cid for cid in ids if cid not in self.header.component_ids]
+        if unknown:
+            raise _corrupt("jpeg", f"scan at byte {pos} names component {unknown[0]}, which the frame does not have")
+        self.seen.update(ids)
+        if self.bits:
+            start, end, approximation = data[pos + 5 + 2 * count : pos + 8 + 2 * count]
+            for cid in ids:
+                row = self.bits[cid]
+                for k in range(start, min(end, 63) + 1):
+                    row[k] = approximation & 0x0F
+
+    def check_complete(self) -> None:
+        missing = [cid for cid in self.header.component_ids if cid not in self.seen]
+        if missing:
+            raise _corrupt("jpeg", f"ends before a scan of component {missing[0]}: the file was cut short")
+        for cid, row in self.bits.items():
+            if any(bit != 0 for bit in row):
+                k = next(k for k, bit in enumerate(row) if bit != 0)
+                raise _corrupt(
+                    "jpeg",
+                    f"ends before its progressive scans are complete (coefficient {k} of component {cid} never "
+                    "reaches full precision): the file was cut short",
+                )
+
+
+def _jpeg_header(data: bytes) -> _Header:
+    return _jpeg_walk(data, to_end=False).header
 
 
 def _tiff_orientation(tiff: bytes) -> int:
@@ -606,7 +922,7 @@ def exif_orientation(data: bytes | bytearray | memoryview) -> int:
     if sniff(data) != "jpeg":
         return 1
     try:
-        return _jpeg_walk(data, to_end=True)[2]
+        return _jpeg_walk(data, to_end=True).orientation
     except EdgeError:
         return 1
 
@@ -615,28 +931,53 @@ def exif_orientation(data: bytes | bytearray | memoryview) -> int:
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _PNG_MAX = 2**31 - 1
+# Adam7 passes: (first column, first row, column step, row step).
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+_INFLATE_PIECE = 1 << 20  # bytes inflated per step of the zlib check (then discarded)
 
 
-def _png_header(data: bytes) -> tuple[int, int]:
+def _png_header(data: bytes) -> _Header:
     if len(data) < 8 + 8 + 13:
         raise _corrupt("png", "is truncated before the end of its IHDR header")
     length, ctype = struct.unpack_from(">I4s", data, 8)
     if ctype != b"IHDR" or length != 13:
         raise _corrupt("png", "does not start with a valid IHDR chunk")
-    width, height, depth, color = struct.unpack_from(">IIBB", data, 16)
+    width, height, depth, color, compression, filtering, interlace = struct.unpack_from(">IIBBBBB", data, 16)
     if not (1 <= width <= _PNG_MAX and 1 <= height <= _PNG_MAX):
         raise _corrupt("png", f"IHDR declares {width}×{height} pixels")
     if depth not in _PNG_DEPTHS.get(color, ()):
         raise _corrupt("png", f"IHDR has an invalid colour type/bit depth ({color}/{depth})")
-    return width, height
+    if compression != 0 or filtering != 0 or interlace not in (0, 1):
+        raise _corrupt(
+            "png", f"IHDR has an unknown compression/filter/interlace method ({compression}/{filtering}/{interlace})"
+        )
+    return _Header(width, height, raw_bytes=_png_raw_bytes(width, height, _PNG_CHANNELS[color] * depth, interlace))
 
 
-def _png_complete(data: bytes) -> None:
+def _png_raw_bytes(width: int, height: int, bits_per_pixel: int, interlace: int) -> int:
+    """What the IDAT stream inflates to: every row of every pass, each with its filter byte."""
+
+    def rows(w: int, h: int) -> int:
+        return h * (1 + (w * bits_per_pixel + 7) // 8)
+
+    if interlace == 0:
+        return rows(width, height)
+    total = 0
+    for x0, y0, dx, dy in _ADAM7:
+        w = (width - x0 + dx - 1) // dx if width > x0 else 0
+        h = (height - y0 + dy - 1) // dy if height > y0 else 0
+        if w and h:
+            total += rows(w, h)
+    return total
+
+
+def _png_complete(data: bytes, deadline: _Deadline) -> None:
     view = memoryview(data)
     n = len(data)
     pos = 8
-    seen_idat = False
+    idat: list[memoryview] = []
     for _ in range(_MAX_PNG_CHUNKS):
         if pos + 12 > n:
             raise _corrupt("png", "is truncated: the data ends before the IEND chunk")
@@ -650,13 +991,59 @@ def _png_complete(data: bytes) -> None:
         if zlib.crc32(view[pos + 4 : end - 4]) != crc:
             raise _corrupt("png", f"is corrupted: CRC mismatch in its {ctype.decode('ascii')} chunk at byte {pos}")
         if ctype == b"IDAT":
-            seen_idat = True
+            idat.append(view[pos + 8 : end - 4])
         elif ctype == b"IEND":
-            if not seen_idat:
+            if not idat:
                 raise _corrupt("png", "has no image data (IDAT) before IEND")
+            _png_inflate_check(idat, _png_header(data).raw_bytes, deadline)
             return
         pos = end
     raise _corrupt("png", f"has more than {_MAX_PNG_CHUNKS} chunks (a pathological file)")
+
+
+def _png_inflate_check(pieces: list[memoryview], expected: int, deadline: _Deadline) -> None:
+    """The IDAT zlib stream must inflate to exactly `expected` bytes, and end.
+
+    Inflated a megabyte at a time and thrown away, so a stream that inflates to gigabytes (a
+    "zlib bomb": libpng inflates any surplus to the end just to discard it) is refused after
+    `expected` + 1 bytes, and memory stays at one piece.
+    """
+    inflater = zlib.decompressobj()
+    produced = checked = 0
+    try:
+        for piece in pieces:
+            if inflater.eof:
+                if len(piece):
+                    raise _corrupt("png", "image data continues after the end of its zlib stream")
+                continue
+            pending = piece
+            while pending and not inflater.eof:
+                produced += len(inflater.decompress(pending, _INFLATE_PIECE))
+                if produced > expected:
+                    raise _corrupt(
+                        "png",
+                        f"image data inflates to more than the {expected} bytes its header declares "
+                        "(a decompression bomb); refused",
+                    )
+                pending = inflater.unconsumed_tail
+                if produced >= checked + _INFLATE_PIECE:  # the clock is a system call: once a piece
+                    checked = produced
+                    deadline.check("inflating the PNG data")
+            if inflater.eof and (pending or inflater.unused_data):
+                raise _corrupt("png", "image data continues after the end of its zlib stream")
+        while not inflater.eof:  # output zlib still holds after the last input
+            out = inflater.decompress(b"", _INFLATE_PIECE)
+            if not out:
+                break
+            produced += len(out)
+            if produced > expected:
+                raise _corrupt("png", f"image data inflates to more than the {expected} bytes its header declares")
+    except zlib.error as exc:
+        raise _corrupt("png", f"image data is not a valid zlib stream ({exc})") from None
+    if produced < expected or not inflater.eof:
+        raise _corrupt(
+            "png", f"is truncated or corrupted: its image data inflates to {produced} of the {expected} bytes declared"
+        )
 
 
 # BMP -------------------------------------------------------------------------------------
@@ -764,23 +1151,77 @@ def _webp_complete(data: bytes) -> None:
         raise _corrupt("webp", "holds no image data chunk")
 
 
-_HEADER_PARSERS = {"jpeg": _jpeg_header, "png": _png_header, "bmp": _bmp_header, "webp": _webp_header}
+_HEADER_PARSERS = {
+    "jpeg": _jpeg_header,
+    "png": _png_header,
+    "bmp": lambda data: _Header(*_bmp_header(data)),
+    "webp": lambda data: _Header(*_webp_header(data)),
+}
 
 
-def _check_complete(data: bytes, fmt: str) -> int:
-    """Raise 2006 unless the file is whole; return the EXIF orientation (JPEG) or 1."""
+@dataclass(frozen=True)
+class _Complete:
+    orientation: int = 1  # EXIF orientation (JPEG), else 1
+    scans: int = 0  # JPEG scans
+
+
+def _check_complete(data: bytes, fmt: str, limits: IntakeLimits, deadline: _Deadline) -> _Complete:
+    """Raise 2006 unless the file is whole (and no bomb); the EXIF orientation and scan count of a JPEG."""
     try:
         if fmt == "jpeg":
-            return _jpeg_walk(data, to_end=True)[2]
+            walk = _jpeg_walk(data, to_end=True, max_scans=limits.max_scans)
+            deadline.check("walking the JPEG structure")
+            return _Complete(walk.orientation, walk.scans)
         if fmt == "png":
-            _png_complete(data)
+            _png_complete(data, deadline)
         elif fmt == "bmp":
             _bmp_complete(data)
         elif fmt == "webp":
             _webp_complete(data)
     except (struct.error, IndexError):
         raise _corrupt(fmt, "is truncated or malformed") from None
-    return 1
+    return _Complete()
+
+
+# --------------------------------------------------------------------------- decoding
+
+# What libjpeg prints when it meets damage it can patch over (jerror.h, the JWRN_ messages).
+# Any of them makes the image corrupted: the decoder filled in what it could not read.
+_LIBJPEG_WARNING = re.compile(
+    rb"(Corrupt JPEG data: .*|Premature end of JPEG file|Warning: unknown JFIF revision number .*"
+    rb"|Inconsistent progression sequence for component .*|Invalid SOS parameters for sequential JPEG"
+    rb"|Unknown Adobe color transform code .*|Application transferred too many scanlines)"
+)
+
+
+def _decode(data: bytes, fmt: str, denominator: int) -> np.ndarray:
+    """cv2.imdecode, at 1/`denominator` size for a JPEG; 2006 for anything the decoder complains about."""
+    flags = _DECODE_FLAGS if denominator == 1 else _REDUCED_FLAGS[denominator]
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    try:
+        if fmt == "jpeg":
+            decoded, messages, _captured = call_capturing_stderr(lambda: cv2.imdecode(buffer, flags))
+            _judge_libjpeg_messages(messages)
+        else:
+            decoded = cv2.imdecode(buffer, flags)
+    except cv2.error as exc:  # OpenCV raises for some malformed streams
+        raise _corrupt(fmt, f"image does not decode: {_first_line(exc)}") from None
+    if decoded is None or decoded.size == 0:
+        raise _corrupt(fmt, "image does not decode (the decoder rejected the data)")
+    return decoded
+
+
+def _judge_libjpeg_messages(messages: bytes) -> None:
+    """2006 for the first libjpeg warning among `messages`; other text goes on to stderr."""
+    if not messages:
+        return
+    warnings, other = [], []
+    for line in messages.splitlines(keepends=True):
+        (warnings if _LIBJPEG_WARNING.fullmatch(line.rstrip(b"\r\n")) else other).append(line)
+    pass_through(b"".join(other))
+    if warnings:
+        text = warnings[0].rstrip(b"\r\n").decode("ascii", "replace")
+        raise _corrupt("jpeg", f"data is corrupt: the decoder reports {text!r}")
 
 
 # --------------------------------------------------------------------------- pixels
@@ -825,6 +1266,14 @@ def _apply_orientation(rgb: np.ndarray, orientation: int) -> np.ndarray:
 
 def _mib(size: int) -> str:
     return f"{size / (1024 * 1024):.2f} MiB"
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _mp(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} MP"
 
 
 def _first_line(exc: BaseException) -> str:

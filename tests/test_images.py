@@ -273,7 +273,9 @@ def test_bad_base64_is_invalid_argument(text):
 
 
 def test_base64_of_non_image_is_invalid_type():
-    assert code_of(base64.b64encode(b"just some text, not an image").decode()) == INVALID_IMAGE_TYPE
+    assert code_of(base64.b64encode(b"just some text, and not an image at all").decode()) == INVALID_IMAGE_TYPE
+    # Without paths every string is content, however short.
+    assert code_of(base64.b64encode(b"short text").decode(), allow_paths=False) == INVALID_IMAGE_TYPE
 
 
 def test_missing_path_directory_and_special_files(tmp_path):
@@ -295,10 +297,18 @@ def test_missing_paths_that_look_like_base64_are_still_invalid_argument(missing)
     assert code_of(missing) == INVALID_ARGUMENT
 
 
-def test_a_bare_word_that_is_not_a_file_is_base64():
-    # The documented rule: not data:, not an existing path -> base64. "abcd" decodes to 3 bytes
-    # of non-image (no "/" in it that would make it look like a path): an unsupported type.
-    assert code_of("abcd") == INVALID_IMAGE_TYPE
+@pytest.mark.parametrize("word", ["face", "IMG_0001", "selfie12", "X.jpg", "abcd", "données"])
+def test_a_word_that_is_not_a_file_is_a_file_not_found(word):
+    # "face" and "IMG_0001" are valid base64 (of 3 and 6 bytes): they used to be decoded and
+    # refused as "not a supported image format ... 7d a7 1e". A mistyped file name is 1200.
+    with pytest.raises(EdgeError) as info:
+        load_image(word)
+    assert info.value.code == INVALID_ARGUMENT
+    assert info.value.message.startswith(f"file not found: {word!r}")
+    # With paths refused every string is content: no file-system answer, just base64 or not.
+    with pytest.raises(EdgeError) as info:
+        load_image(word, allow_paths=False)
+    assert "file" not in info.value.message
 
 
 def test_allow_paths_false_never_opens_a_file(tmp_path, png):

@@ -55,7 +55,7 @@ class Bundle:
 
 def max_bundle_bytes(limits: IntakeLimits = DEFAULT_LIMITS) -> int:
     """The largest bundle `open_bundle` takes: MAX_PHOTOS photos of the largest size, and the header."""
-    return len(MAGIC) + 64 + (1 << 16) + MAX_PHOTOS * limits.max_bytes  # header room + the photos
+    return len(MAGIC) + 64 + (1 << 16) + MAX_PHOTOS * limits.content_limit  # header room + the photos
 
 
 def make_bundle(

@@ -27,13 +27,13 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge.errors import FACE_OCCLUDED, INVALID_ARGUMENT, NO_FACE_DETECTED, EdgeError
-from edge.images import decode_image
+from edge.images import IntakeLimits, decode_image
 from edge.matching import DEFAULT_THRESHOLD, Gallery
 from edge.vault.bundle import open_bundle
 from edge.vault.errors import RecordError
@@ -66,10 +66,13 @@ def model_version(engine: Engine | EngineConfig) -> str:
     return version
 
 
-def check_photo(engine: Engine, data: bytes, label: str) -> Face:
-    """The enrolment quality gate for one encoded photo → its one usable face (errors name `label`)."""
+def check_photo(engine: Engine, data: bytes, label: str, *, limits: IntakeLimits | None = None) -> Face:
+    """The enrolment quality gate for one encoded photo → its one usable face (errors name `label`).
+
+    `limits` defaults to the engine's.
+    """
     try:
-        image = decode_image(data, limits=engine.config.limits)
+        image = decode_image(data, limits=engine.config.limits if limits is None else limits)
         faces = engine.faces(image)
     except EdgeError as exc:
         raise EdgeError(exc.code, f"{label}: {exc.message}") from None
@@ -209,6 +212,9 @@ def rebuild(engine: Engine, vault: Vault, *, force: bool = False) -> RebuildRepo
     """
     version = model_version(engine)
     report = RebuildReport(version)
+    # The stored photos were accepted once, maybe downscaled (`edge enroll --downscale`, a phone
+    # photo): decoded the same way again, not refused for a size this engine would not take as is.
+    limits = replace(engine.config.limits, downscale=True)
     with vault.writing():
         entries, problems = vault.entries()
         report.problems.extend(problems)
@@ -224,7 +230,7 @@ def rebuild(engine: Engine, vault: Vault, *, force: bool = False) -> RebuildRepo
                 rel = f"{entry.path}/photo-{i}.rec"
                 try:
                     photo = vault.read_photo(entry, i)
-                    face = check_photo(engine, photo, f"photo {i + 1} of {entry.name!r}")
+                    face = check_photo(engine, photo, f"photo {i + 1} of {entry.name!r}", limits=limits)
                 except RecordError as exc:
                     report.problems.append(exc)
                     continue

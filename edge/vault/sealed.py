@@ -95,9 +95,9 @@ def open_sealed(
     size = len(candidates[-1])
     if size == 0:
         raise EdgeError(INVALID_CONTENT_LENGTH, f"{label} is empty")
-    if size > limits.max_bytes + OVERHEAD:  # the same content-length rule (2004) as a clear upload
+    if size > limits.content_limit + OVERHEAD:  # the same content-length rule (2004) as a clear upload
         raise EdgeError(
-            INVALID_CONTENT_LENGTH, f"{label} is {size} bytes; the photo inside may be at most {limits.max_bytes}"
+            INVALID_CONTENT_LENGTH, f"{label} is {size} bytes; the photo inside may be at most {limits.content_limit}"
         )
     box = SealedBox(private_key)
     for candidate in candidates:
@@ -146,7 +146,7 @@ def unseal_image(
         path = Path(source)
         try:
             size = path.stat().st_size
-            if size > limits.max_bytes * 2 + 4 * OVERHEAD:  # base64 of the largest allowed photo, with room
+            if size > limits.content_limit * 2 + 4 * OVERHEAD:  # base64 of the largest allowed photo, with room
                 raise EdgeError(INVALID_ARGUMENT, f"{label} file {str(path)!r} is {size} bytes: too large")
             source = path.read_bytes()
         except OSError as exc:

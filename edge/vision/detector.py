@@ -104,6 +104,8 @@ TILE = 352
 # short range on a tight crop (0: off): TAR at FAR 1e-4 for 80 px faces in 640×480 frames
 # 98.8 → 99.5 %, 32 px 94.3 → 95.5 % (800 held-out lfw-dev photos, scripts/eval/conditions.py).
 REFINE_BELOW = 100.0
+# At most this many tiles along a side (64 in all): see `FaceDetector.tiles`.
+MAX_TILES_PER_SIDE = 8
 SCORE_CLIPPING = 100.0
 NUM_COORDS = 16
 NUM_KEYPOINTS = 6
@@ -578,6 +580,32 @@ class FaceDetector:
             found = self._refine(rgb, *found)
         return _detections(*found)
 
+    def detect_nearest_and_every(self, rgb: np.ndarray) -> tuple[list[Detection], list[Detection]]:
+        """(what ``cascade`` finds, what ``both`` finds) in one frame, each model run once.
+
+        For 1:1 verification, which takes the largest face from the cascade's answer but
+        reports how many faces the photo holds: the short-range pass is shared, where running
+        the two modes one after the other would repeat it. Mode ``both`` only.
+        """
+        if self.mode != "both":
+            raise ValueError(f"detect_nearest_and_every needs mode 'both', not {self.mode!r}")
+        rgb = _check_rgb(rgb)
+        fb, fk, fs = self._full(rgb)
+        sb, sk, ss = self.short.candidates(rgb)
+        near = self._keep(sb, sk, ss)
+        cascade = near if len(near[2]) else self._keep(fb, fk, fs)
+        every = self._keep(
+            *weighted_nms(
+                np.concatenate([fb, sb]), np.concatenate([fk, sk]), np.concatenate([fs, ss]), self.nms_threshold
+            )
+        )
+        tiled = self.refine_below > 0 and bool(self.tiles(rgb.shape[1], rgb.shape[0]))
+
+        def finish(found: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[Detection]:
+            return _detections(*(self._refine(rgb, *found) if tiled and len(found[2]) else found))
+
+        return finish(cascade), finish(every)
+
     def tiles(self, width: int, height: int) -> list[tuple[int, int, int]]:
         """(x, y, side) of the square tiles full range also looks at in a width × height frame.
 
@@ -585,13 +613,19 @@ class FaceDetector:
         shrinks it so much that faces under ~13 / (192 / long side) px vanish (43 px in
         640×480). The tiles are spread evenly and overlap by at least 16 px at the
         whole-frame pass's scale (48 px in 640×480), so a face too small for that pass lies
-        whole inside some tile.
+        whole inside some tile. At most `MAX_TILES_PER_SIDE` along a side: larger frames
+        (photos) get larger tiles.
         """
         t = self.tile
         long_side = max(width, height)
         if not t or long_side < 1.5 * t:
             return []
         overlap = max(48, math.ceil(16 * long_side / CONFIGS["full"].input_size))
+        # The overlap grows with the frame and would reach the tile side at ~4,200 px (a 4096-px
+        # photo had 141,000 tiles: minutes per photo). Beyond MAX_TILES_PER_SIDE tiles a side the
+        # tiles grow instead: frames up to ~1,750 px keep `tile`; a 4096-px photo gets 8×8 tiles
+        # of ~810 px, which find faces down to ~55 px there.
+        t = max(t, overlap + math.ceil((long_side - overlap) / MAX_TILES_PER_SIDE))
 
         def starts(size: int) -> list[int]:
             if size <= t:
