@@ -70,6 +70,31 @@ def full():
     return BlazeFace(open_model(MODEL_KEYS["full"]), "full")
 
 
+@pytest.fixture(scope="session")
+def astronaut_files(tmp_path_factory, _skimage_photos):
+    """The astronaut as a.png and, mirrored, b.jpg in a temporary folder: two photo files of one face."""
+    import cv2
+
+    folder = tmp_path_factory.mktemp("photos")
+    rgb = _skimage_photos["astronaut"]
+    a, b = folder / "a.png", folder / "b.jpg"
+    cv2.imwrite(str(a), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(b), cv2.cvtColor(np.ascontiguousarray(rgb[:, ::-1]), cv2.COLOR_RGB2BGR))
+    return a, b
+
+
+@pytest.fixture
+def root_logging():
+    """Put the root logger back as it was: `cli.main` configures it for the whole process."""
+    import logging
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield root
+    root.setLevel(level)
+    root.handlers[:] = handlers
+
+
 @pytest.fixture(autouse=True)
 def _logging_as_found():
     """A test that runs `edge.cli.main` in-process installs the CLI's stderr handler; later tests

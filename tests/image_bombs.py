@@ -124,3 +124,17 @@ def cut_with_eoi(jpeg: bytes, fraction: float = 0.5) -> bytes:
 
 
 __all__ = ["cut_with_eoi", "png_chunk", "png_with_zlib_tail", "scan_bomb", "zlib_bomb"]
+
+
+def fix_png_crcs(data: bytes) -> bytes:
+    """Recompute every chunk CRC, so mutations reach the decoder instead of the CRC check."""
+    buf = bytearray(data)
+    pos = 8
+    while pos + 12 <= len(buf):
+        length = struct.unpack_from(">I", buf, pos)[0]
+        end = pos + 12 + length
+        if end > len(buf):
+            break
+        struct.pack_into(">I", buf, end - 4, zlib.crc32(bytes(buf[pos + 4 : end - 4])))
+        pos = end
+    return bytes(buf)

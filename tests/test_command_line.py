@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 import os
 import re
 import shutil
@@ -16,7 +15,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 from checkout import REPO
 
@@ -24,16 +22,6 @@ from edge import cli
 
 MODELS = REPO / "models"
 DEV_CONFIG = REPO / "firmware_config" / "dev.toml"
-
-
-@pytest.fixture
-def root_logging():
-    """Put the root logger back as it was: `cli.main` configures it for the whole process."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield root
-    root.setLevel(level)
-    root.handlers[:] = handlers
 
 
 def _parsers(parser: argparse.ArgumentParser, path: str = "edge"):
@@ -88,13 +76,8 @@ def one_json_line(proc: subprocess.CompletedProcess):
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory, _skimage_photos):
-    folder = tmp_path_factory.mktemp("photos")
-    rgb = _skimage_photos["astronaut"]
-    a, b = folder / "a.png", folder / "b.jpg"
-    cv2.imwrite(str(a), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    cv2.imwrite(str(b), cv2.cvtColor(np.ascontiguousarray(rgb[:, ::-1]), cv2.COLOR_RGB2BGR))
-    return a, b
+def photos(astronaut_files):
+    return astronaut_files
 
 
 # --- compare: the decision -----------------------------------------------------------------------

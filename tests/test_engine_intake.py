@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from test_engine import _png  # the same PNG encoder
 
 from edge.engine import Engine, EngineConfig
 from edge.errors import EdgeError
@@ -25,12 +26,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     return Engine()
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    assert ok
-    return buf.tobytes()
 
 
 def _without_request_id(result: dict) -> dict:

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from image_bombs import fix_png_crcs
 
 from edge import images
 from edge.errors import (
@@ -654,20 +655,6 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
         piece = buf[start : start + rng.randint(1, 512)]
         at = rng.randrange(len(buf))
         buf[at:at] = piece
-    return bytes(buf)
-
-
-def fix_png_crcs(data: bytes) -> bytes:
-    """Recompute every chunk CRC, so mutations reach the decoder instead of the CRC check."""
-    buf = bytearray(data)
-    pos = 8
-    while pos + 12 <= len(buf):
-        length = struct.unpack_from(">I", buf, pos)[0]
-        end = pos + 12 + length
-        if end > len(buf):
-            break
-        struct.pack_into(">I", buf, end - 4, zlib.crc32(bytes(buf[pos + 4 : end - 4])))
-        pos = end
     return bytes(buf)
 
 

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 
-import cv2
 import pytest
 
 from edge import cli, logs, runtime
@@ -23,27 +22,12 @@ from edge.config import ConfigError, config_from_dict, load_config
 DELEGATE_LINE = "Created TensorFlow Lite XNNPACK delegate for CPU."
 
 
-@pytest.fixture
-def root_logging():
-    """Put the root logger back as it was: `cli.main` configures it for the whole process."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield root
-    root.setLevel(level)
-    root.handlers[:] = handlers
-
-
 # --- the command in a fresh process ------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory, _skimage_photos):
-    folder = tmp_path_factory.mktemp("photos")
-    rgb = _skimage_photos["astronaut"]
-    a, b = folder / "a.png", folder / "b.jpg"
-    cv2.imwrite(str(a), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    cv2.imwrite(str(b), cv2.cvtColor(rgb[:, ::-1].copy(), cv2.COLOR_RGB2BGR))
-    return str(a), str(b)
+def photos(astronaut_files):
+    return tuple(str(p) for p in astronaut_files)
 
 
 def edge(repo_root, *args: str) -> subprocess.CompletedProcess:

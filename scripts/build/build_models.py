@@ -209,6 +209,27 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def ship(out: Path, entry: dict, data: bytes) -> dict:
+    """Write a model file into `out` atomically (a temporary name, then a rename); its entry back."""
+    tmp = out / f".{entry['file']}.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, out / entry["file"])
+    return entry
+
+
+def source_entry(src: dict, spec: dict, archive: Path, data: bytes) -> dict:
+    """The manifest's `source` of a model taken from a registry package: where, which version,
+    the archive's and the file's sha256."""
+    return {
+        "registry": src["registry"],
+        "package": spec["package"],
+        "version": src["version"],
+        "file": spec["path"],
+        "archive_sha256": sha256(archive.read_bytes()),
+        "file_sha256": sha256(data),
+    }
+
+
 # --- 1. fetch ------------------------------------------------------------------------
 
 
@@ -808,14 +829,7 @@ def build_liveness(sources: Path, staging: Path, out: Path, args, labels) -> dic
             "quantization": "none (float32, as converted)",
             "what": spec["what"],
             "default": True,
-            "source": {
-                "registry": src["registry"],
-                "package": spec["package"],
-                "version": src["version"],
-                "file": spec["path"],
-                "archive_sha256": sha256(archive.read_bytes()),
-                "file_sha256": sha256(src_file.read_bytes()),
-            },
+            "source": source_entry(src, spec, archive, src_file.read_bytes()),
             "license": f'MIT per package.json; LICENSE file names {name} ("{holder}") -- recorded as found',
             "sha256": sha256(data),
             "bytes": len(data),
@@ -853,10 +867,7 @@ def build_liveness(sources: Path, staging: Path, out: Path, args, labels) -> dic
             },
             "ms_per_inference_single_thread": {rt: round(v["float32"], 3) for rt, v in speed.items()},
         }
-        tmp = out / f".{entry['file']}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, out / entry["file"])
-        entries[family] = entry
+        entries[family] = ship(out, entry, data)
     return entries
 
 
@@ -953,14 +964,7 @@ def build_eyes(sources: Path, staging: Path, out: Path, args) -> dict[str, dict]
             "quantization": "none (float32 weights, as shipped by MediaPipe)",
             "what": spec["what"],
             "default": True,
-            "source": {
-                "registry": src["registry"],
-                "package": spec["package"],
-                "version": src["version"],
-                "file": spec["path"],
-                "archive_sha256": sha256(archive.read_bytes()),
-                "file_sha256": sha256(data),
-            },
+            "source": source_entry(src, spec, archive, data),
             "license": src["license"],
             "sha256": sha256(data),
             "bytes": len(data),
@@ -986,10 +990,7 @@ def build_eyes(sources: Path, staging: Path, out: Path, args) -> dict[str, dict]
             "ms_per_inference_single_thread": {rt: round(t[family], 3) for rt, t in speed.items()},
             "ms_face_mesh_same_run": {rt: round(t["face_mesh"], 3) for rt, t in speed.items()},
         }
-        tmp = out / f".{entry['file']}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, out / entry["file"])
-        entries[family] = entry
+        entries[family] = ship(out, entry, data)
     return entries
 
 

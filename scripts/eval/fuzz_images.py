@@ -49,7 +49,14 @@ ROOT = Path(__file__).resolve().parents[2]  # scripts/<purpose>/<name>.py → th
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the bomb makers the tests use
 
-from image_bombs import cut_with_eoi, png_chunk, png_with_zlib_tail, scan_bomb, zlib_bomb  # noqa: E402
+from image_bombs import (  # noqa: E402
+    cut_with_eoi,
+    fix_png_crcs,
+    png_chunk,
+    png_with_zlib_tail,
+    scan_bomb,
+    zlib_bomb,
+)
 
 from edge.engine import Engine  # noqa: E402
 from edge.errors import EdgeError  # noqa: E402
@@ -100,19 +107,6 @@ def seeds(photos: list[tuple[str, np.ndarray]]) -> list[tuple[str, bytes]]:
 
 
 # --------------------------------------------------------------------------- mutations
-
-
-def fix_png_crcs(data: bytes) -> bytes:
-    buf = bytearray(data)
-    pos = 8
-    while pos + 12 <= len(buf):
-        (length,) = struct.unpack_from(">I", buf, pos)
-        end = pos + 12 + length
-        if end > len(buf):
-            break
-        struct.pack_into(">I", buf, end - 4, zlib.crc32(bytes(buf[pos + 4 : end - 4])))
-        pos = end
-    return bytes(buf)
 
 
 def header_edit(rng: random.Random, data: bytes) -> bytes:
