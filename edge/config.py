@@ -214,6 +214,25 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    # The HTTP API (docs/http.md): `edge serve` answers it. Loopback unless host says otherwise.
+    enabled: bool = _opt(False)  # for `edge run` (not served from the camera loop yet); `edge serve` always serves
+    host: str = _opt("127.0.0.1")
+    port: int = _opt(8080, lo=1, hi=65535)
+    # A request whose Content-Length is above this is refused (413, 2004) before its body is read.
+    # 16 MiB holds two photos at the 5 MiB image limit, also base64-encoded and sealed (×4/3).
+    max_body_bytes: int = _opt(16 * 1024 * 1024, lo=1024, hi=1 << 31)
+    # The engine answers one request at a time; this many more may wait. Beyond: 503 + Retry-After.
+    max_queue: int = _opt(8, lo=0, hi=10_000)
+    retry_after_s: int = _opt(1, lo=1, hi=3600)  # the Retry-After of a 503
+    tls_cert: str = _opt("")  # PEM certificate chain: with tls_key, HTTPS instead of HTTP
+    tls_key: str = _opt("")
+    # Keys a client must send in the X-API-Key header (401 without one, 403 for a wrong one,
+    # before the engine is touched). Empty: no key is asked for (keep host on loopback then).
+    api_keys: tuple = _opt((), item=str)
+
+
+@dataclass(frozen=True)
 class LogConfig:
     # Diagnostics on stderr (the journal) at this level and above; `edge run --log-level` /
     # `-v` override it.
@@ -234,6 +253,7 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
     sinks: SinksConfig = field(default_factory=SinksConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property
@@ -352,6 +372,17 @@ def _validate(cfg: Config) -> None:
     if cfg.vault.path and cfg.gallery.path:
         raise ConfigError("gallery.path", 'set either vault.path or gallery.path, not both (set vault.path = "")')
     _validate_mqtt(cfg.mqtt)
+    _validate_http(cfg.http)
+
+
+def _validate_http(h: HttpConfig) -> None:
+    if not h.host.strip():
+        raise ConfigError("http.host", "must not be empty (127.0.0.1: this device only; 0.0.0.0: every interface)")
+    if (h.tls_cert == "") != (h.tls_key == ""):
+        raise ConfigError("http.tls_key" if h.tls_cert else "http.tls_cert", "set tls_cert and tls_key together")
+    for i, key in enumerate(h.api_keys):
+        if len(key) < 16 or not key.isprintable() or " " in key:
+            raise ConfigError(f"http.api_keys[{i}]", "must be at least 16 printable characters without spaces")
 
 
 TOPIC_PREFIX = re.compile(r"[^#+\x00]{1,200}")
@@ -452,6 +483,7 @@ __all__ = [
     "DeviceConfig",
     "EngineSection",
     "GalleryConfig",
+    "HttpConfig",
     "ImagesConfig",
     "LogConfig",
     "MqttConfig",

@@ -83,16 +83,16 @@ command -v "$PYTHON" >/dev/null || die "$PYTHON not found; install Python >= 3.1
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
     || die "$PYTHON is Python $(py_version "$PYTHON"); edge needs >= 3.10 (set PYTHON=...)"
 
-EXTRAS=test
+EXTRAS=test,http
 SUMMARY="Offline face verification appliance for Raspberry Pi and Jetson (TFLite)"  # pyproject's description
 case "$(uname -m)" in
-    armv7l | armv6l) EXTRAS=test,tflite ;;  # 32-bit Pi OS: no ai-edge-litert wheels
+    armv7l | armv6l) EXTRAS=test,http,tflite ;;  # 32-bit Pi OS: no ai-edge-litert wheels
 esac
 
 make_venv "$PYTHON" .venv
 want="$(stamp_of pyproject.toml setup.py)-$EXTRAS"
 if [[ "$(cat .venv/.edge-setup 2>/dev/null)" == "$want" ]] \
-    && .venv/bin/python -c 'import edge.cli, numpy, cv2, nacl, paho.mqtt, pytest, skimage' 2>/dev/null; then
+    && .venv/bin/python -c 'import edge.cli, numpy, cv2, nacl, paho.mqtt, pytest, skimage, starlette, uvicorn, multipart, httpx' 2>/dev/null; then
     say ".venv up to date"
 else
     say "installing edge[$EXTRAS] into .venv (editable)"
