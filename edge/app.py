@@ -276,3 +276,34 @@ __all__ = [
     "source_from_config",
     "vault_gallery_loader",
 ]
+
+
+# --- the HTTP API ----------------------------------------------------------------------------
+
+
+def http_app_from_config(config: Config, engine: Engine | None = None) -> Any:
+    """The HTTP API's app (edge.http, docs/http.md), answering with `engine` (built from the
+    config when not given). Encrypted images open with the device key of `vault.path` when
+    that vault has one; without it they are refused (1200)."""
+    from edge.http import create_app
+    from edge.vault import VaultError, load_private_key
+    from edge.vault.keys import PRIVATE_KEY_FILE
+
+    key = None
+    if config.vault.path and (Path(config.vault.path) / PRIVATE_KEY_FILE).exists():
+        try:
+            key = load_private_key(config.vault.path)
+        except VaultError as exc:
+            raise ConfigError("vault.path", f"cannot open the device key: {exc}") from None
+    return create_app(engine or engine_from_config(config), config.http, unseal_key=key)
+
+
+def serve_http(app: Any, config: Config) -> None:
+    """Serve `app` with uvicorn on `http.host`:`http.port` (HTTPS with `http.tls_cert`/`tls_key`) until stopped."""
+    import uvicorn
+
+    h = config.http
+    tls = {"ssl_certfile": h.tls_cert, "ssl_keyfile": h.tls_key} if h.tls_cert else {}
+    logger.warning("serving the HTTP API on %s://%s:%d", "https" if tls else "http", h.host, h.port)
+    # log_config=None: uvicorn logs through the root logger edge.logs configured; no Server header.
+    uvicorn.run(app, host=h.host, port=h.port, log_config=None, server_header=False, access_log=False, **tls)

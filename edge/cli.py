@@ -292,6 +292,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The HTTP API (docs/http.md) until stopped."""
+    from edge.app import http_app_from_config, serve_http
+    from edge.config import ConfigError, load_config
+
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        logger.error("serve: the HTTP API needs the http extra: pip install 'edge-face-verify[http]'")
+        return 2
+    try:
+        config = load_config(args.config, overrides={"http": {"host": args.host, "port": args.port}})
+        _log_level_from_config(args, config)
+        app = http_app_from_config(config)
+    except ConfigError as exc:
+        logger.error("serve: %s", exc.message)
+        return 2
+    serve_http(app, config)
+    return 0
+
+
 # --- the enrolment vault (edge.vault; docs/vault.md) -------------------------------------------
 
 
@@ -827,6 +849,12 @@ def build_parser() -> argparse.ArgumentParser:
         "$EDGE_MQTT_PASSWORD (a password in the URL shows in the process list)",
     )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("serve", help="the HTTP API: face verification and compare over HTTP (docs/http.md)")
+    p.add_argument("--config", default=None, help="TOML config (default: the built-in defaults, as in edge.toml)")
+    p.add_argument("--host", default=None, help="override http.host (default 127.0.0.1: this device only)")
+    p.add_argument("--port", type=int, default=None, help="override http.port (default 8080)")
+    p.set_defaults(func=cmd_serve)
 
     def vault_option(p: argparse.ArgumentParser, required: bool = True) -> None:
         p.add_argument("--vault", required=required, metavar="DIR", help="the vault directory (holds the device key)")

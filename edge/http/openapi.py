@@ -1,0 +1,105 @@
+"""`GET /openapi.json`: the endpoints this device serves, written out by hand (OpenAPI 3.0)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge import __version__
+
+_IMAGE_PAIR = {
+    "first_image_file": {"type": "string", "format": "binary"},
+    "second_image_file": {"type": "string", "format": "binary"},
+    "first_encrypted_image": {"type": "string", "description": "base64 of a photo sealed to the device key"},
+    "second_encrypted_image": {"type": "string", "description": "base64 of a photo sealed to the device key"},
+    "auto_rotate": {"type": "string", "enum": ["true", "false", "1", "0"]},
+}
+
+_ERROR = {
+    "type": "object",
+    "required": ["code", "message", "request_id"],
+    "properties": {
+        "code": {"type": "integer", "enum": [1200, 2003, 2004, 2005, 2006, 4000, 4004, 5000]},
+        "message": {"type": "string"},
+        "request_id": {"type": "string"},
+    },
+}
+
+_VERIFIED = {
+    "type": "object",
+    "required": ["code", "verification_score", "request_id"],
+    "properties": {
+        "code": {"type": "integer", "enum": [1000]},
+        "verification_score": {"type": "number", "minimum": 0, "maximum": 1},
+        "face_count": {
+            "type": "object",
+            "properties": {"first": {"type": "integer"}, "second": {"type": "integer"}},
+        },
+        "request_id": {"type": "string"},
+    },
+}
+
+_RECT = {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4}
+_COMPARED = {
+    "type": "object",
+    "required": ["code", "scores", "face_rects", "request_id"],
+    "properties": {
+        "code": {"type": "integer", "enum": [1000]},
+        "scores": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+        "face_rects": {
+            "type": "object",
+            "properties": {"first": {"type": "array", "items": _RECT}, "second": {"type": "array", "items": _RECT}},
+        },
+        "request_id": {"type": "string"},
+    },
+}
+
+
+def _json(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+def _stateless(summary: str, ok: dict, fields: dict) -> dict:
+    error = {"content": _json({"$ref": "#/components/schemas/Error"})}
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": {"type": "object", "properties": fields}}},
+            },
+            "responses": {
+                "200": {"description": "success (code 1000)", "content": _json(ok)},
+                "400": {"description": "1200, 2003, 2005, 2006, 4000, 4004", **error},
+                "401": {"description": "no X-API-Key (when api_keys are configured)", **error},
+                "403": {"description": "a wrong X-API-Key", **error},
+                "411": {"description": "no Content-Length", **error},
+                "413": {"description": "2004: the body or a photo is too large", **error},
+                "500": {"description": "5000: the device cannot answer", **error},
+                "503": {"description": "busy: the queue is full (Retry-After)", **error},
+            },
+        }
+    }
+
+
+def openapi_document(config: Any) -> dict:
+    verify_fields = {**_IMAGE_PAIR, "check_quality": {"type": "string", "enum": ["true", "false", "1", "0"]}}
+    document = {
+        "openapi": "3.0.3",
+        "info": {"title": "edge face verification", "version": __version__},
+        "paths": {
+            "/identity/image_verification/stateless": _stateless(
+                "1:1 verification of the largest face of each photo", _VERIFIED, verify_fields
+            ),
+            "/identity/face_compare/stateless": _stateless(
+                "every face of the first photo against every face of the second", _COMPARED, dict(_IMAGE_PAIR)
+            ),
+            "/healthz": {
+                "get": {"summary": "the service answers", "responses": {"200": {"description": "ok"}}},
+            },
+        },
+        "components": {"schemas": {"Error": _ERROR}},
+    }
+    if config.api_keys:
+        document["components"]["securitySchemes"] = {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+        document["security"] = [{"apiKey": []}]
+    return document
