@@ -359,3 +359,21 @@ def test_serve_refuses_a_bad_config(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 2 and "http.tls_key" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ({"host": " "}, "http.host"),
+        ({"tls_key": "/k.pem"}, "http.tls_cert"),
+        ({"api_keys": ["short"]}, "http.api_keys[0]"),
+        ({"port": 0}, "http.port"),
+        ({"max_queue": -1}, "http.max_queue"),
+    ],
+)
+def test_http_config_errors_name_the_key(section, key):
+    from edge.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"http": section})
+    assert err.value.key == key
