@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import os
 import socket
 import subprocess
@@ -377,3 +378,33 @@ def test_http_config_errors_name_the_key(section, key):
     with pytest.raises(ConfigError) as err:
         config_from_dict({"http": section})
     assert err.value.key == key
+
+
+def test_a_client_that_leaves_mid_upload_is_no_fault_and_gives_its_place_back(engine, caplog):
+    """A client sends part of a multipart body, then disconnects: the device logs no error, answers
+    no 500 (there is nobody to answer), and the engine queue's place is free again."""
+    import asyncio
+
+    app = create_app(engine, HttpConfig(max_queue=0))
+    head = b'--b\r\nContent-Disposition: form-data; name="first_image_file"; filename="a.jpg"\r\n\r\n\xff\xd8'
+    messages = iter([{"type": "http.request", "body": head, "more_body": True}, {"type": "http.disconnect"}])
+    sent = []
+
+    async def receive():
+        return next(messages, {"type": "http.disconnect"})
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/identity/image_verification/stateless", "raw_path": b"/identity/image_verification/stateless",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8080),
+        "headers": [(b"content-type", b"multipart/form-data; boundary=b"), (b"content-length", b"100000")],
+    }  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="edge.http"):
+        asyncio.run(app(scope, receive, send))
+    (start,) = [m for m in sent if m["type"] == "http.response.start"]
+    assert start["status"] == 400, start
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "the client left" in caplog.text and app.state.api.queue.taken == 0

@@ -23,7 +23,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -223,6 +223,11 @@ class HttpApi:
                 self.queue.give_back()
         except Refusal as exc:
             return refused(exc, rid)
+        except ClientDisconnect:
+            # The client left mid-upload: nobody to answer, and no fault of the device's (not a
+            # 500, not a logged error: a client that connects and leaves must not flood the log).
+            logger.info("HTTP %s %s: the client left before its body arrived", request.method, request.url.path)
+            return answer({"code": INVALID_ARGUMENT, "message": "the request body did not arrive"}, 400, rid)
         result.pop("request_id", None)  # the engine's own: one id per request, the one in X-Request-Id
         return answer(result, http_status(int(result["code"])), rid)
 
