@@ -342,8 +342,23 @@ def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
 
     A symbolic link at `path` is refused (UnsafePathError), never followed (nor created through).
     """
+    with _flocked(path, os.O_RDWR | os.O_CREAT, fcntl.LOCK_EX):
+        yield
+
+
+@contextlib.contextmanager
+def shared_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """A shared flock on the existing file `path` (no link followed, nothing created), held for the
+    block: waits while someone holds `exclusive_lock` on it, and keeps them waiting meanwhile."""
+    with _flocked(path, os.O_RDONLY, fcntl.LOCK_SH):
+        yield
+
+
+@contextlib.contextmanager
+def _flocked(path: str | os.PathLike[str], open_flags: int, operation: int) -> Iterator[None]:
+    """`operation` (LOCK_EX / LOCK_SH) on the regular file `path`, opened without following a link."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, open_flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UnsafePathError(errno.ELOOP, "is a symbolic link: not followed", os.fspath(path)) from None
@@ -353,35 +368,10 @@ def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise UnsafePathError(errno.ENOTDIR, "is not a regular file", os.fspath(path))
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                break
-            except OSError as exc:  # pragma: no cover - EINTR on old Pythons
-                if exc.errno != errno.EINTR:
-                    raise
+        fcntl.flock(fd, operation)  # retried by Python itself when a signal interrupts it (PEP 475)
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-@contextlib.contextmanager
-def shared_lock(path: str | os.PathLike[str]) -> Iterator[None]:
-    """A shared flock on the existing file `path` (no link followed, nothing created), held for the
-    block: waits while someone holds `exclusive_lock` on it, and keeps them waiting meanwhile."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise UnsafePathError(errno.ELOOP, "is a symbolic link: not followed", os.fspath(path)) from None
-        raise
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UnsafePathError(errno.ENOTDIR, "is not a regular file", os.fspath(path))
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)
 
 
 __all__ = [
