@@ -256,13 +256,12 @@ def _blinked(eyes: deque) -> bool:
     t_end, last = eyes[-1]
     if last < BLINK_OPEN * level:
         return False
-    closed_at = None
+    closed = False  # walking back from this open frame: a closed one seen yet?
     for t, v in reversed(list(eyes)[:-1]):
         if t_end - t > BLINK_S:
             return False
-        if closed_at is None:
-            if v < BLINK_CLOSED * level:
-                closed_at = t
+        if not closed:
+            closed = v < BLINK_CLOSED * level
         elif v >= BLINK_OPEN * level:
             return True
     return False
