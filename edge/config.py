@@ -230,6 +230,16 @@ class HttpConfig:
     # Keys a client must send in the X-API-Key header (401 without one, 403 for a wrong one,
     # before the engine is touched). Empty: no key is asked for (keep host on loopback then).
     api_keys: tuple = _opt((), item=str)
+    # Tencent CompareFace dialect (POST / with X-TC-Action): "SecretId:SecretKey" pairs its
+    # TC3-HMAC-SHA256 signatures are checked against. Empty: that dialect refuses every request.
+    tencent_secrets: tuple = _opt((), item=str)
+    # Hosts UrlA/UrlB (Tencent) may name. Empty: URLs are refused (the device is offline by design).
+    url_allow_hosts: tuple = _opt((), item=str)
+    # aigen dialect: keys a client must send in x-aigen-key. Empty: that dialect refuses every request.
+    aigen_keys: tuple = _opt((), item=str)
+    # /v1/ enrolment and identification: keys for X-API-Key there, distinct from api_keys.
+    # Empty: /v1/ refuses every request.
+    admin_keys: tuple = _opt((), item=str)
 
 
 @dataclass(frozen=True)

@@ -81,25 +81,41 @@ def _stateless(summary: str, ok: dict, fields: dict) -> dict:
     }
 
 
-def openapi_document(config: Any) -> dict:
+def senseid_paths(config: Any) -> dict:
+    """The SenseID dialect's part: {"paths": …, "schemas": …, "security": {name: scheme}}."""
     verify_fields = {**_IMAGE_PAIR, "check_quality": {"type": "string", "enum": ["true", "false", "1", "0"]}}
-    document = {
+    security = {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}} if config.api_keys else {}
+    paths = {
+        "/identity/image_verification/stateless": _stateless(
+            "1:1 verification of the largest face of each photo", _VERIFIED, verify_fields
+        ),
+        "/identity/face_compare/stateless": _stateless(
+            "every face of the first photo against every face of the second", _COMPARED, dict(_IMAGE_PAIR)
+        ),
+    }
+    if security:
+        for item in paths.values():
+            item["post"]["security"] = [{"apiKey": []}]
+    return {"paths": paths, "schemas": {"Error": _ERROR}, "security": security}
+
+
+def openapi_document(config: Any, parts: list[dict]) -> dict:
+    """The whole document: every dialect's part (`paths`, `schemas`, `security` schemes) and /healthz."""
+    document: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {"title": "edge face verification", "version": __version__},
         "paths": {
-            "/identity/image_verification/stateless": _stateless(
-                "1:1 verification of the largest face of each photo", _VERIFIED, verify_fields
-            ),
-            "/identity/face_compare/stateless": _stateless(
-                "every face of the first photo against every face of the second", _COMPARED, dict(_IMAGE_PAIR)
-            ),
             "/healthz": {
                 "get": {"summary": "the service answers", "responses": {"200": {"description": "ok"}}},
             },
         },
-        "components": {"schemas": {"Error": _ERROR}},
+        "components": {"schemas": {}},
     }
-    if config.api_keys:
-        document["components"]["securitySchemes"] = {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
-        document["security"] = [{"apiKey": []}]
+    schemes: dict[str, Any] = {}
+    for part in parts:
+        document["paths"].update(part.get("paths", {}))
+        document["components"]["schemas"].update(part.get("schemas", {}))
+        schemes.update(part.get("security", {}))
+    if schemes:
+        document["components"]["securitySchemes"] = schemes
     return document
