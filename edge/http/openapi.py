@@ -58,6 +58,15 @@ def _json(schema: dict) -> dict:
     return {"application/json": {"schema": schema}}
 
 
+def _one_of_each_pair(fields: dict) -> dict:
+    """Each photo comes as a file or sealed, exactly one of the two."""
+    exactly_one = [
+        {"oneOf": [{"required": [f"{label}_image_file"]}, {"required": [f"{label}_encrypted_image"]}]}
+        for label in ("first", "second")
+    ]
+    return {"type": "object", "properties": fields, "allOf": exactly_one}
+
+
 def _stateless(summary: str, ok: dict, fields: dict) -> dict:
     error = {"content": _json({"$ref": "#/components/schemas/Error"})}
     return {
@@ -65,7 +74,7 @@ def _stateless(summary: str, ok: dict, fields: dict) -> dict:
             "summary": summary,
             "requestBody": {
                 "required": True,
-                "content": {"multipart/form-data": {"schema": {"type": "object", "properties": fields}}},
+                "content": {"multipart/form-data": {"schema": _one_of_each_pair(fields)}},
             },
             "responses": {
                 "200": {"description": "success (code 1000)", "content": _json(ok)},
