@@ -452,20 +452,80 @@ def test_a_body_that_is_not_json_by_content_type(client, photos):
     assert error_of(signed_post(client, body, content_type="text/plain")) == "InvalidParameter"
 
 
-def test_urls_are_refused_the_device_is_offline(engine, photos):
-    config = HttpConfig(tencent_secrets=SECRETS, url_allow_hosts=("photos.example",))
-    with TestClient(create_app(engine, config), base_url=f"http://{HOST}") as c:
+def test_urls_are_refused_unless_their_host_is_allowed(client, photos):
+    image = b64(photos["astronaut"])
+    for url in ("http://elsewhere.example/a.jpg", "file:///etc/passwd", "ftp://device.local/a.jpg", 7):
+        body = json.dumps({"UrlA": url, "ImageA": image, "ImageB": image}).encode()
+        response = signed_post(client, body)
+        assert error_of(response) == "InvalidParameterValue.UrlIllegal", url
+        assert "offline" in response.json()["Response"]["Error"]["Message"]
+
+
+@contextlib.contextmanager
+def photo_server(photos):
+    """A web server on loopback with a photo, a redirect, a slow answer and an endless one."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path == "/a.jpg":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(photos["mirrored"])))
+                self.end_headers()
+                self.wfile.write(photos["mirrored"])
+            elif self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "http://elsewhere.example/a.jpg")
+                self.end_headers()
+            elif self.path == "/slow":
+                time.sleep(3)
+                self.send_response(200)
+                self.end_headers()
+            elif self.path == "/endless":  # no Content-Length: the reader must count
+                self.send_response(200)
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    for _ in range(1000):
+                        self.wfile.write(bytes(64 * 1024))
+            else:
+                self.send_error(404)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_urls_from_an_allowed_host_are_downloaded_within_bounds(engine, photos):
+    config = HttpConfig(tencent_secrets=SECRETS, url_allow_hosts=("127.0.0.1",))
+    app = create_app(engine, config)
+    (dialect,) = [d for d in app.state.api.dialects if hasattr(d, "url_timeout_s")]
+    dialect.url_timeout_s = 1.0
+    with TestClient(app, base_url=f"http://{HOST}") as c, photo_server(photos) as base:
         image = b64(photos["astronaut"])
-        for url, code in [
-            ("http://elsewhere.example/a.jpg", "InvalidParameterValue.UrlIllegal"),
-            ("file:///etc/passwd", "InvalidParameterValue.UrlIllegal"),
-            ("http://photos.example/a.jpg", "FailedOperation.ImageDownloadError"),
+
+        def with_url(path: str) -> dict:
+            return {"UrlB": base + path, "ImageA": image, "ImageB": b64(photos["camera"])}  # UrlB wins over ImageB
+
+        assert score_of(signed_post(c, json.dumps(with_url("/a.jpg")).encode())) >= 50
+        for path, code in [
+            ("/redirect", "FailedOperation.ImageDownloadError"),
+            ("/missing", "FailedOperation.ImageDownloadError"),
+            ("/slow", "FailedOperation.ImageDownloadError"),
+            ("/endless", "FailedOperation.ImageSizeExceed"),
         ]:
-            body = json.dumps({"UrlA": url, "ImageA": image, "ImageB": image}).encode()
-            response = signed_post(c, body)
-            assert error_of(response) == code, url
-            if url.startswith("http"):
-                assert "offline" in response.json()["Response"]["Error"]["Message"]
+            started = time.monotonic()
+            response = signed_post(c, json.dumps(with_url(path)).encode())
+            assert error_of(response) == code, (path, response.json())
+            assert "UrlB" in response.json()["Response"]["Error"]["Message"]
+            assert time.monotonic() - started < 10
 
 
 def test_quality_control_refuses_a_blurred_face(client, photos):

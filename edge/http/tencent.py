@@ -16,6 +16,7 @@ the body after it is read and before the engine.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -28,7 +29,6 @@ import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -46,6 +46,7 @@ from edge.errors import (
     SUCCESS,
 )
 from edge.http.common import Refusal, Shared
+from edge.http.fetch import FetchError, allowed_host, fetch
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ WINDOW_S = 300
 # Signatures remembered to refuse a replay: each for WINDOW_S past its timestamp (after that the
 # window refuses it). Only verified signatures are kept, so only signed traffic fills it.
 REPLAY_CAPACITY = 50_000
+# A download from an allowed host (UrlA/UrlB) gives up after this long.
+URL_TIMEOUT_S = 5.0
 # Score on each of Tencent's model scales from our calibrated score s (0.6/0.7/0.8 ↔ FAR
 # 1e-3/1e-4/1e-5): v3 puts those FARs at 40/50/60, v2 at 70/80/90.
 SCALES = {"3.0": -20.0, "2.0": 10.0}
@@ -261,7 +264,8 @@ class Tencent:
         self._secrets = parse_secrets(shared.config.tencent_secrets)
         self._url_hosts = {h.lower() for h in shared.config.url_allow_hosts}
         self.seen = SeenSignatures()
-        self.clock = time.time  # the tests move it
+        self.clock = time.time
+        self.url_timeout_s = URL_TIMEOUT_S
 
     def routes(self) -> list[Route]:
         return [Route("/", self.compare_face, methods=["POST"])]
@@ -342,48 +346,46 @@ class Tencent:
         quality = _choice(params, "QualityControl", range(5), "InvalidParameterValue.QualityControlIllegal")
         rotate = _choice(params, "NeedRotateDetection", range(2), "InvalidParameterValue")
         _choice(params, "FaceMatchingStrategy", range(2), "InvalidParameterValue")
-        images = [self._image(params, side) for side in "AB"]
+        images = [await self._image(params, side) for side in "AB"]
         flags = {"auto_rotate": rotate == 1, "check_quality": quality > 0}
         return lambda: self.work(images, flags, model)
 
-    def _image(self, params: dict, side: str) -> str:
+    async def _image(self, params: dict, side: str) -> str | bytes:
         url, image = params.get(f"Url{side}"), params.get(f"Image{side}")
         if url is not None:  # Tencent: "if both are given, only the Url is used"
-            self._refuse_url(url, side)
+            return await self._download(url, side)
         if image is None or image == "":
             raise TencentError("InvalidParameterValue.ImageEmpty", f"Image{side} (base64) is required")
         if not isinstance(image, str):
             raise TencentError("InvalidParameterValue", f"Image{side} must be a base64 string")
         return image
 
-    def _refuse_url(self, url: Any, side: str) -> None:
-        if not isinstance(url, str):
-            raise TencentError("InvalidParameterValue.UrlIllegal", f"Url{side} must be a string")
-        try:
-            parts = urlsplit(url)
-            host = (parts.hostname or "").lower()
-        except ValueError:
-            parts, host = None, ""
-        if parts is None or parts.scheme not in ("http", "https") or not host:
-            raise TencentError("InvalidParameterValue.UrlIllegal", f"Url{side} is not an http(s) URL")
-        if host not in self._url_hosts:
+    async def _download(self, url: Any, side: str) -> bytes:
+        """Url{side} from a host of http.url_allow_hosts (bounded: the engine's byte limit,
+        URL_TIMEOUT_S, no redirect), off the event loop and off the engine's thread."""
+        if not isinstance(url, str) or allowed_host(url, self._url_hosts) is None:
             raise TencentError(
                 "InvalidParameterValue.UrlIllegal",
-                f"Url{side}: this device is offline by design and fetches no URL (the host is not in "
-                "http.url_allow_hosts); send the photo as Image" + side + " (base64)",
+                f"Url{side}: this device is offline by design and fetches a URL only from a host named in "
+                f"http.url_allow_hosts (over http or https); send the photo as Image{side} (base64)",
             )
-        raise TencentError(
-            "FailedOperation.ImageDownloadError",
-            f"Url{side}: this device does not download images (offline by design); send Image{side} (base64)",
-        )
+        limit = self.shared.engine.config.limits.content_limit
+        try:
+            return await asyncio.to_thread(fetch, url, max_bytes=limit, timeout_s=self.url_timeout_s)
+        except FetchError as exc:
+            code = "FailedOperation.ImageSizeExceed" if exc.too_large else "FailedOperation.ImageDownloadError"
+            raise TencentError(code, f"Url{side}: {exc}") from None
 
     # --- the engine ------------------------------------------------------------------------
 
-    def work(self, images: list[str], flags: dict[str, bool], model: str) -> dict:
+    def work(self, images: list[str | bytes], flags: dict[str, bool], model: str) -> dict:
         """Runs on the engine's worker thread: base64 → bytes → Engine.verify."""
         limit = self.shared.engine.config.limits.content_limit
         decoded = []
         for side, text in zip("AB", images):
+            if isinstance(text, bytes):  # downloaded
+                decoded.append(text)
+                continue
             if len(text) > 4 * (limit // 3 + 1) + 1024:  # base64 of more than `limit` bytes (+ whitespace)
                 return {"Error": ("FailedOperation.ImageSizeExceed", f"Image{side} is larger than {limit} bytes")}
             try:
@@ -504,8 +506,8 @@ def openapi_part() -> dict:
         "properties": {
             "ImageA": {"type": "string", "description": "base64 of photo A (JPEG, PNG, BMP, WebP)"},
             "ImageB": {"type": "string", "description": "base64 of photo B"},
-            "UrlA": {"type": "string", "description": "refused: the device fetches no URL"},
-            "UrlB": {"type": "string", "description": "refused: the device fetches no URL"},
+            "UrlA": {"type": "string", "description": "only from a host in http.url_allow_hosts"},
+            "UrlB": {"type": "string", "description": "only from a host in http.url_allow_hosts"},
             "FaceModelVersion": {"type": "string", "enum": list(SCALES)},
             "QualityControl": {"type": "integer", "minimum": 0, "maximum": 4},
             "NeedRotateDetection": {"type": "integer", "minimum": 0, "maximum": 1},
