@@ -10,10 +10,14 @@ import contextlib
 import hashlib
 import itertools
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -36,11 +40,12 @@ from tencentcloud.iai.v20200303 import iai_client, models  # noqa: E402
 
 from edge.config import ConfigError, HttpConfig  # noqa: E402
 from edge.http import create_app  # noqa: E402
-from edge.http.tencent import SeenSignatures, TencentError, parse_secrets  # noqa: E402
+from edge.http.tencent import _ERROR_CODES, SeenSignatures, TencentError, parse_secrets  # noqa: E402
 
 SECRET_ID, SECRET_KEY = "AKIDedgeTestSecretId0000000000000000", "k3y-of-the-device-0123456789abcd"
 SECRETS = (f"{SECRET_ID}:{SECRET_KEY}",)
 HOST = "device.local:8080"
+REPO = Path(__file__).resolve().parents[1]
 _AGE = itertools.count()
 
 
@@ -163,6 +168,7 @@ def error_of(response) -> str:
     assert len(answer["RequestId"]) == 36 and response.headers["x-request-id"] == answer["RequestId"]
     assert "Error" in answer, answer
     assert answer["Error"]["Message"]
+    assert answer["Error"]["Code"] in _ERROR_CODES  # as /openapi.json lists them
     return answer["Error"]["Code"]
 
 
@@ -225,6 +231,7 @@ def sdk_error(client, a: bytes, b: bytes, **params) -> TencentCloudSDKException:
     with pytest.raises(TencentCloudSDKException) as info:
         sdk_compare(client, a, b, **params)
     assert len(info.value.get_request_id() or "") == 36, info.value  # our answer, not a network error
+    assert info.value.get_code() in _ERROR_CODES
     return info.value
 
 
@@ -268,12 +275,14 @@ def test_the_official_sdk_sees_tencents_error_codes(server, photos):
 @pytest.mark.slow
 def test_the_official_sdk_of_api_2018_03_01_and_model_2_0(server, engine, photos):
     client = sdk(server, module=iai_client_2018)
-    answer = sdk_compare(
-        client, photos["astronaut"], photos["mirrored"], models_2018.CompareFaceRequest, FaceModelVersion="2.0"
-    )
-    s = engine.verify(photos["astronaut"], photos["mirrored"])["verification_score"]
-    assert answer.FaceModelVersion == "2.0"  # Tencent's 2.0 scale: 70/80/90 ↔ FAR 1e-3/1e-4/1e-5
-    assert answer.Score == pytest.approx(min(100, 100 * s + 10), abs=0.01)
+    for other in ("mirrored", "camera"):  # the same person (clamped at 100) and a stranger (mid-scale)
+        answer = sdk_compare(
+            client, photos["astronaut"], photos[other], models_2018.CompareFaceRequest, FaceModelVersion="2.0"
+        )
+        s = engine.verify(photos["astronaut"], photos[other])["verification_score"]
+        assert answer.FaceModelVersion == "2.0"  # Tencent's 2.0 scale: 70/80/90 ↔ FAR 1e-3/1e-4/1e-5
+        assert answer.Score == pytest.approx(min(100, max(0, 100 * s + 10)), abs=0.01)
+        assert 0 < answer.Score < 100 or other == "mirrored"
 
 
 @pytest.mark.slow
@@ -294,6 +303,57 @@ def test_an_oversized_request_is_refused_from_its_header_in_tencents_words(engin
             while b"RequestId" not in reply and (chunk := s.recv(65536)):
                 reply += chunk
         assert reply.startswith(b"HTTP/1.1 200") and b"AuthFailure.InvalidAuthorization" in reply
+
+
+@pytest.mark.slow
+def test_the_official_sdk_against_edge_serve(tmp_path, photos):
+    """`edge serve` as deployed, its secrets from the TOML configuration."""
+    import httpx
+
+    port = free_port()
+    config = tmp_path / "edge.toml"
+    config.write_text(f'[vault]\npath = ""\n[http]\ntencent_secrets = ["{SECRETS[0]}"]\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "serve", "--config", str(config), "--port", str(port)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "edge serve did not answer /healthz within 120 s"
+            time.sleep(0.3)
+        assert sdk_compare(sdk(port), photos["astronaut"], photos["mirrored"]).Score >= 50
+        wrong = sdk_error(sdk(port, secret_key="y" * 32), photos["astronaut"], photos["mirrored"])
+        assert wrong.get_code() == "AuthFailure.SignatureFailure"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_edge_serve_refuses_a_bad_tencent_secret(tmp_path):
+    config = tmp_path / "edge.toml"
+    config.write_text('[vault]\npath = ""\n[http]\ntencent_secrets = ["AKIDnokey"]\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "serve", "--config", str(config)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "http.tencent_secrets[0]" in proc.stderr, proc.stderr[-2000:]
 
 
 # --- authentication, from the headers and over the body ----------------------------------------------
