@@ -40,7 +40,8 @@ from tencentcloud.iai.v20200303 import iai_client, models  # noqa: E402
 
 from edge.config import ConfigError, HttpConfig  # noqa: E402
 from edge.http import create_app  # noqa: E402
-from edge.http.tencent import _ERROR_CODES, SeenSignatures, TencentError, parse_secrets  # noqa: E402
+from edge.http.tc3 import SeenSignatures, TencentError, parse_secrets  # noqa: E402
+from edge.http.tencent import _ERROR_CODES  # noqa: E402
 
 SECRET_ID, SECRET_KEY = "AKIDedgeTestSecretId0000000000000000", "k3y-of-the-device-0123456789abcd"
 SECRETS = (f"{SECRET_ID}:{SECRET_KEY}",)
@@ -385,6 +386,7 @@ def test_authorization_header_faults(client, photos):
         good["Authorization"].replace("SignedHeaders=content-type;host", "SignedHeaders=content-type"),
         good["Authorization"].replace("/tc3_request", "/tc4_request"),
         good["Authorization"][:-1],  # a signature one hex digit short
+        good["Authorization"].replace(f"Credential={SECRET_ID}", "Credential=" + "A" * 200),  # no SecretId's form
     ):
         assert error_of(post(client, body, {**good, "Authorization": bad})) == "AuthFailure.InvalidAuthorization", bad
     # a signature made for another Tencent service is not one for iai
