@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import itertools
 import json
 import os
 import subprocess
@@ -47,7 +46,7 @@ SECRET_ID, SECRET_KEY = "AKIDedgeTestSecretId0000000000000000", "k3y-of-the-devi
 SECRETS = (f"{SECRET_ID}:{SECRET_KEY}",)
 HOST = "device.local:8080"
 REPO = Path(__file__).resolve().parents[1]
-_AGE = itertools.count()
+_SIGNED: set = set()
 
 
 def encode(rgb: np.ndarray, ext: str = ".jpg") -> bytes:
@@ -100,9 +99,14 @@ def signed_headers(
     action: str = "CompareFace",
     version: str = "2020-03-03",
 ) -> dict[str, str]:
-    # A request sent twice in one second is signed alike and refused as a replay: each request
-    # made here is dated a different second back (within the 300 s window).
-    timestamp = int(time.time()) - next(_AGE) % 200 if timestamp is None else timestamp
+    if timestamp is None:
+        # A request sent twice in one second is signed alike and refused as a replay: a body
+        # signed here again is dated a second earlier than any time before (within the window).
+        key = (hashlib.sha256(body).digest(), secret_id, secret_key, host, service, content_type, date)
+        timestamp = int(time.time())
+        while (key, timestamp) in _SIGNED:
+            timestamp -= 1
+        _SIGNED.add((key, timestamp))
     date = date or datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d")
     canonical = (
         f"POST\n/\n\ncontent-type:{content_type}\nhost:{host}\n\ncontent-type;host\n{hashlib.sha256(body).hexdigest()}"
@@ -638,7 +642,9 @@ def test_busy_is_request_limit_exceeded_with_retry_after(engine, photos):
 def test_openapi_describes_compare_face(client):
     doc = client.get("/openapi.json").json()
     operation = doc["paths"]["/"]["post"]
-    assert {p["name"] for p in operation["parameters"]} >= {"X-TC-Action", "Authorization", "X-TC-Timestamp"}
+    assert {p["name"] for p in operation["parameters"]} >= {"X-TC-Action", "X-TC-Version", "X-TC-Timestamp"}
+    assert operation["security"] == [{"tc3": []}]
+    assert doc["components"]["securitySchemes"]["tc3"]["name"] == "Authorization"
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert {"ImageA", "ImageB", "QualityControl", "NeedRotateDetection", "FaceModelVersion"} <= set(
         schema["properties"]

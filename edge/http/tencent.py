@@ -315,7 +315,6 @@ def openapi_part() -> dict:
         ("X-TC-Action", {"type": "string", "enum": [ACTION]}),
         ("X-TC-Version", {"type": "string", "enum": list(VERSIONS)}),
         ("X-TC-Timestamp", {"type": "string", "pattern": "^[0-9]{1,12}$"}),
-        ("Authorization", {"type": "string", "description": "TC3-HMAC-SHA256 Credential=…, SignedHeaders=…"}),
     ]
     request = {
         "type": "object",
@@ -354,6 +353,7 @@ def openapi_part() -> dict:
     operation = {
         "summary": "Tencent Cloud CompareFace (iai 2020-03-03): 1:1, Score on Tencent's v3 scale",
         "parameters": [{"name": n, "in": "header", "required": True, "schema": s} for n, s in header],
+        "security": [{"tc3": []}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
         "responses": {
             "200": {
@@ -362,4 +362,11 @@ def openapi_part() -> dict:
             }
         },
     }
-    return {"paths": {"/": {"post": operation}}, "schemas": {}, "security": {}}
+    tc3 = {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "TC3-HMAC-SHA256 Credential=SecretId/date/iai/tc3_request, SignedHeaders=content-type;host, "
+        "Signature=… (docs/http.md)",
+    }
+    return {"paths": {"/": {"post": operation}}, "schemas": {}, "security": {"tc3": tc3}}
