@@ -21,10 +21,11 @@ from edge.errors import INTERNAL_ERROR, INVALID_ARGUMENT
 from edge.http.common import Shared, request_id
 from edge.http.openapi import openapi_document
 from edge.http.senseid import SenseId, answer
+from edge.http.tencent import Tencent
 
 logger = logging.getLogger(__name__)
 
-DIALECTS: tuple[type, ...] = (SenseId,)
+DIALECTS: tuple[type, ...] = (SenseId, Tencent)
 
 
 class HttpApi:
