@@ -503,6 +503,8 @@ ILLEGAL = "InvalidParameterValue"
         (b'{"ImageA": "AAAA", "ImageB": "AAAA", "FaceMatchingStrategy": 2}', "InvalidParameterValue"),
         (b'{"ImageA": "AAAA", "ImageB": "AAAA", "FaceModelVersion": 3}', f"{ILLEGAL}.FaceModelVersionIllegal"),
         (b'{"ImageA": "AAAA", "ImageB": "AAAA", "FaceModelVersion": "1.0"}', f"{ILLEGAL}.FaceModelVersionIllegal"),
+        (b'{"ImageA": "AAAA", "ImageB": "AAAA", "FaceModelVersion": {}}', f"{ILLEGAL}.FaceModelVersionIllegal"),
+        (b'{"ImageA": "AAAA", "ImageB": "AAAA", "FaceModelVersion": ["3.0"]}', f"{ILLEGAL}.FaceModelVersionIllegal"),
         (b'{"ImageA": "@@@@", "ImageB": "AAAA"}', "FailedOperation.ImageDecodeFailed"),
         (b'{"ImageA": "/etc/passwd", "ImageB": "AAAA"}', "FailedOperation.ImageDecodeFailed"),
     ],

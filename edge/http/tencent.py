@@ -243,7 +243,7 @@ class Tencent:
 def _model_version(value: Any) -> str:
     if value is None:
         return DEFAULT_MODEL
-    if value not in SCALES:
+    if not isinstance(value, str) or value not in SCALES:  # {} or [] would not even hash
         raise TencentError(
             "InvalidParameterValue.FaceModelVersionIllegal",
             f"FaceModelVersion must be one of {', '.join(map(repr, SCALES))}",

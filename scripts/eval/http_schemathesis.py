@@ -4,11 +4,13 @@
     python scripts/eval/http_schemathesis.py [--max-time 300] [--max-examples 50]
 
 The server runs with every dialect's keys configured and a fresh vault with a device key (so
-sealed images and /v1/ are live); schemathesis gets each operation's own credentials through a
-generated schemathesis.toml. Every check runs except `positive_data_acceptance`: a request can
-match the schema and still be refused by content the schema cannot describe (bytes that are not
-a decodable photo, a photo without a face), and those refusals are the API working.
-`negative_data_rejection` accepts 413, the status of code 2004 (content length).
+sealed images and /v1/ are live). schemathesis gets each operation's own credentials through a
+generated schemathesis.toml, and Tencent's requests are signed by http_schemathesis_hooks.py.
+Every check runs except `positive_data_acceptance`: a request can match the schema and still be
+refused by content the schema cannot describe (bytes that are not a decodable photo, a photo
+without a face), and those refusals are the API working. `negative_data_rejection` accepts 413,
+the status of code 2004 (content length). On Tencent's `POST /` every refusal is HTTP 200 with
+Response.Error (its SDK needs that), so the checks that want a 4xx for a refusal are off there.
 Exit status: schemathesis's (0 when no check failed).
 """
 
@@ -61,6 +63,9 @@ def schemathesis_config(folder: Path, max_examples: int) -> Path:
     config.write_text(
         f"generation.max-examples = {max_examples}\n"
         "request-timeout = 30.0\n"
+        # Every check is on by default; per-operation settings below (the CLI's --checks would override them).
+        "[checks.positive_data_acceptance]\n"
+        "enabled = false\n"
         "[checks.negative_data_rejection]\n"
         'expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "411", "413", "415", "422"]\n'
         "[[operations]]\n"
@@ -72,6 +77,13 @@ def schemathesis_config(folder: Path, max_examples: int) -> Path:
         "[[operations]]\n"
         'include-path-regex = "^/aiface/"\n'
         f'headers = {{ "x-aigen-key" = "{AIGEN_KEY}" }}\n'
+        # Tencent answers every refusal with HTTP 200 and Response.Error (its SDK needs that):
+        # the checks that expect a 4xx status for a refused request do not apply there.
+        "[[operations]]\n"
+        'include-path = "/"\n'
+        "checks.negative_data_rejection.enabled = false\n"
+        "checks.ignored_auth.enabled = false\n"
+        "checks.missing_required_header.enabled = false\n"
     )
     return config
 
@@ -115,10 +127,6 @@ def main() -> int:
                 str(schemathesis_config(folder, args.max_examples)),
                 "run",
                 url,
-                "--checks",
-                "all",
-                "--exclude-checks",
-                "positive_data_acceptance",
                 "--max-time",
                 str(args.max_time),
                 "--seed",
@@ -132,8 +140,9 @@ def main() -> int:
         log = (folder / "serve.log").read_text(errors="replace")
     faults = [line for line in log.splitlines() if "Traceback" in line or "internal error" in line]
     print(f"server log: {len(faults)} tracebacks or internal errors")
-    for line in faults[:10]:
-        print("  " + line)
+    if faults:  # the first fault's whole traceback, to fix it
+        start = log.find(faults[0])
+        print("\n".join("  " + line for line in log[start:].splitlines()[:60]))
     return status or (1 if faults else 0)
 
 
