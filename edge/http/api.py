@@ -18,13 +18,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from edge.errors import INTERNAL_ERROR, INVALID_ARGUMENT
+from edge.http.aigen import Aigen
 from edge.http.common import Shared, request_id
 from edge.http.openapi import openapi_document
 from edge.http.senseid import SenseId, answer
 
 logger = logging.getLogger(__name__)
 
-DIALECTS: tuple[type, ...] = (SenseId,)
+DIALECTS: tuple[type, ...] = (SenseId, Aigen)
 
 
 class HttpApi:
