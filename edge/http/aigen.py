@@ -190,6 +190,8 @@ def _image(value: Any, name: str, max_bytes: int) -> bytes:
     prefix = _DATA_URL.match(value)
     text = value[prefix.end() :] if prefix else value
     text = "".join(text.split())  # line breaks, as base64.encodebytes writes them
+    if not text:
+        raise _bad(f"MISSING_ARGUMENTS: {name}")
     # Refused from its length alone: decoding a photo the engine would refuse is wasted memory.
     if len(text) // 4 * 3 - 2 > max_bytes:
         raise Refusal(413, INVALID_CONTENT_LENGTH, f"IMAGE_FILE_TOO_LARGE: {name}", reason="aigen")
