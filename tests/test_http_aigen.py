@@ -471,3 +471,13 @@ def test_the_sample_file_is_the_vendor_shape():
     source = SAMPLE.read_text()
     for needle in ("import requests", "import json", "json.dumps(", '"x-aigen-key"', "print(response.text)"):
         assert needle in source
+
+
+@pytest.mark.parametrize("key", ["short", "sixteen chars ok", "tab\tin-the-key-0123"])
+def test_weak_aigen_keys_are_refused_by_the_config(key):
+    from edge.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"http": {"aigen_keys": [KEY, key]}})
+    assert err.value.key == "http.aigen_keys[1]"
+    assert config_from_dict({"http": {"aigen_keys": [KEY]}}).http.aigen_keys == (KEY,)
