@@ -161,6 +161,8 @@ def test_not_an_image_is_400_unsupported_format(client, photos):
     assert_answer(post(client, images(photos["astronaut"], cut)), 400, "IMAGE_ERROR_UNSUPPORTED_FORMAT: image2")
     not_base64 = {"image1": "this is not base64!", "image2": b64(photos["astronaut"])}
     assert_answer(post(client, not_base64), 400, "IMAGE_ERROR_UNSUPPORTED_FORMAT: image1")
+    not_ascii = {"image1": b64(photos["astronaut"]), "image2": "QUJD\u00e9RA=="}
+    assert_answer(post(client, not_ascii), 400, "IMAGE_ERROR_UNSUPPORTED_FORMAT: image2")
 
 
 def test_image_too_small_is_invalid_image_size(client, photos):
@@ -331,6 +333,21 @@ def test_full_queue_is_503_concurrency_limit_exceeded(engine, photos):
             worker.join(60)
         assert_answer(first["r"], 200)
         assert_answer(post(c, body), 200)  # the place is given back
+
+
+class FaultyEngine(BlockingEngine):
+    """The real engine, whose `verify` fails as a damaged model file would."""
+
+    def verify(self, *args, **kwargs):
+        raise RuntimeError("tensor arena exhausted")
+
+
+def test_a_fault_of_the_device_is_500_internal_error_in_this_dialect(engine, photos, caplog):
+    with TestClient(create_app(FaultyEngine(engine), HttpConfig(aigen_keys=(KEY,)))) as c:
+        response = post(c, images(photos["astronaut"], photos["mirrored"]))
+    assert_answer(response, 500, "INTERNAL_ERROR")
+    assert "tensor arena" not in response.text  # the cause is logged, not told
+    assert "tensor arena exhausted" in caplog.text
 
 
 def test_openapi_describes_the_endpoint(client):

@@ -54,6 +54,7 @@ MAX_JSON_DEPTH = 2
 THRESHOLD_FARS = {"err_01": 1e-3, "err_001": 1e-4, "err_0001": 1e-5}
 # A data URL prefix some clients leave on the base64 ("data:image/jpeg;base64,").
 _DATA_URL = re.compile(r"data:[\w.+-]+/[\w.+-]+;base64,", re.ASCII)
+_WHITESPACE = b" \t\r\n\f\v"
 
 
 def thresholds() -> dict[str, float]:
@@ -108,7 +109,16 @@ class Aigen:
     # --- the engine's thread ---------------------------------------------------------------
 
     def work(self, images: list[bytes], blur_detection: bool) -> tuple[int, dict]:
-        """(HTTP status, the answer's fields): decode both photos, check blur when asked, verify."""
+        """(HTTP status, the answer's fields). A fault is answered in this dialect's shape (500
+        INTERNAL_ERROR) and logged, not left to the app's generic 500."""
+        try:
+            return self._verify(images, blur_detection)
+        except Exception:
+            logger.exception("aigen %s: internal error", PATH)
+            return 500, {"error_message": "INTERNAL_ERROR"}
+
+    def _verify(self, images: list[bytes], blur_detection: bool) -> tuple[int, dict]:
+        """Decode both photos, check blur when asked, verify."""
         engine = self.shared.engine
         loaded = []
         for name, data in zip(IMAGES, images):
@@ -188,8 +198,11 @@ def _image(value: Any, name: str, max_bytes: int) -> bytes:
     if not isinstance(value, str):
         raise _bad(f"BAD_ARGUMENTS: {name} (must be a base64 string)")
     prefix = _DATA_URL.match(value)
-    text = value[prefix.end() :] if prefix else value
-    text = "".join(text.split())  # line breaks, as base64.encodebytes writes them
+    try:
+        text = (value[prefix.end() :] if prefix else value).encode("ascii")
+    except UnicodeEncodeError:
+        raise _bad(f"IMAGE_ERROR_UNSUPPORTED_FORMAT: {name}") from None
+    text = text.translate(None, _WHITESPACE)  # line breaks, as base64.encodebytes writes them
     if not text:
         raise _bad(f"MISSING_ARGUMENTS: {name}")
     # Refused from its length alone: decoding a photo the engine would refuse is wasted memory.
@@ -197,7 +210,7 @@ def _image(value: Any, name: str, max_bytes: int) -> bytes:
         raise Refusal(413, INVALID_CONTENT_LENGTH, f"IMAGE_FILE_TOO_LARGE: {name}", reason="aigen")
     try:
         return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+    except binascii.Error:
         raise _bad(f"IMAGE_ERROR_UNSUPPORTED_FORMAT: {name}") from None
 
 
