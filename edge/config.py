@@ -393,6 +393,9 @@ def _validate_http(h: HttpConfig) -> None:
     for i, key in enumerate(h.api_keys):
         if len(key) < 16 or not key.isprintable() or " " in key:
             raise ConfigError(f"http.api_keys[{i}]", "must be at least 16 printable characters without spaces")
+    for i, key in enumerate(h.aigen_keys):  # x-aigen-key values: as hard to guess as api_keys
+        if len(key) < 16 or not key.isprintable() or " " in key:
+            raise ConfigError(f"http.aigen_keys[{i}]", "must be at least 16 printable characters without spaces")
 
 
 TOPIC_PREFIX = re.compile(r"[^#+\x00]{1,200}")

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from edge.errors import INTERNAL_ERROR, INVALID_ARGUMENT
+from edge.http.aigen import Aigen
 from edge.http.common import Shared, request_id
 from edge.http.openapi import openapi_document
 from edge.http.senseid import SenseId, answer
@@ -25,7 +26,7 @@ from edge.http.tencent import Tencent
 
 logger = logging.getLogger(__name__)
 
-DIALECTS: tuple[type, ...] = (SenseId, Tencent)
+DIALECTS: tuple[type, ...] = (SenseId, Tencent, Aigen)
 
 
 class HttpApi:
