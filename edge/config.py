@@ -390,9 +390,13 @@ def _validate_http(h: HttpConfig) -> None:
         raise ConfigError("http.host", "must not be empty (127.0.0.1: this device only; 0.0.0.0: every interface)")
     if (h.tls_cert == "") != (h.tls_key == ""):
         raise ConfigError("http.tls_key" if h.tls_cert else "http.tls_cert", "set tls_cert and tls_key together")
-    for i, key in enumerate(h.api_keys):
-        if len(key) < 16 or not key.isprintable() or " " in key:
-            raise ConfigError(f"http.api_keys[{i}]", "must be at least 16 printable characters without spaces")
+    for name in ("api_keys", "admin_keys"):
+        for i, key in enumerate(getattr(h, name)):
+            if len(key) < 16 or not key.isprintable() or " " in key:
+                raise ConfigError(f"http.{name}[{i}]", "must be at least 16 printable characters without spaces")
+    for i, key in enumerate(h.admin_keys):
+        if key in h.api_keys:  # a compare client must never be able to enrol or revoke
+            raise ConfigError(f"http.admin_keys[{i}]", "is also in http.api_keys; an admin key must be its own")
 
 
 TOPIC_PREFIX = re.compile(r"[^#+\x00]{1,200}")
