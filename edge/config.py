@@ -216,7 +216,7 @@ class MqttConfig:
 @dataclass(frozen=True)
 class HttpConfig:
     # The HTTP API (docs/http.md): `edge serve` answers it. Loopback unless host says otherwise.
-    enabled: bool = _opt(False)  # for `edge run` (not served from the camera loop yet); `edge serve` always serves
+    enabled: bool = _opt(False)  # `edge run` serves the API beside the camera loop; `edge serve` always serves
     host: str = _opt("127.0.0.1")
     port: int = _opt(8080, lo=1, hi=65535)
     # A request whose Content-Length is above this is refused (413, 2004) before its body is read.
