@@ -280,9 +280,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides=overrides)
         _log_level_from_config(args, config)
         appliance = appliance_from_config(config)
+    except ConfigError as exc:
+        logger.error("run: %s", exc.message)
+        return 2
+    try:
         http = _http_beside(appliance, config) if config.http.enabled else None
     except ConfigError as exc:
         logger.error("run: %s", exc.message)
+        for sink in appliance.sinks:  # started already (MQTT connects while the models load): closed cleanly
+            sink.close()
         return 2
     try:
         stats = appliance.run(max_frames=args.max_frames)
