@@ -287,13 +287,18 @@ __all__ = [
 
 def enrolments_from_config(config: Config, engine: Engine) -> Any:
     """The vault and gallery the /v1/ endpoints of `edge serve` use (edge.http.admin.Enrolments),
-    or None when the config names no enrolment store. The gallery is re-read from the vault after
-    each /v1/ enrolment or revocation."""
+    or None when the config names no enrolment store or it cannot be used (a warning: the
+    compare endpoints are served all the same). The gallery is re-read from the vault after each
+    /v1/ enrolment or revocation."""
     from edge.http.admin import Enrolments
 
     if not (config.gallery.path or config.vault.path):
         return None
-    gallery, load = gallery_from_config(config, engine)
+    try:
+        gallery, load = gallery_from_config(config, engine)
+    except ConfigError as exc:  # the compare endpoints need no vault: serve them, /v1/ says there is none
+        logger.warning("HTTP /v1/ has no enrolments to work on: %s", exc.message)
+        return None
     current = {"gallery": gallery}
 
     def refresh() -> None:

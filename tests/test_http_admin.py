@@ -257,11 +257,19 @@ def test_identify_refuses_a_photo_without_a_face(client, photos):
     assert identify(client, b"garbage").json()["code"] in (2005, 2006)
 
 
-def test_without_a_vault_v1_says_so(engine):
-    config = config_from_dict({"vault": {"path": ""}, "http": {"admin_keys": [ADMIN]}})
+@pytest.mark.parametrize("vault", ["", "missing"])
+def test_without_a_vault_v1_says_so_and_compare_is_still_served(engine, photos, tmp_path, vault):
+    """No vault.path, or one that is not there (the default /var/lib/edge/vault on a laptop)."""
+    path = str(tmp_path / vault) if vault else ""
+    config = config_from_dict({"vault": {"path": path}, "http": {"admin_keys": [ADMIN]}})
     with TestClient(http_app_from_config(config, engine)) as client:
         for response in (client.get("/v1/people", headers=admin()), client.get("/v1/vault", headers=admin())):
             assert "no vault" in assert_answer(response, 400, INVALID_ARGUMENT)["message"]
+        assert (
+            "no vault" in assert_answer(enrol(client, ASTRONAUT, photos["astronaut"]), 400, INVALID_ARGUMENT)["message"]
+        )
+        pair = {"first_image_file": ("a.jpg", photos["astronaut"]), "second_image_file": ("b", photos["mirrored"])}
+        assert_answer(client.post(VERIFY, files=pair), 200, SUCCESS)
 
 
 def test_openapi_describes_v1_with_its_own_key(client):
