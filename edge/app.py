@@ -266,7 +266,11 @@ def appliance_from_config(
 
 
 __all__ = [
+    "HttpThread",
     "appliance_from_config",
+    "enrolments_from_config",
+    "http_app_from_config",
+    "serve_http",
     "attach_mqtt",
     "engine_from_config",
     "gallery_from_config",
@@ -281,11 +285,40 @@ __all__ = [
 # --- the HTTP API ----------------------------------------------------------------------------
 
 
-def http_app_from_config(config: Config, engine: Engine | None = None) -> Any:
+def enrolments_from_config(config: Config, engine: Engine) -> Any:
+    """The vault and gallery the /v1/ endpoints of `edge serve` use (edge.http.admin.Enrolments),
+    or None when the config names no enrolment store or it cannot be used (a warning: the
+    compare endpoints are served all the same). The gallery is re-read from the vault after each
+    /v1/ enrolment or revocation."""
+    from edge.http.admin import Enrolments
+
+    if not (config.gallery.path or config.vault.path):
+        return None
+    try:
+        gallery, load = gallery_from_config(config, engine)
+    except ConfigError as exc:  # the compare endpoints need no vault: serve them, /v1/ says there is none
+        logger.warning("HTTP /v1/ has no enrolments to work on: %s", exc.message)
+        return None
+    current = {"gallery": gallery}
+
+    def refresh() -> None:
+        if load is not None:
+            current["gallery"] = load()
+
+    vault_path = None if config.gallery.path else config.vault.path
+    return Enrolments(vault_path, lambda: current["gallery"], refresh)
+
+
+def http_app_from_config(config: Config, engine: Engine | None = None, *, appliance: Appliance | None = None) -> Any:
     """The HTTP API's app (edge.http, docs/http.md), answering with `engine` (built from the
     config when not given). Encrypted images open with the device key of `vault.path` when
-    that vault has one; without it they are refused (1200)."""
+    that vault has one; without it they are refused (1200).
+
+    With `appliance` (`edge run`), the app shares its engine and gallery: every engine job runs
+    on the camera loop's thread between frames (the engine's interpreters are not thread-safe),
+    and a /v1/ enrolment re-reads the loop's gallery before it is answered."""
     from edge.http import create_app
+    from edge.http.admin import Enrolments
     from edge.vault import VaultError, load_private_key
     from edge.vault.keys import PRIVATE_KEY_FILE
 
@@ -295,15 +328,61 @@ def http_app_from_config(config: Config, engine: Engine | None = None) -> Any:
             key = load_private_key(config.vault.path)
         except VaultError as exc:
             raise ConfigError("vault.path", f"cannot open the device key: {exc}") from None
-    return create_app(engine or engine_from_config(config), config.http, unseal_key=key)
+    if appliance is not None:
+        vault_path = None if config.gallery.path else config.vault.path
+        enrolments = Enrolments(vault_path, lambda: appliance.gallery, appliance.reload_now)
+        return create_app(
+            appliance.engine, config.http, unseal_key=key, enrolments=enrolments, runner=appliance.call_in_loop
+        )
+    engine = engine or engine_from_config(config)
+    return create_app(engine, config.http, unseal_key=key, enrolments=enrolments_from_config(config, engine))
 
 
-def serve_http(app: Any, config: Config) -> None:
-    """Serve `app` with uvicorn on `http.host`:`http.port` (HTTPS with `http.tls_cert`/`tls_key`) until stopped."""
+def _uvicorn_config(app: Any, config: Config) -> Any:
     import uvicorn
 
     h = config.http
     tls = {"ssl_certfile": h.tls_cert, "ssl_keyfile": h.tls_key} if h.tls_cert else {}
     logger.warning("serving the HTTP API on %s://%s:%d", "https" if tls else "http", h.host, h.port)
     # log_config=None: uvicorn logs through the root logger edge.logs configured; no Server header.
-    uvicorn.run(app, host=h.host, port=h.port, log_config=None, server_header=False, access_log=False, **tls)
+    return uvicorn.Config(app, host=h.host, port=h.port, log_config=None, server_header=False, access_log=False, **tls)
+
+
+def serve_http(app: Any, config: Config) -> None:
+    """Serve `app` with uvicorn on `http.host`:`http.port` (HTTPS with `http.tls_cert`/`tls_key`) until stopped."""
+    import uvicorn
+
+    uvicorn.Server(_uvicorn_config(app, config)).run()
+
+
+class HttpThread:
+    """The HTTP API served on a thread beside the camera loop (`edge run` with `http.enabled`).
+
+    The loop keeps the main thread (its signal handlers stop it on SIGTERM); `stop()` then ends
+    the server: open requests are answered, new connections refused."""
+
+    def __init__(self, app: Any, config: Config) -> None:
+        import threading
+
+        import uvicorn
+
+        self.server = uvicorn.Server(_uvicorn_config(app, config))
+        self.thread = threading.Thread(target=self.server.run, name="edge-http", daemon=True)
+        self.where = f"{config.http.host}:{config.http.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start serving; ConfigError naming http.port when the server cannot start (e.g. the port is taken)."""
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise ConfigError("http.port", f"the HTTP API cannot listen on {self.where} (see the log above)")
+            time.sleep(0.02)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(timeout)

@@ -284,12 +284,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         logger.error("run: %s", exc.message)
         return 2
     try:
+        http = _http_beside(appliance, config) if config.http.enabled else None
+    except ConfigError as exc:
+        logger.error("run: %s", exc.message)
+        for sink in appliance.sinks:  # started already (MQTT connects while the models load): closed cleanly
+            sink.close()
+        return 2
+    try:
         stats = appliance.run(max_frames=args.max_frames)
         code = 0
     except KeyboardInterrupt:  # a second SIGINT/SIGTERM: stopped at once (sinks were still closed)
         stats, code = appliance.stats(), EXIT_INTERRUPTED
+    finally:
+        if http is not None:
+            http.stop()
     _print_json(stats)
     return code
+
+
+def _http_beside(appliance, config):
+    """`http.enabled`: the HTTP API served from this process, sharing the appliance's engine and gallery."""
+    from edge.app import HttpThread, http_app_from_config
+    from edge.config import ConfigError
+
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        needs = "the HTTP API needs the http extra: pip install 'edge-face-verify[http]'"
+        raise ConfigError("http.enabled", needs) from None
+    http = HttpThread(http_app_from_config(config, appliance=appliance), config)
+    http.start()
+    return http
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

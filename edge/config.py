@@ -216,7 +216,7 @@ class MqttConfig:
 @dataclass(frozen=True)
 class HttpConfig:
     # The HTTP API (docs/http.md): `edge serve` answers it. Loopback unless host says otherwise.
-    enabled: bool = _opt(False)  # for `edge run` (not served from the camera loop yet); `edge serve` always serves
+    enabled: bool = _opt(False)  # `edge run` serves the API beside the camera loop; `edge serve` always serves
     host: str = _opt("127.0.0.1")
     port: int = _opt(8080, lo=1, hi=65535)
     # A request whose Content-Length is above this is refused (413, 2004) before its body is read.
@@ -390,12 +390,13 @@ def _validate_http(h: HttpConfig) -> None:
         raise ConfigError("http.host", "must not be empty (127.0.0.1: this device only; 0.0.0.0: every interface)")
     if (h.tls_cert == "") != (h.tls_key == ""):
         raise ConfigError("http.tls_key" if h.tls_cert else "http.tls_cert", "set tls_cert and tls_key together")
-    for i, key in enumerate(h.api_keys):
-        if len(key) < 16 or not key.isprintable() or " " in key:
-            raise ConfigError(f"http.api_keys[{i}]", "must be at least 16 printable characters without spaces")
-    for i, key in enumerate(h.aigen_keys):  # x-aigen-key values: as hard to guess as api_keys
-        if len(key) < 16 or not key.isprintable() or " " in key:
-            raise ConfigError(f"http.aigen_keys[{i}]", "must be at least 16 printable characters without spaces")
+    for name in ("api_keys", "aigen_keys", "admin_keys"):  # each as hard to guess as the others
+        for i, key in enumerate(getattr(h, name)):
+            if len(key) < 16 or not key.isprintable() or " " in key:
+                raise ConfigError(f"http.{name}[{i}]", "must be at least 16 printable characters without spaces")
+    for i, key in enumerate(h.admin_keys):
+        if key in h.api_keys or key in h.aigen_keys:  # a compare client must never be able to enrol or revoke
+            raise ConfigError(f"http.admin_keys[{i}]", "is also a compare key; an admin key must be its own")
 
 
 TOPIC_PREFIX = re.compile(r"[^#+\x00]{1,200}")

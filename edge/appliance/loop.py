@@ -549,6 +549,11 @@ class Appliance:
         """Ask the loop to re-read the enrolments (SIGHUP) before its next frame."""
         self._reload.set()
 
+    def reload_now(self) -> None:
+        """Re-read the enrolments now, on the loop thread (waiting for it): for an enrolment made
+        over HTTP, which the next identification must already see."""
+        self.call_in_loop(self._reload_gallery)
+
     def _reload_gallery(self) -> None:
         self._reload.clear()
         if self.reload_gallery is None:

@@ -1,7 +1,8 @@
 """The HTTP app (docs/http.md): every dialect's routes on one Starlette app, sharing one engine
 queue, plus `GET /healthz`, `GET /openapi.json` and JSON answers for unknown paths.
 
-Dialects, one module each: senseid.py (the SenseID-style stateless endpoints). Each is a
+Dialects, one module each: senseid.py (the SenseID-style stateless endpoints), admin.py
+(/v1/: enrolment and identification). Each is a
 class built with the app's `Shared` (edge.http.common) giving `routes()` and `openapi()`.
 """
 
@@ -18,6 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from edge.errors import INTERNAL_ERROR, INVALID_ARGUMENT
+from edge.http.admin import Admin
 from edge.http.aigen import Aigen
 from edge.http.common import Shared, request_id
 from edge.http.openapi import openapi_document
@@ -26,14 +28,14 @@ from edge.http.tencent import Tencent
 
 logger = logging.getLogger(__name__)
 
-DIALECTS: tuple[type, ...] = (SenseId, Tencent, Aigen)
+DIALECTS: tuple[type, ...] = (SenseId, Tencent, Aigen, Admin)
 
 
 class HttpApi:
     """The app's shared parts and its dialects."""
 
-    def __init__(self, engine: Any, config: Any, *, unseal_key: Any = None) -> None:
-        self.shared = Shared(engine, config, unseal_key=unseal_key)
+    def __init__(self, engine: Any, config: Any, **parts: Any) -> None:
+        self.shared = Shared(engine, config, **parts)
         self.dialects = [dialect(self.shared) for dialect in DIALECTS]
 
     @property
@@ -69,8 +71,10 @@ async def _fault(request: Request, exc: Exception) -> JSONResponse:
     return answer({"code": INTERNAL_ERROR, "message": "internal error"}, 500, request_id())
 
 
-def create_app(engine: Any, config: Any, *, unseal_key: Any = None) -> Starlette:
-    api = HttpApi(engine, config, unseal_key=unseal_key)
+def create_app(
+    engine: Any, config: Any, *, unseal_key: Any = None, enrolments: Any = None, runner: Any = None
+) -> Starlette:
+    api = HttpApi(engine, config, unseal_key=unseal_key, enrolments=enrolments, runner=runner)
     routes = [route for dialect in api.dialects for route in dialect.routes()]
     routes += [
         Route("/healthz", api.healthz, methods=["GET"]),

@@ -56,10 +56,13 @@ class EngineQueue:
     and given back when the answer is ready. Used from the event loop only: no lock needed.
     """
 
-    def __init__(self, max_queue: int) -> None:
+    def __init__(self, max_queue: int, runner: Callable[[Callable[[], Any]], Any] | None = None) -> None:
         self.capacity = 1 + int(max_queue)
         self.taken = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-http-engine")
+        # `runner(fn)` runs fn where the engine may be used and returns its result: by default on
+        # the worker thread itself; beside the camera loop (`edge run`), on the loop's thread.
+        self._runner = runner
 
     def try_take(self) -> bool:
         if self.taken >= self.capacity:
@@ -71,7 +74,8 @@ class EngineQueue:
         self.taken -= 1
 
     async def run(self, fn: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        job = fn if self._runner is None else (lambda: self._runner(fn))
+        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -79,13 +83,17 @@ class EngineQueue:
 
 class Shared:
     """The engine (bytes only), the `[http]` config, the device key and the queue, shared by
-    every dialect of one app."""
+    every dialect of one app; `enrolments` (edge.http.admin.Enrolments) for the /v1/ endpoints,
+    `runner` for where engine jobs run (see EngineQueue)."""
 
-    def __init__(self, engine: Any, config: Any, *, unseal_key: Any = None) -> None:
+    def __init__(
+        self, engine: Any, config: Any, *, unseal_key: Any = None, enrolments: Any = None, runner: Any = None
+    ) -> None:
         self.engine = engine.bytes_only()  # images come from the network: content only, never a path
         self.config = config
         self.unseal_key = unseal_key
-        self.queue = EngineQueue(config.max_queue)
+        self.enrolments = enrolments
+        self.queue = EngineQueue(config.max_queue, runner)
 
     def check_length(self, request: Request) -> int:
         header = request.headers.get("content-length")
@@ -108,6 +116,11 @@ class Shared:
                 reason="too-large",
             )
         return length
+
+    def check_no_body(self, request: Request) -> int:
+        if request.headers.get("transfer-encoding") or request.headers.get("content-length", "0").strip() != "0":
+            raise Refusal(413, INVALID_CONTENT_LENGTH, "this request takes no body", reason="too-large")
+        return 0
 
     def counted(self, request: Request, length: int) -> Request:
         """The request with a receive that refuses more body than Content-Length said (413)."""
@@ -135,15 +148,17 @@ class Shared:
         parse: Callable[[Request], Awaitable[Callable[[], Any]]],
         render: Callable[[Any, str], Response],
         refuse: Callable[[Refusal, str], Response],
+        body: bool = True,
     ) -> Response:
         """The common order, cheapest refusal first: `authorize` (from the headers alone) →
         Content-Length (411/413 from the header) → a place in the engine queue (503 +
         Retry-After when full) → `parse` (reads the body, at most Content-Length bytes, and
         returns the engine job) → the job on the engine's thread → `render(result, rid)`.
-        Any `Refusal` on the way is answered by `refuse(refusal, rid)`."""
+        Any `Refusal` on the way is answered by `refuse(refusal, rid)`. `body=False`: a request
+        that takes no body (GET, DELETE) needs no Content-Length, and is refused (413) if it sends one."""
         try:
             authorize(request)
-            length = self.check_length(request)
+            length = self.check_length(request) if body else self.check_no_body(request)
             if not self.queue.try_take():
                 raise Refusal(
                     503,
