@@ -284,7 +284,8 @@ class Appliance:
         self._frame_observers = (*self._frame_observers, observer)
 
     def remove_frame_observer(self, observer: Callable) -> None:
-        self._frame_observers = tuple(o for o in self._frame_observers if o is not observer)
+        # `!=`, not `is not`: a bound method is a new object each time it is looked up, equal to the last.
+        self._frame_observers = tuple(o for o in self._frame_observers if o != observer)
 
     def _tell_observers(self, frame: Frame, dets: list, tracks: list, verdicts: list[Verdict]) -> None:
         live = self.liveness.enabled

@@ -173,7 +173,11 @@ class Console:
         if session is None:
             return None, _error(401, "log in first")
         if post:
-            given = request.headers.get(CSRF_HEADER) or (form or {}).get(CSRF_FIELD)
+            given = request.headers.get(CSRF_HEADER)
+            if not given and form is None and request.headers.get("content-type", "").startswith(_FORM_TYPES):
+                form = await _form(request, MAX_JSON_BYTES)  # a plain HTML form posts its token as a field
+            if not given and isinstance(form, dict):
+                given = form.get(CSRF_FIELD)
             if not csrf_ok(session, given if isinstance(given, str) else None):
                 logger.warning("console: %s %s refused: CSRF token missing or wrong", request.method, request.url.path)
                 return None, _error(403, "CSRF token missing or wrong; reload the page")
@@ -580,6 +584,7 @@ def _sse(request: Request, console: Console, fetch: Callable[[int], list[dict]],
 
 # --- small helpers -------------------------------------------------------------------------------
 
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _ASSETS = {
     "console.css": "text/css",
     "console.js": "text/javascript",

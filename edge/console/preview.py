@@ -65,7 +65,7 @@ class Preview:
         """A viewer asked for a frame: make sure the observer and the encoder are running."""
         self._last_wanted = time.monotonic()
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._encode_loop, name="edge-console-preview", daemon=True)
                 self.appliance.add_frame_observer(self.observe)
                 self._thread.start()
@@ -109,7 +109,11 @@ class Preview:
     def _encode_loop(self) -> None:
         done = None
         try:
-            while time.monotonic() - self._last_wanted < self.idle_s:
+            while True:
+                with self._lock:  # decided under the lock `want` takes: a viewer arriving now restarts us
+                    if time.monotonic() - self._last_wanted >= self.idle_s:
+                        self._detach()
+                        return
                 started = time.monotonic()
                 pending = self._pending
                 if pending is not None and pending is not done:
@@ -118,11 +122,15 @@ class Preview:
                 time.sleep(max(0.0, self.interval - (time.monotonic() - started)))
         except Exception:  # noqa: BLE001 - the live view stops; the loop is unaffected
             logger.exception("console preview stopped")
-        finally:
-            self.appliance.remove_frame_observer(self.observe)
-            self._pending = None
-            self._observed.clear()
-            logger.debug("console preview idle: observer detached")
+            with self._lock:
+                self._detach()
+
+    def _detach(self) -> None:
+        self.appliance.remove_frame_observer(self.observe)
+        self._thread = None
+        self._pending = None
+        self._observed.clear()
+        logger.debug("console preview idle: observer detached")
 
     def _encode(self, frame: Any, faces: list[dict], seen_at: float) -> None:
         import cv2
