@@ -264,14 +264,14 @@ def _view(port: int, password: str, stop, got: list) -> None:
 def print_preview(runs: dict, seconds: float, fps: float, preview_fps: float) -> bool:
     print(f"\nwith a console viewer (in-process loop; the viewer pulls frame.jpg at 10/s, cap {preview_fps:g}/s):")
     print(
-        f"  {'run':<24} {'frames':>6} {'fps':>6} {'dropped':>7} {'lat p50':>8} {'lat p99':>8} "
+        f"  {'run':<26} {'frames':>6} {'fps':>6} {'dropped':>7} {'lat p50':>8} {'lat p99':>8} "
         f"{'encoded':>7} {'ms/enc':>6} {'viewer got':>10}"
     )
     for (realtime, viewer), r in runs.items():
         s = r["stats"]
         label = f"{'realtime' if realtime else 'unpaced'}, {'viewer' if viewer else 'nobody watching'}"
         print(
-            f"  {label:<24} {s['frames']:>6} {s['fps']:>6.1f} {s['dropped']:>7} {s['latency_ms']['p50']:>6.1f}ms "
+            f"  {label:<26} {s['frames']:>6} {s['fps']:>6.1f} {s['dropped']:>7} {s['latency_ms']['p50']:>6.1f}ms "
             f"{s['latency_ms']['p99']:>6.1f}ms {r['encoded']:>7} {r['encode_ms']:>6.1f} {r['received']:>10}"
         )
     watched_rt, watched_unpaced = runs[(True, True)]["stats"], runs[(False, True)]["stats"]
