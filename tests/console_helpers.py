@@ -104,6 +104,7 @@ class Running:
     threads: list
 
     def stop(self) -> None:
+        self.console.close()
         self.server.should_exit = True
         self.appliance.stop("test over")
         for t in self.threads:

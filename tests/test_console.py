@@ -285,6 +285,7 @@ def console(engine, tmp_path, _skimage_photos):
     app = console_app(ctx)
     client = TestClient(app, base_url="http://testserver")
     yield client, app.state.console, appliance
+    app.state.console.close()
     client.close()
 
 
@@ -365,6 +366,13 @@ def test_the_cookie_is_httponly_samesite_strict_and_a_logout_ends_the_session(co
     assert c.sessions.get(token) is None
     client.cookies.set("edge_console", token, path="/console")  # replaying the old cookie
     assert client.get("/console/api/live").status_code == 401
+
+
+def test_the_cookie_is_secure_when_the_console_is_served_over_tls(console):
+    client, c, _ = console
+    c.tls = True  # what [http] tls_cert/tls_key set
+    r = client.post("/console/api/login", json={"password": PASSWORD})
+    assert "secure" in r.headers["set-cookie"].lower()
 
 
 def test_an_expired_session_is_refused(console):

@@ -278,6 +278,10 @@ def test_the_console_in_a_real_browser(running, browser):
     )
     assert NAME not in d.find_element(By.TAG_NAME, "body").text
     shot(d, "door")
+    # A liveness challenge announced by the loop (as its liveness judge does) reaches the door as a prompt.
+    running.appliance.post_event("liveness_challenge", track_id=99, prompt="left", within_s=5.0)
+    wait(d, 10, lambda d: "Turn your head to the left" in d.find_element(By.ID, "door-prompt").text, "no prompt")
+    shot(d, "door-prompt")
 
     # Log out: the session is gone server-side too.
     d.get(f"{url}/console/live")

@@ -108,6 +108,11 @@ class Console:
         self.staged: dict[str, list[bytes]] = {}  # session token → captured faces
         self._checks: tuple[float, list[dict]] | None = None
 
+    def close(self) -> None:
+        """Stop the preview thread and detach from the appliance (the process is stopping)."""
+        self.preview.stop()
+        self.ctx.appliance.remove_sink(self.feed)
+
     # --- sessions --------------------------------------------------------------------------
 
     def session(self, request: Request) -> Session | None:
@@ -563,6 +568,7 @@ def _face_photo(rgb: Any, box: Sequence[int], margin: float = 0.6) -> bytes:
 def _sse(request: Request, console: Console, fetch: Callable[[int], list[dict]], after: int, *, need_login: bool):
     async def events():
         last, started, last_version = after, time.monotonic(), -1
+        pinged = started
         yield b"retry: 2000\n\n"
         while time.monotonic() - started < SSE_TIMEOUT_S:
             if await request.is_disconnected():
@@ -575,8 +581,9 @@ def _sse(request: Request, console: Console, fetch: Callable[[int], list[dict]],
                 for record in fetch(last):
                     last = max(last, record["id"])
                     yield f"id: {record['id']}\ndata: {json.dumps(record, default=str)}\n\n".encode()
-            else:
-                yield b": keep-alive\n\n" if int(time.monotonic()) % 15 == 0 else b""
+            elif time.monotonic() - pinged >= 15:  # a comment line keeps proxies from closing an idle stream
+                pinged = time.monotonic()
+                yield b": keep-alive\n\n"
             await asyncio.sleep(0.25)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"})

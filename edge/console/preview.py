@@ -93,7 +93,8 @@ class Preview:
         return None if pending is None else (pending[0].image, pending[1])
 
     def stop(self) -> None:
-        self._last_wanted = 0.0
+        """Let the preview thread end now (it detaches the observer) and wait for it."""
+        self._last_wanted = float("-inf")
         thread = self._thread
         if thread is not None:
             thread.join(timeout=2 * self.interval + 1)

@@ -15,9 +15,22 @@ function show(state, text, more) {
   idleTimer = setTimeout(() => show("idle", "Please look at the camera", ""), state === "prompt" ? 6000 : 4000);
 }
 
+// A prompt stays up at least this long: a decision arriving right behind it waits its turn,
+// so the person at the door can read what is asked of them.
+const PROMPT_MIN_MS = 2000;
+let promptUntil = 0;
+
+function handle(r) {
+  const now = Date.now();
+  if (r.kind !== "prompt" && now < promptUntil) {
+    setTimeout(() => handle(r), promptUntil - now);
+    return;
+  }
+  if (r.kind === "prompt") {
+    promptUntil = now + PROMPT_MIN_MS;
+    show("prompt", prompts[r.prompt] || String(r.prompt || "Follow the prompt"), "");
+  } else show(r.kind, words[r.kind] || r.kind, r.name || "");
+}
+
 const source = new EventSource("/console/api/door/stream");
-source.onmessage = (ev) => {
-  const r = JSON.parse(ev.data);
-  if (r.kind === "prompt") show("prompt", prompts[r.prompt] || String(r.prompt || "Follow the prompt"), "");
-  else show(r.kind, words[r.kind] || r.kind, r.name || "");
-};
+source.onmessage = (ev) => handle(JSON.parse(ev.data));
