@@ -592,3 +592,62 @@ def test_the_console_package_ships_its_assets():
     )  # nothing from the internet
     pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
     assert '"edge.console" = ["static/*.html", "static/*.js", "static/*.css"]' in pyproject
+
+
+def test_with_keep_unknown_crops_an_unknown_visit_becomes_an_enrolment(console, engine):
+    client, c, appliance = console
+    from dataclasses import replace
+
+    from edge.camera import Frame
+
+    c.settings = replace(c.settings, keep_unknown_crops=True)
+    c.feed.keep_unknown_crops = c.feed.wants_face = True
+    appliance.remove_sink(c.feed)
+    appliance.add_sink(c.feed)  # re-attached: the loop now cuts faces for it
+    csrf = _login(client)
+    source = appliance.source
+    source.open()
+    for i in range(60):
+        appliance.process(Frame(source.read(), i, i / 15, time.monotonic()))
+    source.close()
+    records = client.get("/console/api/verdicts", params={"kind": "unknown"}).json()["records"]
+    assert records and records[0]["crop"] is True
+    seq = records[0]["seq"]
+    crop = client.get(f"/console/api/crop/{seq}.jpg")
+    assert crop.status_code == 200 and crop.content[:2] == b"\xff\xd8"
+    assert client.get("/console/api/crop/999.jpg").status_code == 404
+    assert client.get("/console/api/crop/x.jpg").status_code == 404
+    r = client.post(
+        "/console/api/enrol/verdict", json={"seq": seq, "name": "Met At The Door"}, headers={"X-CSRF-Token": csrf}
+    )
+    assert r.status_code == 200, r.text
+    assert [p["name"] for p in client.get("/console/api/people").json()["people"]] == ["Met At The Door"]
+    r = client.post("/console/api/enrol/verdict", json={"seq": "x", "name": "A"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 400
+
+
+def test_a_failing_frame_observer_never_stops_the_loop(console):
+    _, _, appliance = console
+    from edge.camera import Frame
+
+    seen = []
+
+    def broken(frame, faces, verdicts):
+        seen.append(frame.index)
+        raise RuntimeError("viewer bug")
+
+    appliance.add_frame_observer(broken)
+    for i in range(3):
+        appliance.process(Frame(np.full((480, 640, 3), 90, np.uint8), i, i / 15, time.monotonic()))
+    appliance.remove_frame_observer(broken)
+    appliance.process(Frame(np.full((480, 640, 3), 90, np.uint8), 3, 3 / 15, time.monotonic()))
+    assert seen == [0, 1, 2] and appliance.counts["observer_errors"] == 3 and appliance.counts["frames"] == 4
+
+
+def test_door_streams_need_no_login_but_are_bounded(console):
+    client, c, _ = console
+    from edge.console.app import MAX_DOOR_STREAMS
+
+    c.door_streams = MAX_DOOR_STREAMS
+    r = client.get("/console/api/door/stream")
+    assert r.status_code == 503 and r.headers["retry-after"] == "10"

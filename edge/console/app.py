@@ -61,7 +61,8 @@ PAGES = ("live", "enrol", "people", "verdicts", "status")
 MAX_FORM_BYTES = 24 * 1024 * 1024  # an upload of a few phone photos
 MAX_JSON_BYTES = 16 * 1024
 MAX_STAGED = 5  # faces captured from the live view, waiting to be enrolled together
-SSE_TIMEOUT_S = 3600.0
+SSE_TIMEOUT_S = 3600.0  # a stream ends after this; the browser's EventSource reconnects
+MAX_DOOR_STREAMS = 8
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -107,6 +108,7 @@ class Console:
         ctx.appliance.add_sink(self.feed)
         self.staged: dict[str, list[bytes]] = {}  # session token → captured faces
         self._checks: tuple[float, list[dict]] | None = None
+        self.door_streams = 0  # open door-display streams (no login: bounded by MAX_DOOR_STREAMS)
 
     def close(self) -> None:
         """Stop the preview thread and detach from the appliance (the process is stopping)."""
@@ -282,6 +284,8 @@ class Console:
                 await run_in_threadpool(self.ctx.check_photo, jpeg)
             except EdgeError as exc:
                 return _error(422, f"capture refused: {exc.message}", code=exc.code)
+        for token in [t for t in self.staged if self.sessions.get(t) is None]:  # captures of ended sessions go
+            del self.staged[token]
         staged = self.staged.setdefault(session.token, [])
         if len(staged) >= MAX_STAGED:
             return _error(409, f"{MAX_STAGED} captures are waiting already: enrol them or clear them")
@@ -453,12 +457,15 @@ class Console:
         return out
 
     async def door_stream(self, request: Request) -> Response:
+        """The door display's events. No login, so the number of open streams is bounded."""
+        if self.door_streams >= MAX_DOOR_STREAMS:
+            return _error(503, "too many door displays connected", {"Retry-After": "10"})
         door_kinds = {"granted", "denied", "unknown", "spoof", "liveness_challenge"}
 
         def fetch(last: int) -> list[dict]:
             return [self._door_view(r) for r in self.feed.since(last, door_kinds, limit=5)]
 
-        return _sse(request, self, fetch, self.feed._id, need_login=False)
+        return _sse(request, self, fetch, self.feed._id, need_login=False, counter="door_streams")
 
     # --- status ----------------------------------------------------------------------------
 
@@ -565,8 +572,26 @@ def _face_photo(rgb: Any, box: Sequence[int], margin: float = 0.6) -> bytes:
     return buf.tobytes()
 
 
-def _sse(request: Request, console: Console, fetch: Callable[[int], list[dict]], after: int, *, need_login: bool):
+def _sse(
+    request: Request,
+    console: Console,
+    fetch: Callable[[int], list[dict]],
+    after: int,
+    *,
+    need_login: bool,
+    counter: str | None = None,
+):
     async def events():
+        if counter:
+            setattr(console, counter, getattr(console, counter) + 1)
+        try:
+            async for chunk in _events():
+                yield chunk
+        finally:
+            if counter:
+                setattr(console, counter, getattr(console, counter) - 1)
+
+    async def _events():
         last, started, last_version = after, time.monotonic(), -1
         pinged = started
         yield b"retry: 2000\n\n"
