@@ -102,6 +102,7 @@ class Running:
     source: str
     server: Any
     threads: list
+    extra: dict
 
     def stop(self) -> None:
         self.console.close()
@@ -155,5 +156,24 @@ def start_console(tmp: Path, engine, *, console: dict | None = None, cycles: int
         time.sleep(0.05)
     assert server.started, "uvicorn did not start"
     return Running(
-        f"http://127.0.0.1:{port}", appliance, app.state.console, replace(config), vault, where, server, threads
+        f"http://127.0.0.1:{port}",
+        appliance,
+        app.state.console,
+        replace(config),
+        vault,
+        where,
+        server,
+        threads,
+        {"upload": upload_photos(tmp)},
     )
+
+
+def upload_photos(tmp: Path) -> list[Path]:
+    """Two photo files of someone who is not the visitor: scikit-image's astronaut, as taken and mirrored."""
+    from skimage import data
+
+    astronaut = np.ascontiguousarray(data.astronaut()[..., :3])
+    paths = [tmp / "eileen-1.jpg", tmp / "eileen-2.png"]
+    cv2.imwrite(str(paths[0]), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(paths[1]), cv2.cvtColor(astronaut[:, ::-1], cv2.COLOR_RGB2BGR))
+    return paths

@@ -262,6 +262,22 @@ def test_the_console_in_a_real_browser(running, browser):
             box.click()
     wait(d, 10, lambda d: rows(d) and all(r["kind"] == "granted" for r in rows(d)), "the filter did not apply")
 
+    # Enrol from uploaded photos: another person, two photos.
+    d.get(f"{url}/console/enrol")
+    d.find_element(By.ID, "upload-name").send_keys("Eileen Collins")
+    d.find_element(By.ID, "upload-photos").send_keys("\n".join(str(p) for p in running.extra["upload"]))
+    d.find_element(By.CSS_SELECTOR, "#enrol-upload button[type=submit]").click()
+    wait(d, 60, lambda d: message(d).startswith(("enrolled", "not enrolled")), "the upload was not answered")
+    assert message(d) == "enrolled Eileen Collins: 2 photo(s)", message(d)
+
+    # The same frames as MJPEG, which Chromium shows in an <img> as it arrives.
+    d.execute_script(
+        "const i = document.createElement('img'); i.id = 'mjpeg'; i.src = '/console/api/stream.mjpeg';"
+        "document.body.append(i);"
+    )
+    wait(d, 20, lambda d: d.execute_script("return document.getElementById('mjpeg').naturalWidth") == 640, "no MJPEG")
+    d.execute_script("document.getElementById('mjpeg').src = ''")
+
     d.get(f"{url}/console/status")
     wait(d, 30, lambda d: d.find_elements(By.CSS_SELECTOR, "#checks tbody tr"), "no checks on the status page")
     status = d.find_element(By.TAG_NAME, "main").text
