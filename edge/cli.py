@@ -340,6 +340,52 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- the web console (edge.console; docs/console.md) -------------------------------------------
+
+
+def _read_new_password() -> str | None:
+    """The new password: asked twice on a terminal, else the first line of stdin (for scripts)."""
+    import getpass
+
+    if sys.stdin.isatty():
+        first = getpass.getpass("new console password: ")
+        if getpass.getpass("again: ") != first:
+            logger.error("console set-password: the two passwords differ; nothing changed")
+            return None
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_console_set_password(args: argparse.Namespace) -> int:
+    """Hash the console's admin password into [console] password_hash (or print the line)."""
+    from edge.config import ConfigError
+    from edge.console.auth import PasswordError, hash_password
+    from edge.console.password import set_password
+
+    if not args.print and not args.config:
+        logger.error("console set-password: give --config FILE (the file to write) or --print")
+        return 2
+    password = _read_new_password()
+    if password is None:
+        return 1
+    try:
+        if args.print:
+            print(f'password_hash = "{hash_password(password)}"')
+            return 0
+        set_password(args.config, password)
+    except PasswordError as exc:
+        logger.error("console set-password: %s; nothing changed", exc)
+        return 1
+    except ConfigError as exc:
+        logger.error("console set-password: %s; nothing changed", exc.message)
+        return 2
+    except (OSError, ValueError) as exc:  # unreadable file, or not TOML
+        logger.error("console set-password: %s: %s; nothing changed", args.config, exc)
+        return 1
+    print(f"set [console] password_hash in {args.config}; restart edge for the console to use it")
+    return 0
+
+
 # --- the enrolment vault (edge.vault; docs/vault.md) -------------------------------------------
 
 
@@ -882,6 +928,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="override http.port (default 8080)")
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser("console", help="the local web console: set-password")
+    console_sub = p.add_subparsers(dest="console_command", metavar="ACTION", required=True)
+    q = console_sub.add_parser(
+        "set-password",
+        help="hash the console's admin password into [console] password_hash of a config file",
+        description="Reads the password from the terminal (twice) or, when stdin is not a terminal, its first line.",
+    )
+    q.add_argument("--config", metavar="FILE", help="the TOML config to write (comments kept; created when missing)")
+    q.add_argument("--print", action="store_true", help="print the password_hash line instead of writing a file")
+    q.set_defaults(func=cmd_console_set_password)
+
     def vault_option(p: argparse.ArgumentParser, required: bool = True) -> None:
         p.add_argument("--vault", required=required, metavar="DIR", help="the vault directory (holds the device key)")
 
@@ -1022,7 +1079,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_name(args: argparse.Namespace) -> str:
     """The command's name for messages: "compare", "vault rebuild", "admin send", …"""
     names = [args.command] + [
-        getattr(args, dest) for dest in ("keys_command", "vault_command", "admin_command") if getattr(args, dest, None)
+        getattr(args, dest)
+        for dest in ("keys_command", "vault_command", "admin_command", "console_command")
+        if getattr(args, dest, None)
     ]
     return " ".join(str(n) for n in names if n)
 

@@ -243,6 +243,22 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    # The local web console (docs/console.md): pages served beside the HTTP API.
+    # The admin password's scrypt hash, written by `edge console set-password`. Empty: every
+    # login is refused (the door display still works; it needs no login).
+    password_hash: str = _opt("")
+    session_ttl_s: float = _opt(3600.0, lo=60.0, hi=7 * 86_400.0)  # a login lasts this long (idle or not)
+    # Keep unknown faces' crops so an `unknown` verdict can become an enrolment. Off: no face
+    # image of a stranger is kept anywhere.
+    keep_unknown_crops: bool = _opt(False)
+    door_display_names: bool = _opt(False)  # the door display greets a granted person by name
+    preview_fps: float = _opt(5.0, lo=0.2, hi=30.0)  # the live view's frames per second, at most
+    # Failed logins per minute, per client address and (×4) over all addresses; beyond: 429.
+    login_failures_per_min: int = _opt(5, lo=1, hi=1000)
+
+
+@dataclass(frozen=True)
 class LogConfig:
     # Diagnostics on stderr (the journal) at this level and above; `edge run --log-level` /
     # `-v` override it.
@@ -264,6 +280,7 @@ class Config:
     sinks: SinksConfig = field(default_factory=SinksConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property
@@ -383,6 +400,18 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("gallery.path", 'set either vault.path or gallery.path, not both (set vault.path = "")')
     _validate_mqtt(cfg.mqtt)
     _validate_http(cfg.http)
+    _validate_console(cfg.console)
+
+
+def _validate_console(c: ConsoleConfig) -> None:
+    if c.password_hash and not c.password_hash.startswith("scrypt$"):
+        raise ConfigError(
+            "console.password_hash", "must be a hash written by `edge console set-password` (scrypt$...), or empty"
+        )
+    if c.password_hash:
+        parts = c.password_hash.split("$")
+        if len(parts) != 6 or not all(parts[1:4]) or not all(p.isdigit() for p in parts[1:4]):
+            raise ConfigError("console.password_hash", "is damaged: set it again with `edge console set-password`")
 
 
 def _validate_http(h: HttpConfig) -> None:

@@ -6,7 +6,8 @@
 #
 #  1. system packages (apt-get, when root or passwordless sudo): python3-venv, mosquitto,
 #     mosquitto-clients, openssl (test CAs), systemd (systemd-analyze for the unit tests),
-#     shellcheck (tests/test_install.py lints the shell scripts).
+#     shellcheck (tests/test_install.py lints the shell scripts), chromium and chromium-driver
+#     (tests/test_console_browser.py drives the web console in a real headless browser).
 #     (opencv-python-headless needs no libGL/libglib from the system.)
 #  2. .venv            - the project, editable, with the test extra (ai-edge-litert runtime;
 #                        on 32-bit Pi OS the tflite-runtime extra instead).
@@ -28,7 +29,7 @@ die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
 # --- 1. system packages ------------------------------------------------------------------------
-APT_PACKAGES=(python3-venv mosquitto mosquitto-clients openssl systemd shellcheck)
+APT_PACKAGES=(python3-venv mosquitto mosquitto-clients openssl systemd shellcheck chromium chromium-driver)
 if [[ "${EDGE_SKIP_APT:-0}" == 1 ]]; then
     say "EDGE_SKIP_APT=1: not installing system packages"
 elif ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then

@@ -109,6 +109,9 @@ def test_wheel_contents(wheel):
     for init in (REPO / "edge").rglob("__init__.py"):
         if "__pycache__" not in init.parts:
             assert init.relative_to(REPO).as_posix() in names
+    # the web console's pages, script and stylesheet (docs/console.md): no build step, all in the wheel
+    static = REPO / "edge" / "console" / "static"
+    assert {f"edge/console/static/{p.name}" for p in static.iterdir()} <= names
     assert not [n for n in names if n.startswith(("models/", "tests/", "scripts/"))]
     assert any(n.endswith("entry_points.txt") for n in names)
 

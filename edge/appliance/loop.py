@@ -129,6 +129,9 @@ class Appliance:
         self._loop_thread: threading.Thread | None = None
         self.started_wall = wall()
         self.want_face = any(getattr(s, "wants_face", False) for s in self.sinks)
+        # Callables told about every processed frame (a console's live view). An empty tuple
+        # when nobody watches: the loop then pays one falsy test per frame and nothing else.
+        self._frame_observers: tuple[Callable[[Frame, list[dict], list[Verdict]], None], ...] = ()
 
     # --- one frame -------------------------------------------------------------------------
 
@@ -173,6 +176,8 @@ class Appliance:
                 face = engine.align_face(rgb, det)
                 spent.update(face.seconds)
                 quality = None if face.quality is None else face.quality.to_dict()
+                if self._frame_observers:
+                    tr.data["quality"] = quality
                 if self.gate and quality is not None and quality.get("ok") is False:
                     self.counts["quality_rejected"] += 1
                     if self.liveness.enabled:  # a turn's far end fails the pose check; the challenge still sees it
@@ -190,6 +195,8 @@ class Appliance:
                     continue
                 kept.append((det, tr, quality))
                 crops.append(face.crop)
+                if self._frame_observers:  # the live view shows the last reading of each face
+                    tr.data["quality"] = quality
                 if self.liveness.enabled:  # the motion cue's input
                     tr.data["landmarks"] = None if face.mesh is None else face.mesh.landmarks
             for stage in ("landmarks", "align", "quality"):
@@ -262,7 +269,43 @@ class Appliance:
         self._last_done = done
         if self.first_frame_s is None:
             self.first_frame_s = process_age()
+        if self._frame_observers:
+            self._tell_observers(frame, dets, tracks, verdicts)
         return verdicts
+
+    # --- frame observers (the console's live view) -------------------------------------------
+
+    def add_frame_observer(self, observer: Callable[[Frame, list[dict], list[Verdict]], None]) -> None:
+        """Call `observer(frame, faces, verdicts)` after every processed frame, on the loop thread.
+
+        `faces` are plain dicts (box, track id, the track's status, its last quality report and
+        liveness figures). The observer must return at once (keep a reference, encode elsewhere):
+        it runs inside the decision path. The tuple is replaced, never changed in place."""
+        self._frame_observers = (*self._frame_observers, observer)
+
+    def remove_frame_observer(self, observer: Callable) -> None:
+        # `!=`, not `is not`: a bound method is a new object each time it is looked up, equal to the last.
+        self._frame_observers = tuple(o for o in self._frame_observers if o != observer)
+
+    def _tell_observers(self, frame: Frame, dets: list, tracks: list, verdicts: list[Verdict]) -> None:
+        live = self.liveness.enabled
+        faces = [
+            {
+                "box": [int(v) for v in det.box[:4]],
+                "score": round(float(det.score), 3),
+                "track_id": tr.id,
+                "status": self.policy.status(tr.id),
+                "quality": tr.data.get("quality"),
+                "liveness": self.liveness.figures(tr.id) if live else None,
+            }
+            for det, tr in zip(dets, tracks)
+        ]
+        for observer in self._frame_observers:
+            try:
+                observer(frame, faces, verdicts)
+            except Exception as exc:  # noqa: BLE001 - a viewer never stops the loop
+                self.counts["observer_errors"] += 1
+                logger.error("frame observer: %s: %s", type(exc).__name__, exc)
 
     def _due(self, track: Track, t: float) -> bool:
         """Whether a track is identified on this frame: on every frame until the policy has decided

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The appliance loop against issue #5's acceptance targets, on 640×480 frames with one face.
 
-    python scripts/bench/bench_loop.py [--seconds 10] [--fps 30] [--profile accurate] [--keep DIR]
+    python scripts/bench/bench_loop.py [--seconds 10] [--fps 30] [--profile accurate] [--keep DIR] [--preview]
 
 Builds 10-second 30 fps clips (MJPG .avi, in a temporary folder) of an enrolled person
 and of a stranger: real photos (lfw-dev in ../shared when present, else scikit-image's
@@ -17,6 +17,12 @@ gallery. Then:
 2. `edge run` unpaced on the same clips: how fast the loop can go (capacity);
 3. in-process, on the same decoded frames, the tracked loop against the naive one
    (every face of every frame through `Engine.faces` and 1:N, same policy): the ratio.
+
+With `--preview` (issue #19): the same realtime and unpaced runs in-process, once alone and once
+with the web console attached and a logged-in viewer pulling the live view's JPEG over HTTP
+(uvicorn on loopback) ten times a second, above the console's cap (`[console] preview_fps`):
+the loop's fps, drops and latency with and without the viewer, and the preview's own figures
+(frames encoded, ms per encode, frames the viewer got). `--preview-only` runs just that part.
 
 Targets: ≥ 30 fps sustained, p99 frame-to-verdict latency < 60 ms, resident memory
 < 200 MB, first processed frame < 2 s after `edge run` starts.
@@ -174,6 +180,111 @@ def in_process(engine, gallery, config, frames: list[np.ndarray], fps: float) ->
     return out
 
 
+# --- with a viewer of the web console (issue #19) ------------------------------------------------
+
+
+def preview_runs(config_path: Path, clip: Path, preview_fps: float) -> dict:
+    """The loop on `clip` in-process, realtime and unpaced, alone and with a console viewer."""
+    import threading
+
+    import uvicorn
+
+    from edge.app import appliance_from_config
+    from edge.camera import open_source
+    from edge.config import load_config
+    from edge.console import ConsoleContext, console_app
+    from edge.console.auth import hash_password
+
+    password = "bench-preview-password"
+    base = load_config(config_path)
+    engine = engine_from_config(base)
+    out = {}
+    for realtime in (True, False):
+        for viewer in (False, True):
+            config = load_config(
+                config_path,
+                overrides={
+                    "camera": {"realtime": realtime},
+                    "sinks": {"stdout": False},
+                    "audit": {"path": ""},
+                    "console": {"password_hash": hash_password(password, n=1 << 12), "preview_fps": preview_fps},
+                },
+            )
+            app = appliance_from_config(config, engine=engine, source=open_source(str(clip)))
+            got, server, console, client_thread = [0], None, None, None
+            stop = threading.Event()
+            if viewer:
+                none = lambda *a: {}  # noqa: E731 - the bench enrols nobody
+                web = console_app(ConsoleContext(app, config, none, none, none))
+                console = web.state.console
+                with __import__("socket").socket() as sock:
+                    sock.bind(("127.0.0.1", 0))
+                    port = sock.getsockname()[1]
+                server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=port, log_config=None))
+                threading.Thread(target=server.run, daemon=True).start()
+                while not server.started:
+                    time.sleep(0.02)
+
+                client_thread = threading.Thread(target=_view, args=(port, password, stop, got), daemon=True)
+                client_thread.start()
+                deadline = time.monotonic() + 10
+                while not app._frame_observers and time.monotonic() < deadline:  # the viewer is attached
+                    time.sleep(0.02)
+            stats = app.run(handle_signals=False)
+            stop.set()
+            if client_thread is not None:
+                client_thread.join(5)
+            if server is not None:
+                server.should_exit = True
+            out[(realtime, viewer)] = {
+                "stats": stats,
+                "encoded": console.preview.encoded if console else 0,
+                "encode_ms": console.preview.encode_ms / max(1, console.preview.encoded) if console else 0.0,
+                "received": got[0],
+            }
+    return out
+
+
+def _view(port: int, password: str, stop, got: list) -> None:
+    """A logged-in viewer: the live view's JPEG and overlay, ten times a second; counts new frames."""
+    import httpx
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+        c.post("/console/api/login", json={"password": password}).raise_for_status()
+        last = None
+        while not stop.is_set():
+            r = c.get("/console/api/frame.jpg")
+            c.get("/console/api/live")
+            version = r.headers.get("x-frame-version")
+            if r.status_code == 200 and version != last:
+                got[0], last = got[0] + 1, version
+            stop.wait(0.1)
+
+
+def print_preview(runs: dict, seconds: float, fps: float, preview_fps: float) -> bool:
+    print(f"\nwith a console viewer (in-process loop; the viewer pulls frame.jpg at 10/s, cap {preview_fps:g}/s):")
+    print(
+        f"  {'run':<26} {'frames':>6} {'fps':>6} {'dropped':>7} {'lat p50':>8} {'lat p99':>8} "
+        f"{'encoded':>7} {'ms/enc':>6} {'viewer got':>10}"
+    )
+    for (realtime, viewer), r in runs.items():
+        s = r["stats"]
+        label = f"{'realtime' if realtime else 'unpaced'}, {'viewer' if viewer else 'nobody watching'}"
+        print(
+            f"  {label:<26} {s['frames']:>6} {s['fps']:>6.1f} {s['dropped']:>7} {s['latency_ms']['p50']:>6.1f}ms "
+            f"{s['latency_ms']['p99']:>6.1f}ms {r['encoded']:>7} {r['encode_ms']:>6.1f} {r['received']:>10}"
+        )
+    watched_rt, watched_unpaced = runs[(True, True)]["stats"], runs[(False, True)]["stats"]
+    total = int(round(seconds * fps))
+    rate_ok = runs[(True, True)]["encoded"] <= preview_fps * (watched_rt["duration_s"] + 1)
+    ok = watched_unpaced["fps"] >= TARGETS["fps"] and watched_rt["frames"] >= 0.99 * total and rate_ok
+    print(
+        f"  {check(ok)}  ≥ {TARGETS['fps']:g} fps with a viewer: unpaced {watched_unpaced['fps']:.1f} fps; realtime "
+        f"processed {watched_rt['frames']}/{total}; encodes within the cap: {rate_ok}"
+    )
+    return ok
+
+
 # --- report -----------------------------------------------------------------------------------
 
 
@@ -202,6 +313,9 @@ def main() -> int:
         help="[liveness] mode for the runs",
     )
     ap.add_argument("--keep", default=None, help="build the clips here and keep them (default: a temporary folder)")
+    ap.add_argument("--preview", action="store_true", help="also run with a web console viewer attached (issue #19)")
+    ap.add_argument("--preview-only", action="store_true", help="only the runs with and without a console viewer")
+    ap.add_argument("--preview-fps", type=float, default=5.0, help="[console] preview_fps for those runs")
     args = ap.parse_args()
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="edge-bench-loop-"))
@@ -239,6 +353,15 @@ def main() -> int:
                 else f"the enrolled clip shows the enrolled photo re-lit {len(visits)} ways"
             )
         )
+
+        if args.preview_only:
+            ok = print_preview(
+                preview_runs(config_path, work / "enrolled.avi", args.preview_fps),
+                args.seconds,
+                args.fps,
+                args.preview_fps,
+            )
+            return 0 if ok else 1
 
         runs = {}
         for label, clip, realtime in (
@@ -343,6 +466,9 @@ def main() -> int:
         ]
         for name, value, ok in rows:
             print(f"  {check(ok)}  {name:<32} {value}")
+        if args.preview:
+            viewed = preview_runs(config_path, work / "enrolled.avi", args.preview_fps)
+            rows.append(("with a console viewer", "", print_preview(viewed, args.seconds, args.fps, args.preview_fps)))
         load = os.getloadavg()
         print(f"load average {load[0]:.2f} at the end")
         return 0 if all(ok for _, _, ok in rows) else 1
