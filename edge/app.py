@@ -331,11 +331,46 @@ def http_app_from_config(config: Config, engine: Engine | None = None, *, applia
     if appliance is not None:
         vault_path = None if config.gallery.path else config.vault.path
         enrolments = Enrolments(vault_path, lambda: appliance.gallery, appliance.reload_now)
-        return create_app(
-            appliance.engine, config.http, unseal_key=key, enrolments=enrolments, runner=appliance.call_in_loop
+        console = console_from_config(config, appliance, vault_path)
+        app = create_app(
+            appliance.engine,
+            config.http,
+            unseal_key=key,
+            enrolments=enrolments,
+            runner=appliance.call_in_loop,
+            extra_routes=console.routes,
+            on_close=[console.close],
         )
+        app.add_middleware(console.middleware)
+        return app
     engine = engine or engine_from_config(config)
     return create_app(engine, config.http, unseal_key=key, enrolments=enrolments_from_config(config, engine))
+
+
+class _ConsoleParts:
+    def __init__(self, routes: list, close: Callable[[], None], middleware: Any) -> None:
+        self.routes, self.close, self.middleware = routes, close, middleware
+
+
+def console_from_config(config: Config, appliance: Appliance, vault_path: str | None) -> _ConsoleParts:
+    """The web console (edge.console, docs/console.md) for `edge run`'s HTTP app: its routes
+    under /console, working on the appliance (live view, verdicts) and its vault (enrol, revoke,
+    people, through the same edge.vault steps as `edge enroll`). Without a vault the pages that
+    change enrolments answer that there is none."""
+    from edge.console.actions import NoVaultActions, VaultActions
+    from edge.console.app import ConsoleContext, SecurityHeaders, console_routes
+
+    actions = VaultActions(appliance, vault_path) if vault_path else NoVaultActions()
+    context = ConsoleContext(
+        appliance=appliance,
+        config=config,
+        enrol=actions.enrol,
+        revoke=actions.revoke,
+        people=actions.people,
+        check_photo=actions.check_photo,
+    )
+    routes = console_routes(context)
+    return _ConsoleParts(routes, routes[0].console.close, SecurityHeaders)
 
 
 def _uvicorn_config(app: Any, config: Config) -> Any:

@@ -4,12 +4,14 @@ One running appliance (real engine, real vault, a video file of real photos repl
 with its console on uvicorn; the browser logs in, watches the live view, enrols the visitor
 from it, sees their next visit granted, revokes them, sees the next visit denied; a wrong
 password, a forged CSRF token and the login rate limit are refused. Each page is saved as a
-screenshot into docs/console/ (docs/console.md shows them).
+screenshot: into docs/console/ (which docs/console.md shows) when EDGE_CONSOLE_SCREENSHOTS=1,
+else into a temporary folder, so a test run leaves the checkout as it was.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -21,7 +23,12 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "console"
+DOCS_SHOTS = Path(__file__).resolve().parent.parent / "docs" / "console"
+SHOTS = (
+    DOCS_SHOTS
+    if os.environ.get("EDGE_CONSOLE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "edge-console-shots"
+)
 NAME = "Door Visitor"
 
 

@@ -23,8 +23,11 @@ import pytest
 pytest.importorskip("starlette", reason="the http extra (starlette, uvicorn, python-multipart)")
 httpx = pytest.importorskip("httpx", reason="the test extra")
 
+from edge.console.auth import hash_password  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 ADMIN = "admin-run-5d1e-90aa-3c7f"
+CONSOLE_PASSWORD = "console-run-password"
 NAME = "Eileen Collins"
 FPS = 5
 
@@ -108,6 +111,9 @@ enabled = true
 port = {port}
 admin_keys = ["{ADMIN}"]
 
+[console]
+password_hash = "{hash_password(CONSOLE_PASSWORD)}"
+
 [log]
 level = "info"
 """
@@ -163,6 +169,17 @@ def test_edge_run_serves_http_beside_the_loop_and_grants_whom_v1_enrolled(runnin
     found = httpx.post(f"{base}/v1/identify", files=[("file", ("b.png", mirrored))], headers=key, timeout=60)
     assert found.status_code == 200 and found.json()["name"] == NAME, found.json()
     assert httpx.get(f"{base}/v1/vault", headers=key, timeout=30).json()["gallery_people"] == 1
+
+    # the web console is served by the same process: its pages need a login, the door display not
+    assert httpx.get(f"{base}/console/api/people", timeout=10).status_code == 401
+    assert httpx.get(f"{base}/console/door", timeout=10).status_code == 200
+    with httpx.Client(base_url=base, timeout=30) as browser:
+        wrong = browser.post("/console/api/login", json={"password": "not-the-password"}, headers={"Origin": base})
+        assert wrong.status_code == 401
+        login = browser.post("/console/api/login", json={"password": CONSOLE_PASSWORD}, headers={"Origin": base})
+        assert login.status_code == 200 and "httponly" in login.headers["set-cookie"].lower()
+        people = browser.get("/console/api/people").json()["people"]
+        assert [p["name"] for p in people] == [NAME]
 
     granted = lines.wait_for(lambda r: r.get("decision") == "granted", 60)
     assert granted is not None and granted["name"] == NAME, lines.seen[-20:]

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from edge.errors import INVALID_ARGUMENT, EdgeError
+
 logger = logging.getLogger(__name__)
 
 
@@ -34,7 +36,7 @@ class VaultActions:
 
         engine = self.appliance.engine
         entry = self.appliance.call_in_loop(lambda: enroll(engine, self.vault, name, list(photos)))
-        self.appliance.reload()
+        self.appliance.reload_now()  # the answer comes after the loop knows the face
         logger.info("console: enrolled %r (%d photo(s))", entry.name, entry.photos)
         return {"name": entry.name, "photos": entry.photos, "model_version": model_version(engine)}
 
@@ -48,7 +50,7 @@ class VaultActions:
 
     def revoke(self, name: str) -> dict:
         report = self.vault.revoke(name)
-        self.appliance.reload()
+        self.appliance.reload_now()  # the answer comes after the loop has forgotten the face
         logger.info("console: revoked %r", report.name)
         return {"name": report.name, "photos": report.photos, "entries": report.entries, "files": report.files}
 
@@ -62,3 +64,23 @@ class VaultActions:
             "vault": str(self.vault.directory),
             "generation": self.vault.generation(),
         }
+
+
+class NoVaultActions:
+    """A device without a vault (a development gallery): nothing to enrol into or revoke from."""
+
+    @staticmethod
+    def _none() -> EdgeError:
+        return EdgeError(INVALID_ARGUMENT, "this device runs without a vault (vault.path); no enrolments")
+
+    def enrol(self, name: str, photos: Sequence[bytes]) -> dict:
+        raise self._none()
+
+    def check_photo(self, photo: bytes) -> dict:
+        raise self._none()
+
+    def revoke(self, name: str) -> dict:
+        raise self._none()
+
+    def people(self) -> dict:
+        return {"people": [], "problems": ["no vault: vault.path is not set"], "vault": None, "generation": None}

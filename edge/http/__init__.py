@@ -9,15 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 
-def create_app(engine: Any, config: Any, *, unseal_key: Any = None, enrolments: Any = None, runner: Any = None) -> Any:
+def create_app(engine: Any, config: Any, **options: Any) -> Any:
     """The Starlette app answering the API with `engine` (made bytes-only) under `config` (`HttpConfig`).
 
-    `enrolments` (edge.http.admin.Enrolments): the vault and gallery the /v1/ endpoints use
+    Options: `unseal_key` (the device key for sealed images); `enrolments`
+    (edge.http.admin.Enrolments): the vault and gallery the /v1/ endpoints use
     (None: /v1/ has no enrolments to work on). `runner(fn)`: where engine jobs run (None: the
-    HTTP worker thread; `edge run` passes the camera loop's `call_in_loop`)."""
+    HTTP worker thread; `edge run` passes the camera loop's `call_in_loop`); `extra_routes`
+    served beside the API (the console's) and `on_close` callables run when the server stops."""
     from edge.http.api import create_app as _create_app
 
-    return _create_app(engine, config, unseal_key=unseal_key, enrolments=enrolments, runner=runner)
+    return _create_app(engine, config, **options)
 
 
 __all__ = ["create_app"]

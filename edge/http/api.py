@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -72,19 +73,31 @@ async def _fault(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(
-    engine: Any, config: Any, *, unseal_key: Any = None, enrolments: Any = None, runner: Any = None
+    engine: Any,
+    config: Any,
+    *,
+    unseal_key: Any = None,
+    enrolments: Any = None,
+    runner: Any = None,
+    extra_routes: Sequence[Any] = (),
+    on_close: Sequence[Callable[[], None]] = (),
 ) -> Starlette:
+    """`extra_routes` (the web console's, from the composition root) are served beside the API;
+    `on_close` callables run when the server stops."""
     api = HttpApi(engine, config, unseal_key=unseal_key, enrolments=enrolments, runner=runner)
     routes = [route for dialect in api.dialects for route in dialect.routes()]
     routes += [
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
+        *extra_routes,
     ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         yield
         api.queue.shutdown()
+        for close in on_close:
+            close()
 
     app = Starlette(
         routes=routes, exception_handlers={HTTPException: _http_error, Exception: _fault}, lifespan=lifespan
