@@ -4,20 +4,18 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from http_helpers import REPO, edge_serve, encode, raw_request  # noqa: E402
 
 pytest.importorskip("starlette", reason="the http extra (starlette, uvicorn, python-multipart)")
 pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (test extra)")
@@ -30,13 +28,6 @@ from edge.http import create_app  # noqa: E402
 
 VERIFY = "/identity/image_verification/stateless"
 COMPARE = "/identity/face_compare/stateless"
-REPO = Path(__file__).resolve().parents[1]
-
-
-def encode(rgb: np.ndarray, ext: str = ".jpg") -> bytes:
-    ok, data = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    assert ok
-    return data.tobytes()
 
 
 @pytest.fixture(scope="module")
@@ -257,61 +248,11 @@ def test_full_queue_is_503_with_retry_after(engine, photos):
 # --- `edge serve` over a socket -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def raw_request(port: int, head: str, body: bytes = b"", *, read_timeout: float = 10.0) -> bytes:
-    """Send `head` (and `body`) and read until the server closes or `read_timeout` passes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as s:
-        s.sendall(head.encode() + body)
-        chunks = []
-        with contextlib.suppress(socket.timeout):
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-                if b"\r\n\r\n" in b"".join(chunks) and b'"request_id"' in b"".join(chunks):
-                    break
-        return b"".join(chunks)
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    port = free_port()
-    config = tmp_path_factory.mktemp("serve") / "edge.toml"
-    config.write_text('[vault]\npath = ""\n[http]\nmax_body_bytes = 2000000\n')
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "serve", "--config", str(config), "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    import httpx
-
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"edge serve exited {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("edge serve did not answer /healthz within 120 s")
-        time.sleep(0.3)
-    yield port
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    config = '[vault]\npath = ""\n[http]\nmax_body_bytes = 2000000\n'
+    with edge_serve(tmp_path_factory.mktemp("serve"), config) as port:
+        yield port
 
 
 @pytest.mark.slow
@@ -333,6 +274,7 @@ def test_edge_serve_over_a_socket(served, photos):
         port,
         f"POST {VERIFY} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
         "Content-Length: 1000000000\r\n\r\n",
+        until=b'"request_id"',
     )
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
     assert b'"code":2004' in reply and b'"request_id"' in reply
@@ -344,6 +286,7 @@ def test_edge_serve_over_a_socket(served, photos):
         f"POST {VERIFY} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
         "Transfer-Encoding: chunked\r\n\r\n",
         b"5\r\nhello\r\n0\r\n\r\n",
+        until=b'"request_id"',
     )
     assert reply.startswith(b"HTTP/1.1 411"), reply[:200]
     assert b'"code":2004' in reply and b'"request_id"' in reply

@@ -6,6 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from http_helpers import encode  # noqa: E402
 
 pytest.importorskip("starlette", reason="the http extra (starlette, uvicorn, python-multipart)")
 pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (test extra)")
@@ -20,12 +21,6 @@ from edge.matching import DEFAULT_THRESHOLD  # noqa: E402
 ADMIN, COMPARE_KEY = "admin-7f3a-0c51-4e2b", "compare-91bc-77d0-aa13"
 VERIFY = "/identity/image_verification/stateless"
 ASTRONAUT = "Eileen Collins"
-
-
-def encode(rgb: np.ndarray, ext: str = ".jpg") -> bytes:
-    ok, data = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    assert ok
-    return data.tobytes()
 
 
 @pytest.fixture(scope="module")

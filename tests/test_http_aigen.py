@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
-import os
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from http_helpers import REPO, b64, edge_serve, encode, raw_request  # noqa: E402
 
 pytest.importorskip("starlette", reason="the http extra (starlette, uvicorn, python-multipart)")
 pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (test extra)")
@@ -34,18 +32,7 @@ from edge.matching import threshold_of_far  # noqa: E402
 PATH = "/aiface/face-compare/v1"
 KEY = "aigen-test-key-0123456789"
 HEADERS = {"x-aigen-key": KEY}
-REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "tests" / "fixtures" / "aigen_sample.py"
-
-
-def encode(rgb: np.ndarray, ext: str = ".jpg") -> bytes:
-    ok, data = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    assert ok
-    return data.tobytes()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 @pytest.fixture(scope="module")
@@ -365,60 +352,11 @@ def test_openapi_describes_the_endpoint(client):
 # --- `edge serve` over a socket, and the vendor's own sample -------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def raw_request(port: int, head: str, body: bytes = b"", *, read_timeout: float = 10.0) -> bytes:
-    """Send `head` (and `body`) and read until the answer is in or `read_timeout` passes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as s:
-        s.sendall(head.encode() + body)
-        chunks = []
-        with contextlib.suppress(socket.timeout):
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-                if b"\r\n\r\n" in b"".join(chunks) and b'"time_used"' in b"".join(chunks):
-                    break
-        return b"".join(chunks)
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    port = free_port()
-    config = tmp_path_factory.mktemp("serve") / "edge.toml"
-    config.write_text(f'[vault]\npath = ""\n[http]\nmax_body_bytes = 4000000\naigen_keys = ["{KEY}"]\n')
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "serve", "--config", str(config), "--port", str(port)],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    import httpx
-
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"edge serve exited {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("edge serve did not answer /healthz within 120 s")
-        time.sleep(0.3)
-    yield port
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    config = f'[vault]\npath = ""\n[http]\nmax_body_bytes = 4000000\naigen_keys = ["{KEY}"]\n'
+    with edge_serve(tmp_path_factory.mktemp("serve"), config) as port:
+        yield port
 
 
 def run_sample(folder: Path, port: int, image1: bytes, image2: bytes) -> dict:
@@ -469,6 +407,7 @@ def test_the_gate_over_a_socket(served, photos):
         served,
         f"POST {PATH} HTTP/1.1\r\nHost: x\r\nx-aigen-key: {KEY}\r\nContent-Type: application/json\r\n"
         "Content-Length: 1000000000\r\n\r\n",
+        until=b'"time_used"',
     )
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
     assert b'"error_message":"REQUEST_ENTITY_TOO_LARGE"' in reply and time.monotonic() - started < 5
@@ -477,6 +416,7 @@ def test_the_gate_over_a_socket(served, photos):
         f"POST {PATH} HTTP/1.1\r\nHost: x\r\nx-aigen-key: {KEY}\r\nContent-Type: application/json\r\n"
         "Transfer-Encoding: chunked\r\n\r\n",
         b"2\r\n{}\r\n0\r\n\r\n",
+        until=b'"time_used"',
     )
     assert reply.startswith(b"HTTP/1.1 411"), reply[:200]
     assert b'"error_message":"LENGTH_REQUIRED"' in reply and b'"request_id"' in reply

@@ -5,7 +5,6 @@ Real photos, the real engine, real HMAC."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
@@ -16,11 +15,11 @@ import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from http_helpers import REPO, b64, edge_serve, encode, free_port  # noqa: E402
 
 pytest.importorskip("starlette", reason="the http extra (starlette, uvicorn, python-multipart)")
 pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (test extra)")
@@ -45,18 +44,7 @@ from edge.http.tencent import _ERROR_CODES  # noqa: E402
 SECRET_ID, SECRET_KEY = "AKIDedgeTestSecretId0000000000000000", "k3y-of-the-device-0123456789abcd"
 SECRETS = (f"{SECRET_ID}:{SECRET_KEY}",)
 HOST = "device.local:8080"
-REPO = Path(__file__).resolve().parents[1]
 _SIGNED: set = set()
-
-
-def encode(rgb: np.ndarray, ext: str = ".jpg") -> bytes:
-    ok, data = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    assert ok
-    return data.tobytes()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 @pytest.fixture(scope="module")
@@ -187,14 +175,6 @@ def score_of(response) -> float:
 # --- the official SDK against a real server ---------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serving(app):
     """uvicorn on a free loopback port, in a thread, until the block ends."""
@@ -313,38 +293,10 @@ def test_an_oversized_request_is_refused_from_its_header_in_tencents_words(engin
 @pytest.mark.slow
 def test_the_official_sdk_against_edge_serve(tmp_path, photos):
     """`edge serve` as deployed, its secrets from the TOML configuration."""
-    import httpx
-
-    port = free_port()
-    config = tmp_path / "edge.toml"
-    config.write_text(f'[vault]\npath = ""\n[http]\ntencent_secrets = ["{SECRETS[0]}"]\n')
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "serve", "--config", str(config), "--port", str(port)],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "edge serve did not answer /healthz within 120 s"
-            time.sleep(0.3)
+    with edge_serve(tmp_path, f'[vault]\npath = ""\n[http]\ntencent_secrets = ["{SECRETS[0]}"]\n') as port:
         assert sdk_compare(sdk(port), photos["astronaut"], photos["mirrored"]).Score >= 50
         wrong = sdk_error(sdk(port, secret_key="y" * 32), photos["astronaut"], photos["mirrored"])
         assert wrong.get_code() == "AuthFailure.SignatureFailure"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_edge_serve_refuses_a_bad_tencent_secret(tmp_path):
