@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,3 +102,22 @@ def edge_serve(folder: Path, config_text: str, *, timeout: float = 120.0) -> Ite
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class BlockingEngine:
+    """The real engine, whose `verify` waits for `release` first: holds the queue's only place."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine.bytes_only()
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def bytes_only(self):
+        return self
+
+    def verify(self, *args, **kwargs):
+        self.entered.set()
+        assert self.release.wait(30)
+        return self.engine.verify(*args, **kwargs)

@@ -15,7 +15,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 import pytest
-from http_helpers import REPO, edge_serve, encode, raw_request  # noqa: E402
+from http_helpers import REPO, BlockingEngine, edge_serve, encode, raw_request  # noqa: E402
 
 pytest.importorskip("starlette", reason="the http extra (starlette, uvicorn, python-multipart)")
 pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (test extra)")
@@ -206,23 +206,6 @@ def test_healthz_and_openapi(client):
     doc = client.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.") and {VERIFY, COMPARE, "/healthz"} <= set(doc["paths"])
     assert "503" in doc["paths"][VERIFY]["post"]["responses"]
-
-
-class BlockingEngine:
-    """The real engine, whose `verify` waits for `release` first: holds the queue's only place."""
-
-    def __init__(self, engine) -> None:
-        self.engine = engine.bytes_only()
-        self.config, self.model_version = self.engine.config, self.engine.model_version
-        self.entered, self.release = threading.Event(), threading.Event()
-
-    def bytes_only(self):
-        return self
-
-    def verify(self, *args, **kwargs):
-        self.entered.set()
-        assert self.release.wait(30)
-        return self.engine.verify(*args, **kwargs)
 
 
 def test_full_queue_is_503_with_retry_after(engine, photos):

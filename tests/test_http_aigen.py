@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from http_helpers import REPO, b64, edge_serve, encode, raw_request  # noqa: E402
+from http_helpers import REPO, BlockingEngine, b64, edge_serve, encode, raw_request  # noqa: E402
 
 pytest.importorskip("starlette", reason="the http extra (starlette, uvicorn, python-multipart)")
 pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (test extra)")
@@ -282,25 +282,6 @@ def test_a_wrong_key_is_refused_before_the_body_is_read(engine):
 def test_body_above_the_limit_is_413(engine, photos):
     with TestClient(create_app(engine, HttpConfig(aigen_keys=(KEY,), max_body_bytes=1024))) as c:
         assert_answer(post(c, images(photos["astronaut"], photos["astronaut"])), 413, "REQUEST_ENTITY_TOO_LARGE")
-
-
-class BlockingEngine:
-    """The real engine, whose `verify` waits for `release` first: holds the queue's only place."""
-
-    def __init__(self, engine) -> None:
-        self.engine = engine.bytes_only()
-        self.entered, self.release = threading.Event(), threading.Event()
-
-    def __getattr__(self, name):
-        return getattr(self.engine, name)
-
-    def bytes_only(self):
-        return self
-
-    def verify(self, *args, **kwargs):
-        self.entered.set()
-        assert self.release.wait(30)
-        return self.engine.verify(*args, **kwargs)
 
 
 def test_full_queue_is_503_concurrency_limit_exceeded(engine, photos):
