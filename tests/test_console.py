@@ -499,7 +499,9 @@ def test_capture_runs_the_quality_gate_on_the_face_in_view(console, engine):
     appliance.process(Frame(empty, 0, 0.0, time.monotonic()))
     r = client.post("/console/api/capture", headers=h)
     assert r.status_code == 422 and r.json()["error"] == "no face in view"
-    for i in range(1, 40):  # on to the visitor
+    # on to the visitor's first photo (without lfw-dev the second is the astronaut brightened,
+    # which the enrolment gate refuses as clipped)
+    for i in range(1, 30):
         appliance.process(Frame(source.read(), i, i / 15, time.monotonic()))
     source.close()
     r = client.post("/console/api/capture", headers=h)
