@@ -469,3 +469,48 @@ def test_door_config_is_off_by_default_and_checks_its_lines():
         config_from_dict({"door": {"enabled": True, "relay_line": 17, "exit_line": 17}})
     with pytest.raises(ConfigError, match=r"door\.mode"):
         config_from_dict({"door": {"mode": "open"}})
+
+
+# --- what the design relies on when edge cannot run any code -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "mode, door_without_edge", [("fail_secure", "locked"), ("fail_safe", "unlocked")], ids=["fail_secure", "fail_safe"]
+)
+def test_the_state_the_kernel_leaves_is_the_mode_s_state_without_power(mode, door_without_edge):
+    """A killed process's request is released by the kernel: the relay line is no longer driven
+    and the HAT's resistor keeps the coil off. The design is safe only if "coil off" is the
+    door's state without edge, in each mode: locked for fail-secure, unlocked for fail-safe
+    (a maglock on NO, which edge holds locked by energising the relay)."""
+    ctl, request, _ = controller(mode, hold_s=30)
+    coil_when_locked = request.values[RELAY] == ON
+    ctl.unlock(by="grant", since=ctl.clock())
+    coil_when_unlocked = request.values[RELAY] == ON
+    assert coil_when_locked != coil_when_unlocked
+    coil_off_means = "locked" if not coil_when_locked else "unlocked"
+    assert coil_off_means == door_without_edge
+    ctl.close("shutdown")  # an orderly stop leaves what the kernel would: coil off, request released
+    assert request.writes[-1] == (RELAY, OFF) and request.released
+
+
+def test_the_door_drop_in_keeps_the_unit_verifiable(tmp_path):
+    """systemd/edge.service.d/door.conf (GPIO access, a shorter watchdog) on top of the unit."""
+    import shutil
+
+    from test_systemd import ANALYZE, _verify_root
+
+    if ANALYZE is None:
+        pytest.skip("systemd-analyze is not installed")
+    root = _verify_root(tmp_path)
+    drop_in = root / "etc" / "systemd" / "system" / "edge.service.d"
+    drop_in.mkdir()
+    shutil.copyfile(REPO / "systemd" / "edge.service.d" / "door.conf", drop_in / "door.conf")
+    out = subprocess.run(
+        [ANALYZE, "verify", f"--root={root}", "--man=no", "--generators=no", "edge.service"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0 and not out.stdout.strip() and not out.stderr.strip(), out.stdout + out.stderr
+    text = (REPO / "systemd" / "edge.service.d" / "door.conf").read_text()
+    assert "DeviceAllow=char-gpiochip rw" in text and "WatchdogSec=10" in text
