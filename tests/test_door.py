@@ -130,7 +130,7 @@ def test_a_grant_unlocks_for_hold_s_and_the_door_thread_locks_again(mode, locked
         assert request.values[RELAY] == unlocked
         opened = time.monotonic()
         assert wait_until(lambda: request.values[RELAY] == locked, 3.0)
-        assert 0.3 <= time.monotonic() - opened <= 0.6  # hold_s, locked by the door's own thread
+        assert 0.3 <= time.monotonic() - opened <= 1.0  # hold_s (0.4), locked by the door's own thread
         assert kinds(events) == ["door_unlocked", "door_locked"]
         assert events[0][1]["name"] == "astronaut" and events[1][1]["reason"] == "hold_elapsed"
     finally:
@@ -142,7 +142,7 @@ def test_a_grant_unlocks_for_hold_s_and_the_door_thread_locks_again(mode, locked
 
 
 def test_hold_is_counted_from_the_grant_and_a_stale_grant_is_ignored():
-    ctl, request, events = controller(hold_s=1.0)
+    ctl, request, events = controller(hold_s=2.0)
     sink = DoorSink(ctl, max_grant_age_s=2.0)
     sink.attach(post_event=lambda kind, **f: events.append((kind, f)), epoch=time.time)
     try:
@@ -150,11 +150,11 @@ def test_hold_is_counted_from_the_grant_and_a_stale_grant_is_ignored():
         sink.publish(verdict(age_s=-5.0, seq=2))  # from the future: not trusted either
         assert request.values[RELAY] == OFF and ON not in [v for _, v in request.writes]
         assert [f["reason"] for k, f in events] == ["stale", "stale"] and events[0][1]["seq"] == 1
-        sink.publish(verdict(age_s=0.7, seq=3))  # fresh enough: unlocks for what is left of hold_s
+        sink.publish(verdict(age_s=1.5, seq=3))  # fresh enough: unlocks for what is left of hold_s
         assert request.values[RELAY] == ON
         start = time.monotonic()
-        assert wait_until(lambda: request.values[RELAY] == OFF, 3.0)
-        assert time.monotonic() - start <= 0.5  # ~0.3 s left, never a full hold_s from arrival
+        assert wait_until(lambda: request.values[RELAY] == OFF, 5.0)
+        assert time.monotonic() - start <= 1.3  # ~0.5 s left, never the full 2 s from arrival
     finally:
         sink.close()
 
@@ -204,6 +204,18 @@ def test_a_door_thread_that_fails_releases_the_relay():
     request.drive(CONTACT, True)  # the thread reads the edge: fails
     assert wait_until(lambda: request.released, 3.0)
     assert request.writes[-1] == (RELAY, OFF) and "door_fault" in kinds(events)
+
+
+def test_the_loop_releases_the_relay_when_the_door_thread_is_gone():
+    ctl, request, events = controller(hold_s=30)
+    sink = DoorSink(ctl)
+    sink.attach(post_event=lambda kind, **f: events.append((kind, f)), epoch=time.time)
+    sink.publish(verdict())
+    ctl._stop.set()  # the thread ends without a word (the loop cannot know why)
+    assert wait_until(lambda: not ctl.alive, 2.0) and request.values[RELAY] == ON
+    sink.state({})  # the loop's once-a-second state push
+    assert request.released and request.writes[-1] == (RELAY, OFF)
+    assert events[-1][1]["reason"] == "door thread gone"
 
 
 # --- the door contact and the exit button ------------------------------------------------------

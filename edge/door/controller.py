@@ -143,6 +143,10 @@ class DoorController:
         self._thread.start()
 
     @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 

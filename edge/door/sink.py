@@ -50,8 +50,9 @@ class DoorSink(Sink):
         self.controller.unlock(by="grant", since=self.controller.clock() - max(age, 0.0), **fields)
 
     def state(self, snapshot: dict[str, Any]) -> None:
-        if not self.controller.closed and not self.controller.alive and self.controller._thread is not None:
-            self.controller.close("door thread gone")  # never a relay without its deadline keeper
+        c = self.controller
+        if c.started and not c.alive and not c.closed:
+            c.close("door thread gone")  # never a relay without its deadline keeper
 
     def finish(self) -> None:
         self.controller.close("shutdown")  # its events go out with the appliance's last ones
