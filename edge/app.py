@@ -213,6 +213,32 @@ def attach_mqtt(appliance: Appliance, mqtt: Any, *, vault_path: str | None) -> N
     mqtt.start()
 
 
+# --- the door (edge/door, docs/door.md) ---------------------------------------------------------
+
+
+def door_sink_from_config(config: Config):
+    """The door sink (its lines requested, its thread not started) when `door.enabled`, else None."""
+    if not config.door.enabled:
+        return None
+    from edge.door import DoorController, DoorSink, Lines
+    from edge.door.lines import DoorSetupError, open_request
+
+    d = config.door
+    try:
+        request = open_request(d)
+    except DoorSetupError as exc:
+        raise ConfigError(exc.key, exc.detail) from None
+    lines = Lines(request, relay=d.relay_line, contact=d.contact_line, exit=d.exit_line)
+    controller = DoorController(lines, mode=d.mode, hold_s=d.hold_s, held_open_s=d.held_open_s)
+    return DoorSink(controller, max_grant_age_s=d.max_grant_age_s)
+
+
+def attach_door(appliance: Appliance, door: Any) -> None:
+    """Door events go out through the appliance; grant ages are measured on its clock."""
+    offset = appliance.wall() - appliance.clock()  # the appliance's monotonic → epoch mapping, taken now
+    door.attach(post_event=appliance.post_event, epoch=lambda: appliance.clock() + offset)
+
+
 # --- the appliance -------------------------------------------------------------------------------
 
 
@@ -241,12 +267,15 @@ def appliance_from_config(
     reload_gallery = None
     if gallery is None:
         gallery, reload_gallery = gallery_from_config(config, engine)
-    mqtt = None
+    mqtt = door = None
     if sinks is None:
         sinks = sinks_from_config(config, stdout=stdout)
         mqtt = mqtt_sink_from_config(config)
         if mqtt is not None:
             sinks.append(mqtt)
+        door = door_sink_from_config(config)
+        if door is not None:
+            sinks.insert(0, door)  # first: the relay moves before the other sinks write
     seq_start = max((s.last_seq() for s in sinks if isinstance(s, AuditLogSink)), default=0)
     if mqtt is not None:
         seq_start = max(seq_start, mqtt.outbox.last_seq)
@@ -262,6 +291,8 @@ def appliance_from_config(
     )
     if mqtt is not None:
         attach_mqtt(appliance, mqtt, vault_path=config.vault.path or None)
+    if door is not None:
+        attach_door(appliance, door)
     return appliance
 
 
@@ -271,7 +302,9 @@ __all__ = [
     "enrolments_from_config",
     "http_app_from_config",
     "serve_http",
+    "attach_door",
     "attach_mqtt",
+    "door_sink_from_config",
     "engine_from_config",
     "gallery_from_config",
     "gallery_from_photos",

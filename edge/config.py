@@ -258,6 +258,31 @@ class ConsoleConfig:
     login_failures_per_min: int = _opt(5, lo=1, hi=1000)
 
 
+# --- the door output (edge/door, docs/door.md) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class DoorConfig:
+    # A lock relay on a GPIO line (libgpiod), opened by grants. Off unless enabled.
+    enabled: bool = _opt(False)
+    chip: str = _opt("/dev/gpiochip0")  # the GPIO chip (Raspberry Pi 5: also /dev/gpiochip0 on recent kernels)
+    relay_line: int = _opt(17, lo=0, hi=1023)  # line offset on the chip (BCM number on a Pi)
+    relay_active_level: str = _opt("high", choices=("high", "low"))  # the level that energises the relay coil
+    # What the door does when the relay coil is off (edge stopped, crashed or killed):
+    # "fail_secure": stays locked; a grant energises the relay. "fail_safe": opens; edge keeps
+    # the relay energised to hold the door locked and releases it for a grant.
+    mode: str = _opt("fail_secure", choices=("fail_secure", "fail_safe"))
+    hold_s: float = _opt(5.0, lo=0.2, hi=600.0)  # a grant unlocks for this long, counted from the grant
+    max_grant_age_s: float = _opt(2.0, lo=0.1, hi=30.0)  # an older grant reaching the door is ignored
+    contact_line: int = _opt(-1, lo=-1, hi=1023)  # door contact input; -1 = none
+    contact_open_level: str = _opt("high", choices=("high", "low"))  # its level while the door is open
+    held_open_s: float = _opt(30.0, lo=1.0, hi=86_400.0)  # open longer than this: a door_held_open event
+    exit_line: int = _opt(-1, lo=-1, hi=1023)  # request-to-exit button input; -1 = none
+    exit_active_level: str = _opt("low", choices=("high", "low"))  # its level while pressed
+    bias: str = _opt("pull_up", choices=("pull_up", "pull_down", "disabled", "as_is"))  # of the input lines
+    debounce_ms: float = _opt(20.0, lo=0.0, hi=1000.0)  # input edges shorter than this are ignored
+
+
 @dataclass(frozen=True)
 class LogConfig:
     # Diagnostics on stderr (the journal) at this level and above; `edge run --log-level` /
@@ -282,6 +307,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    door: DoorConfig = field(default_factory=DoorConfig)
 
     @property
     def device_id(self) -> str:
@@ -401,6 +427,7 @@ def _validate(cfg: Config) -> None:
     _validate_mqtt(cfg.mqtt)
     _validate_http(cfg.http)
     _validate_console(cfg.console)
+    _validate_door(cfg.door)
 
 
 def _validate_console(c: ConsoleConfig) -> None:
@@ -426,6 +453,21 @@ def _validate_http(h: HttpConfig) -> None:
     for i, key in enumerate(h.admin_keys):
         if key in h.api_keys or key in h.aigen_keys:  # a compare client must never be able to enrol or revoke
             raise ConfigError(f"http.admin_keys[{i}]", "is also a compare key; an admin key must be its own")
+
+
+def _validate_door(d: DoorConfig) -> None:
+    if not d.enabled:
+        return
+    if not d.chip.strip():
+        raise ConfigError("door.chip", "must name a GPIO chip (e.g. /dev/gpiochip0)")
+    used = {"door.relay_line": d.relay_line}
+    for key, line in (("door.contact_line", d.contact_line), ("door.exit_line", d.exit_line)):
+        if line < 0:
+            continue
+        for other, taken in used.items():
+            if line == taken:
+                raise ConfigError(key, f"line {line} is already {other}")
+        used[key] = line
 
 
 TOPIC_PREFIX = re.compile(r"[^#+\x00]{1,200}")
@@ -524,6 +566,7 @@ __all__ = [
     "ConfigError",
     "DecisionConfig",
     "DeviceConfig",
+    "DoorConfig",
     "EngineSection",
     "GalleryConfig",
     "HttpConfig",

@@ -93,7 +93,7 @@ esac
 make_venv "$PYTHON" .venv
 want="$(stamp_of pyproject.toml setup.py)-$EXTRAS"
 if [[ "$(cat .venv/.edge-setup 2>/dev/null)" == "$want" ]] \
-    && .venv/bin/python -c 'import edge.cli, numpy, cv2, nacl, paho.mqtt, pytest, skimage, starlette, uvicorn, multipart, httpx' 2>/dev/null; then
+    && .venv/bin/python -c 'import edge.cli, numpy, cv2, nacl, paho.mqtt, pytest, skimage, starlette, uvicorn, multipart, httpx, gpiod' 2>/dev/null; then
     say ".venv up to date"
 else
     say "installing edge[$EXTRAS] into .venv (editable)"
