@@ -80,6 +80,8 @@ class MqttSink(Sink):
         self.door_enabled: Callable[[], bool] | None = None  # the door switch's state, if there is a door
         self._ha_gate = HaCommandGate(self.ha.commands)
         self._people: set[str] = set()  # those with a "last seen" entity announced
+        self._people_lock = threading.Lock()  # the loop adds to it, the publisher thread replaces it
+        self._announced_people: tuple[str, ...] = ()  # in the discovery last made
         self._enrolled: Any = None  # the enrolled count last seen in a snapshot: a change re-reads people
         self._last: bytes | None = None  # the retained summary of the last verdict (ha/last)
         self._last_due = threading.Event()
@@ -205,8 +207,10 @@ class MqttSink(Sink):
         self._wake.set()
         self._ha_event({"event_type": decision, "name": name, "score": record.get("score"), "seq": record.get("seq")})
         if name and self.discovery_people:
-            if name not in self._people:
+            with self._people_lock:
+                new = name not in self._people
                 self._people.add(name)
+            if new:
                 self._rediscover()
             self.link.publish(self.topics.ha_seen(person_slug(name)), seen, qos=1, retain=True)
 
@@ -335,10 +339,14 @@ class MqttSink(Sink):
             return []
         if self.discovery_people and self.people_source is not None:
             try:
-                self._people = set(self.people_source())
+                people_now = set(self.people_source())
+                with self._people_lock:
+                    self._people = people_now
             except Exception as exc:  # noqa: BLE001 - keep the entities announced so far
                 self.report("ha_people_unreadable", {"detail": f"{type(exc).__name__}: {exc}"})
-        people = tuple(sorted(self._people)) if self.discovery_people else ()
+        with self._people_lock:
+            people = tuple(sorted(self._people)) if self.discovery_people else ()
+        self._announced_people = people
         ha = HaOptions(area=self.ha.area, console_url=self.ha.console_url, people=people, commands=self.ha.commands)
         return discovery_messages(
             self.device_id, self.topics, prefix=self.discovery_prefix, sw_version=__version__, ha=ha
@@ -350,7 +358,7 @@ class MqttSink(Sink):
         messages = self.discovery_now()
         configs = [topic for topic, _payload in messages]
         values = [self.topics.ha_last] if self.discovery else []
-        values += [self.topics.ha_seen(person_slug(n)) for n in sorted(self._people)] if self.discovery_people else []
+        values += [self.topics.ha_seen(person_slug(n)) for n in self._announced_people]
         for topic in self.announced.stale(configs, values):
             self.link.publish(topic, b"", qos=1, retain=True)
         for topic, payload in messages:
