@@ -11,6 +11,7 @@ door relay) is built here and handed the engine or attached to the appliance as 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -192,9 +193,48 @@ def mqtt_sink_from_config(config: Config):
         verifier=verifier,
         face_recipient=m.face_recipient,
         command_max_bytes=m.command_max_bytes,
+        **ha_options_from_config(config),
     )
     holder["sink"] = sink
     return sink
+
+
+def console_url(config: Config) -> str:
+    """Where HA's "Visit" link points: mqtt.discovery_console_url, else the console when the HTTP API
+    is on an address HA can reach (a loopback console is not reachable from HA's host)."""
+    m, h = config.mqtt, config.http
+    if m.discovery_console_url or not h.enabled:
+        return m.discovery_console_url
+    if h.host in ("127.0.0.1", "localhost", "::1"):
+        return ""
+    host = socket.gethostname() if h.host in ("0.0.0.0", "::", "") else h.host
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if h.tls_cert else 'http'}://{host}:{h.port}/console/"
+
+
+def ha_options_from_config(config: Config) -> dict[str, Any]:
+    """The MQTT sink's Home Assistant keywords (docs/mqtt.md, "Home Assistant")."""
+    from edge.mqtt.topics import HaOptions
+
+    m = config.mqtt
+    ha = HaOptions(area=m.discovery_area, console_url=console_url(config), commands=tuple(m.ha_commands))
+    return {
+        "ha": ha,
+        "stranger": m.discovery_stranger,
+        "discovery_people": m.discovery_people,
+        "announced_path": f"{m.outbox_path}/ha-announced.json",
+    }
+
+
+def attach_ha(appliance: Appliance, mqtt: Any) -> None:
+    """What HA's unsigned commands do, and who is enrolled (for the per-person entities)."""
+    mqtt.people_source = lambda: list(appliance.gallery.people)
+    mqtt.ha_actions["reload"] = appliance.reload
+    door = getattr(appliance, "door", None)  # the door relay (docs/door.md), when configured
+    if door is not None and hasattr(door, "set_enabled"):
+        mqtt.ha_actions["door_enable"] = lambda: door.set_enabled(True)
+        mqtt.ha_actions["door_disable"] = lambda: door.set_enabled(False)
+        mqtt.door_enabled = lambda: bool(door.enabled)
 
 
 def attach_mqtt(appliance: Appliance, mqtt: Any, *, vault_path: str | None) -> None:
@@ -210,6 +250,7 @@ def attach_mqtt(appliance: Appliance, mqtt: Any, *, vault_path: str | None) -> N
     )
     mqtt.set_event_hook(lambda kind, fields: appliance.post_event(kind, **fields))
     appliance.want_face = appliance.want_face or mqtt.wants_face
+    attach_ha(appliance, mqtt)
     mqtt.start()
 
 

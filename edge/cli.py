@@ -1069,6 +1069,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("arguments", nargs="*", metavar="ARG", help="revoke: the NAME; import: the BUNDLE file")
     q.set_defaults(func=cmd_admin_send)
 
+    # --- Home Assistant: uninstall (docs/mqtt.md, "Home Assistant") ---
+    p = sub.add_parser("mqtt", help="MQTT housekeeping: remove-discovery")
+    mqtt_sub = p.add_subparsers(dest="mqtt_command", metavar="ACTION", required=True)
+    q = mqtt_sub.add_parser(
+        "remove-discovery",
+        help="take this device's entities out of Home Assistant (empty retained configs); before an "
+        "uninstall or a rename",
+    )
+    q.add_argument("--config", default=None, help="TOML config (the device's: broker, login, prefixes, outbox)")
+    q.add_argument("--device-id", default=None, help="the id to remove (default: the config's device id)")
+    q.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the broker")
+    q.set_defaults(func=cmd_mqtt_remove_discovery)
+
     from edge import doctor
 
     doctor.register(sub)
@@ -1076,11 +1089,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_mqtt_remove_discovery(args: argparse.Namespace) -> int:
+    """Exit 0: every topic cleared; 1: the broker refused some (its ACL); 3: no broker."""
+    from edge.config import load_config
+    from edge.mqtt.announced import Announced
+    from edge.mqtt.client import MqttSettings, MqttSetupError
+    from edge.mqtt.removal import remove_discovery, topics_to_clear
+    from edge.mqtt.topics import Topics
+
+    config = load_config(args.config)
+    m = config.mqtt
+    device_id = args.device_id or config.device_id
+    try:
+        settings = MqttSettings.from_config(m, client_id=f"edge-{device_id}")
+    except MqttSetupError as exc:
+        logger.error("mqtt remove-discovery: %s: %s", exc.key, exc.detail)
+        return 2
+    announced = Announced(f"{m.outbox_path}/ha-announced.json")
+    topics = Topics.for_device(device_id, m.topic_prefix if not args.device_id else "")
+    clear = topics_to_clear(device_id, topics, prefix=m.discovery_prefix, announced=announced)
+    try:
+        done = remove_discovery(settings, clear, timeout=args.timeout)
+    except ConnectionError as exc:
+        logger.error("mqtt remove-discovery: %s", exc)
+        return 3
+    if not done["refused"] and not done["unanswered"]:
+        announced.forget()
+    _print_json(done)
+    if done["refused"]:
+        logger.error("mqtt remove-discovery: the broker refused %d topics (its ACL?)", len(done["refused"]))
+    return 0 if not done["refused"] and not done["unanswered"] else 1
+
+
 def _command_name(args: argparse.Namespace) -> str:
     """The command's name for messages: "compare", "vault rebuild", "admin send", …"""
     names = [args.command] + [
         getattr(args, dest)
-        for dest in ("keys_command", "vault_command", "admin_command", "console_command")
+        for dest in ("keys_command", "vault_command", "admin_command", "console_command", "mqtt_command")
         if getattr(args, dest, None)
     ]
     return " ".join(str(n) for n in names if n)

@@ -205,6 +205,14 @@ class MqttConfig:
     state_interval: float = _opt(30.0, lo=1.0, hi=86_400.0)  # the retained state is republished this often
     discovery: bool = _opt(True)  # Home Assistant MQTT discovery
     discovery_prefix: str = _opt("homeassistant")
+    # --- Home Assistant fit (docs/mqtt.md, "Home Assistant") ---
+    discovery_area: str = _opt("")  # the device's suggested_area in HA ("" = none)
+    # The device's configuration_url (http:// or https://); "" = the console's URL when http is
+    # enabled on an address HA can reach (not loopback), else none.
+    discovery_console_url: str = _opt("")
+    discovery_stranger: str = _opt("stranger")  # "Last person" for anyone not granted
+    discovery_people: bool = _opt(False)  # a "last seen" entity per enrolled person (names go to HA)
+    ha_commands: tuple = _opt((), item=str)  # unsigned commands HA may send: reload, door_enable, door_disable
     admin_keys: tuple = _opt((), item=str)  # Ed25519 public keys (base64) allowed to send commands
     command_max_age: float = _opt(120.0, lo=5.0, hi=86_400.0)  # older (or that far in the future): refused
     # A command payload longer than this is refused from its length alone, before any parsing
@@ -502,6 +510,29 @@ def _validate_mqtt(m: MqttConfig) -> None:
             parse_key32(m.face_recipient, kind="X25519 recipient")
         except KeyFormatError as exc:
             raise ConfigError("mqtt.face_recipient", str(exc)) from None
+    _validate_mqtt_ha(m)
+
+
+# HA shows these states as "no value"; a sensor that reads one of them hides the verdict.
+HA_RESERVED_STATES = ("unknown", "unavailable", "none", "")
+# The unsigned commands HA may send (edge.mqtt.topics.HA_COMMANDS is the same list; the config
+# may not import a transport: tests/test_ha.py checks that they agree).
+HA_COMMANDS = ("reload", "door_enable", "door_disable")
+
+
+def _validate_mqtt_ha(m: MqttConfig) -> None:
+    if m.discovery_stranger.strip().lower() in HA_RESERVED_STATES or len(m.discovery_stranger) > 255:
+        raise ConfigError(
+            "mqtt.discovery_stranger", f"must be a word HA shows as a state (not {', '.join(HA_RESERVED_STATES[:3])})"
+        )
+    url = m.discovery_console_url
+    if url and (not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url)):
+        raise ConfigError("mqtt.discovery_console_url", f"must be an http:// or https:// URL, got {url!r}")
+    if len(m.discovery_area) > 100 or not m.discovery_area.isprintable():
+        raise ConfigError("mqtt.discovery_area", 'must be a short printable name (e.g. "Front door")')
+    for i, name in enumerate(m.ha_commands):
+        if name not in HA_COMMANDS:
+            raise ConfigError(f"mqtt.ha_commands[{i}]", f"must be one of {', '.join(HA_COMMANDS)}; got {name!r}")
 
 
 def config_from_dict(data: dict[str, Any], *, source: str | None = None) -> Config:

@@ -565,3 +565,47 @@ def test_every_listener_binds_client_ids_to_user_names():
     for start, end in zip(listeners, [*listeners[1:], len(d)]):
         block = dict(d[start:end])
         assert block.get("use_username_as_clientid") == "true", f"listener {d[start][1]}"
+
+
+# --- Home Assistant's topics (docs/mqtt.md, "Home Assistant") ---------------------------------------------
+
+
+def test_only_home_assistant_may_send_the_unsigned_commands(site_broker):
+    """edge/<id>/ha/command carries no signature: the ACL is its guard. HA may write it; a door (its
+    own or another's), the admin and anyone else may not; the device reads only its own."""
+    with (
+        Client(site_broker, "homeassistant") as ha,
+        Client(site_broker, "admin") as admin,
+        Client(site_broker, "door-2") as other,
+        Client(site_broker, "door-1") as door,
+    ):
+        door.subscribe("edge/+/ha/command")
+        for client, topic in (
+            (other, "edge/door-1/ha/command"),
+            (door, "edge/door-1/ha/command"),
+            (admin, "edge/door-1/ha/command"),
+        ):
+            rc = client.publish(topic, b"door_disable")
+            assert rc.is_failure and rc.value == 135, (client.user, topic, rc)
+        assert not ha.publish("edge/door-2/ha/command", b"reload").is_failure  # not door-1's to read
+        assert not ha.publish("edge/door-1/ha/command", b"reload").is_failure
+        got = door.received_until(("edge/door-1/ha/command", b"reload"))
+        assert got == [("edge/door-1/ha/command", b"reload")], got
+
+
+def test_device_publishes_its_home_assistant_view_and_only_its_own(site_broker):
+    with Client(site_broker, "homeassistant") as ha, Client(site_broker, "door-1") as door:
+        ha.subscribe("edge/#")
+        for leaf in ("ha/last", "ha/event", "ha/seen/ada_12345678"):
+            assert not door.publish(f"edge/door-1/{leaf}", leaf).is_failure, leaf
+        for topic in ("edge/door-2/ha/last", "edge/door-2/ha/seen/x", "edge/door-1/ha/seen/x/y", "edge/door-1/ha/x"):
+            rc = door.publish(topic, b"forged")
+            assert rc.is_failure and rc.value == 135, (topic, rc)
+        assert not door.publish("edge/door-1/verdict", b"marker").is_failure
+        got = ha.received_until(("edge/door-1/verdict", b"marker"))
+        assert [t for t, _p in got] == [
+            "edge/door-1/ha/last",
+            "edge/door-1/ha/event",
+            "edge/door-1/ha/seen/ada_12345678",
+            "edge/door-1/verdict",
+        ]

@@ -292,8 +292,10 @@ def test_discovery_payloads_ids_and_availability():
         for c, o in [
             ("binary_sensor", "access_granted"),
             ("binary_sensor", "presentation_attack"),
+            ("event", "verdict"),
             ("sensor", "last_person"),
             ("sensor", "last_score"),
+            ("sensor", "last_seen"),
             ("sensor", "camera_fps"),
             ("sensor", "enrolled"),
         ]

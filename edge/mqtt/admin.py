@@ -6,6 +6,7 @@ import dataclasses
 import json
 import secrets
 import threading
+import time
 from typing import Any
 
 from nacl.signing import SigningKey
@@ -85,3 +86,49 @@ def send_command(
         return got
     finally:
         link.stop(timeout=2.0)
+
+
+# --- Unsigned commands from Home Assistant (mqtt.ha_commands; docs/mqtt.md) ------------------------
+#
+# HA cannot sign, so these carry no signature: they are guarded by the broker's ACL (only the
+# `homeassistant` user may publish on edge/<id>/ha/command) and are limited to harmless, reversible
+# actions. revoke and import stay signed (above).
+
+HA_COMMAND_MAX_BYTES = 32  # the longest name is 12 bytes; anything longer is not a command
+HA_COMMAND_MIN_INTERVAL = 2.0  # seconds between two runs of the same command
+
+
+class HaCommandGate:
+    """Which payloads on `<prefix>/ha/command` are obeyed: exactly one of the configured names
+    (surrounding whitespace aside), not retained (a retained "door_disable" would run again on every
+    reconnect), and not again within `min_interval` seconds of the same one."""
+
+    def __init__(
+        self,
+        allowed: tuple[str, ...] | list[str],
+        *,
+        min_interval: float = HA_COMMAND_MIN_INTERVAL,
+        clock=time.monotonic,
+    ) -> None:
+        self.allowed = frozenset(allowed)
+        self.min_interval = min_interval
+        self.clock = clock
+        self._last: dict[str, float] = {}
+
+    def check(self, payload: bytes, *, retained: bool = False) -> tuple[str | None, str]:
+        """(command, "") when it is to be run, else (None, reason): too_large, retained, not_allowed, too_soon."""
+        if len(payload) > HA_COMMAND_MAX_BYTES:
+            return None, "too_large"
+        if retained:
+            return None, "retained"
+        try:
+            name = payload.decode("ascii").strip()
+        except UnicodeDecodeError:
+            return None, "not_allowed"
+        if name not in self.allowed:
+            return None, "not_allowed"
+        now = self.clock()
+        if now - self._last.get(name, -1e18) < self.min_interval:
+            return None, "too_soon"
+        self._last[name] = now
+        return name, ""

@@ -17,16 +17,20 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from edge import __version__
 from edge.admin.commands import CommandHandler
 from edge.admin.signing import CommandRefused, CommandVerifier
 from edge.errors import INVALID_ARGUMENT, EdgeError
+from edge.mqtt.admin import HaCommandGate
+from edge.mqtt.announced import Announced
 from edge.mqtt.client import MqttLink, MqttSettings, reply_properties
 from edge.mqtt.outbox import Outbox
-from edge.mqtt.topics import Topics, discovery_messages
+from edge.mqtt.topics import HaOptions, Topics, discovery_messages, person_slug
 from edge.sinks.base import Record, Sink, json_line
 
 MAX_COMMAND_QUEUE = 64
@@ -59,7 +63,28 @@ class MqttSink(Sink):
         window: int = 64,
         command_max_bytes: int = DEFAULT_COMMAND_MAX_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        # --- Home Assistant (docs/mqtt.md, "Home Assistant") ---
+        ha: HaOptions | None = None,
+        stranger: str = "stranger",
+        discovery_people: bool = False,
+        announced_path: str | Path | None = None,
     ) -> None:
+        self.ha = ha or HaOptions()
+        self.stranger = stranger
+        self.discovery_people = discovery_people
+        # The discovery (and retained HA values) published so far, remembered across restarts so a
+        # renamed device, a changed prefix or a revoked person's entity is removed, not orphaned.
+        self.announced = Announced(announced_path)
+        self.people_source: Callable[[], Iterable[str]] | None = None  # enrolled names, for discovery_people
+        self.ha_actions: dict[str, Callable[[], Any]] = {}  # unsigned HA command → what it does
+        self.door_enabled: Callable[[], bool] | None = None  # the door switch's state, if there is a door
+        self._ha_gate = HaCommandGate(self.ha.commands)
+        self._people: set[str] = set()  # those with a "last seen" entity announced
+        self._people_lock = threading.Lock()  # the loop adds to it, the publisher thread replaces it
+        self._announced_people: tuple[str, ...] = ()  # in the discovery last made
+        self._enrolled: Any = None  # the enrolled count last seen in a snapshot: a change re-reads people
+        self._last: bytes | None = None  # the retained summary of the last verdict (ha/last)
+        self._last_due = threading.Event()
         self.device_id = device_id
         self.topics = topics or Topics.for_device(device_id)
         self.outbox = outbox
@@ -80,6 +105,7 @@ class MqttSink(Sink):
             self._recipient = SealedBox(PublicKey(parse_key32(face_recipient, kind="X25519 recipient")))
         self.counts = {"published": 0, "acked": 0, "refused_by_broker": 0, "events_dropped": 0}
         self.counts |= {"commands": 0, "commands_dropped": 0, "commands_too_large": 0}
+        self.counts |= {"ha_commands": 0, "ha_events_dropped": 0}
         self._snapshot: dict[str, Any] = {}
         self._held: deque[str] = deque(maxlen=MAX_HELD_EVENTS)  # events made while disconnected
         self._started = time.time()
@@ -95,6 +121,7 @@ class MqttSink(Sink):
         self._mids: dict[int, int] = {}  # mid → outbox id, for the current session
         self._session = 0
         self._last_state = -1e18
+        self._discovery_due = False  # set on connect, on HA's birth, on a new person: the publisher sends it
         self._snapshot_sent = False  # the appliance's numbers are in the retained state since the last connect
         self._state_due = threading.Event()
         self.link = MqttLink(
@@ -139,6 +166,7 @@ class MqttSink(Sink):
             record["face"] = {"format": "jpeg", "sealed": base64.b64encode(self._recipient.encrypt(face)).decode()}
         self.outbox.append(json_line(record).encode(), int(record.get("seq", 0)))
         self._wake.set()
+        self._publish_for_ha(record)
         if record.get("decision") == "unknown":
             self._emit(
                 {
@@ -154,6 +182,47 @@ class MqttSink(Sink):
 
     def event(self, event: dict[str, Any]) -> None:
         self._emit(event)
+        if event.get("event") == "tailgate" and self.discovery:
+            fields = {k: event.get(k) for k in ("track_id", "status", "withheld") if k in event}
+            self._ha_event({"event_type": "tailgate", **fields, "device_id": self.device_id})
+
+    # --- Home Assistant: the event entity, the retained last verdict, last seen per person ---------
+
+    def _publish_for_ha(self, record: dict[str, Any]) -> None:
+        """A verdict as HA wants it: an event (fires every time) and the retained summary (`ha/last`)."""
+        if not self.discovery:
+            return
+        decision = record.get("decision")
+        name = record.get("name") if decision == "granted" else None
+        seen = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        summary = {
+            "person": name or self.stranger,
+            "decision": decision,
+            "score": record.get("score"),
+            "seq": record.get("seq"),
+            "last_seen": seen,
+        }
+        self._last = json.dumps(summary).encode()
+        self._last_due.set()
+        self._wake.set()
+        self._ha_event({"event_type": decision, "name": name, "score": record.get("score"), "seq": record.get("seq")})
+        if name and self.discovery_people:
+            with self._people_lock:
+                new = name not in self._people
+                self._people.add(name)
+            if new:
+                self._rediscover()
+            self.link.publish(self.topics.ha_seen(person_slug(name)), seen, qos=1, retain=True)
+
+    def _ha_event(self, payload: dict[str, Any]) -> None:
+        # Not held while the broker is away: an automation fired minutes late (a light, a chime) is
+        # worse than none. The verdict itself is in the outbox and `ha/last` catches up.
+        if self.link.publish(self.topics.ha_event, json.dumps(payload), qos=1) is None:
+            self.counts["ha_events_dropped"] += 1
+
+    def _rediscover(self) -> None:
+        self._discovery_due = True
+        self._wake.set()
 
     def _emit(self, event: dict[str, Any]) -> None:
         payload = json_line(event)
@@ -167,6 +236,9 @@ class MqttSink(Sink):
     def state(self, snapshot: dict[str, Any]) -> None:
         """The appliance's latest numbers; published (retained) every `state_interval` and on connect."""
         self._snapshot = dict(snapshot)
+        if self.discovery_people and snapshot.get("enrolled") != self._enrolled:
+            self._enrolled = snapshot.get("enrolled")  # an enrolment, a revoke, a reload: re-read who is there
+            self._rediscover()
         if not self._snapshot_sent or self.clock() - self._last_state >= self.state_interval:
             self._state_due.set()
             self._wake.set()
@@ -179,6 +251,7 @@ class MqttSink(Sink):
             "version": __version__,
             "uptime_s": round(time.time() - self._started, 1),
             **self._snapshot,
+            **({"door_enabled": bool(self.door_enabled())} if self.door_enabled is not None else {}),
             "mqtt": {
                 "protocol": self.link.protocol,
                 "outbox": len(self.outbox),
@@ -251,17 +324,49 @@ class MqttSink(Sink):
         link.publish(self.topics.availability, b"online", qos=1, retain=True)
         self._snapshot_sent = False
         link.subscribe(self.topics.command, qos=1)
+        if self.ha.commands:
+            link.subscribe(self.topics.ha_command, qos=1)
         if self.discovery:
             link.subscribe(f"{self.discovery_prefix}/status", qos=1)
-            self._publish_discovery()
+        self._discovery_due = True  # on the publisher thread: it may read the people (and a file)
+        self._last_due.set()  # a summary made while the broker was away
         self._state_due.set()
         self._wake.set()
 
+    def discovery_now(self) -> list[tuple[str, dict[str, Any]]]:
+        """The discovery this device announces now (with the people enrolled, if discovery_people)."""
+        if not self.discovery:
+            return []
+        if self.discovery_people and self.people_source is not None:
+            try:
+                people_now = set(self.people_source())
+                with self._people_lock:
+                    self._people = people_now
+            except Exception as exc:  # noqa: BLE001 - keep the entities announced so far
+                self.report("ha_people_unreadable", {"detail": f"{type(exc).__name__}: {exc}"})
+        with self._people_lock:
+            people = tuple(sorted(self._people)) if self.discovery_people else ()
+        self._announced_people = people
+        ha = HaOptions(area=self.ha.area, console_url=self.ha.console_url, people=people, commands=self.ha.commands)
+        return discovery_messages(
+            self.device_id, self.topics, prefix=self.discovery_prefix, sw_version=__version__, ha=ha
+        )
+
     def _publish_discovery(self) -> None:
-        for topic, payload in discovery_messages(
-            self.device_id, self.topics, prefix=self.discovery_prefix, sw_version=__version__
-        ):
+        """Empty retained messages for what was announced before and is no more (a renamed device, a
+        changed prefix, a revoked person, discovery turned off), then the configs as they are now."""
+        messages = self.discovery_now()
+        configs = [topic for topic, _payload in messages]
+        values = [self.topics.ha_last] if self.discovery else []
+        values += [self.topics.ha_seen(person_slug(n)) for n in self._announced_people]
+        for topic in self.announced.stale(configs, values):
+            self.link.publish(topic, b"", qos=1, retain=True)
+        for topic, payload in messages:
             self.link.publish(topic, json.dumps(payload), qos=1, retain=True)
+        try:
+            self.announced.save(configs, values)
+        except OSError as exc:
+            self.report("ha_announced_unsaved", {"detail": f"{exc.strerror or exc}", "path": str(self.announced.path)})
 
     def _on_status(self, kind: str, detail: str) -> None:
         if kind in ("connected", "disconnected", "refused", "unreachable", "fallback", "error"):
@@ -286,9 +391,43 @@ class MqttSink(Sink):
             self._command_ready.set()
         elif self.discovery and message.topic == f"{self.discovery_prefix}/status":
             if message.payload.strip() == b"online":  # Home Assistant restarted: it forgot the entities
-                self._publish_discovery()
+                self._rediscover()
                 self._state_due.set()
                 self._wake.set()
+        elif message.topic == self.topics.ha_command and self.ha.commands:
+            self._admit_ha_command(message)
+
+    def _admit_ha_command(self, message) -> None:
+        """An unsigned command from HA: queued only if the gate lets it through (one of the configured
+        names, exactly, not retained, not too soon after the last); any other payload is recorded as
+        its size and hash, like a refused signed command."""
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        command, reason = self._ha_gate.check(payload, retained=bool(getattr(message, "retain", False)))
+        if command is None:
+            self._report_refusal(
+                "ha_command_refused",
+                {"reason": reason, "bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()},
+            )
+            return
+        try:
+            self._commands.put_nowait(("ha", command))
+        except queue.Full:
+            self.counts["commands_dropped"] += 1
+            self._report_refusal("command_dropped", {"reason": "too many commands queued"})
+        self._command_ready.set()
+
+    def _run_ha_command(self, command: str) -> None:
+        self.counts["ha_commands"] += 1
+        action = self.ha_actions.get(command)
+        try:
+            if action is None:
+                raise RuntimeError("this device has nothing to do it with (no door configured?)")
+            action()
+            self.report("ha_command", {"command": command, "ok": True})
+        except Exception as exc:  # noqa: BLE001 - a command never takes the device down
+            self.report("ha_command", {"command": command, "ok": False, "error": f"{type(exc).__name__}: {exc}"})
+        self._state_due.set()  # the door switch shows the new state at once
+        self._wake.set()
 
     def _refuse_too_large(self, message) -> None:
         """A command longer than `command_max_bytes`: refused from its length alone (no parsing, no
@@ -337,6 +476,12 @@ class MqttSink(Sink):
                 if self.link.publish(self.topics.event, self._held[0], qos=1) is None:
                     break
                 self._held.popleft()
+            if self._discovery_due:
+                self._discovery_due = False
+                self._publish_discovery()
+            if self._last_due.is_set() and self._last is not None:
+                self._last_due.clear()
+                self.link.publish(self.topics.ha_last, self._last, qos=1, retain=True)
             if self._state_due.is_set():
                 self._state_due.clear()
                 self._last_state = self.clock()
@@ -389,7 +534,10 @@ class MqttSink(Sink):
                 self._command_ready.wait(0.5)
                 self._command_ready.clear()
                 continue
-            self._handle_command(message)
+            if isinstance(message, tuple):  # ("ha", name): an unsigned command the gate let through
+                self._run_ha_command(message[1])
+            else:
+                self._handle_command(message)
 
     def _handle_command(self, message) -> None:
         self.counts["commands"] += 1

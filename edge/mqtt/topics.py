@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,26 @@ class Topics:
     def response(self) -> str:
         return f"{self.prefix}/command/response"
 
+    # --- Home Assistant (docs/mqtt.md, "Home Assistant") ---
+    @property
+    def ha_last(self) -> str:
+        """The last verdict, summarised and retained: HA's sensors are right after HA restarts."""
+        return f"{self.prefix}/ha/last"
+
+    @property
+    def ha_event(self) -> str:
+        """`{"event_type": ...}` for HA's event entity: one per verdict (and tailgate), never retained."""
+        return f"{self.prefix}/ha/event"
+
+    @property
+    def ha_command(self) -> str:
+        """The unsigned commands HA may send (mqtt.ha_commands); the broker's ACL guards who may publish."""
+        return f"{self.prefix}/ha/command"
+
+    def ha_seen(self, slug: str) -> str:
+        """A person's "last seen" time (retained), when mqtt.discovery_people is on."""
+        return f"{self.prefix}/ha/seen/{slug}"
+
     def is_response_topic(self, topic: str) -> bool:
         """Replies go only to command/response or below it (so a site ACL of `prefix/#` covers them)."""
         return topic == self.response or (topic.startswith(self.response + "/") and not set(topic) & {"+", "#"})
@@ -49,14 +70,46 @@ def ha_id(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_-]", "_", text)
 
 
+def person_slug(name: str) -> str:
+    """A name as an id part: HA's characters, lower case, and a hash of the name so that "Ada L." and
+    "Ada L_" (the same after replacement) stay two entities, and no name can reach another topic."""
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{ha_id(name).lower()[:40]}_{digest}"
+
+
+# Decisions and events the HA event entity fires; `tailgate` comes from the tailgate event, the
+# others from verdicts. HA ignores (and logs) an event_type that is not in the list.
+EVENT_TYPES = ("granted", "denied", "unknown", "spoof", "tailgate")
+# The unsigned commands HA may send on `<prefix>/ha/command` (when listed in mqtt.ha_commands).
+HA_COMMANDS = ("reload", "door_enable", "door_disable")
+
+
+@dataclass(frozen=True)
+class HaOptions:
+    """What the discovery announces beyond the fixed entities (mqtt.discovery_* keys)."""
+
+    area: str = ""  # the device's suggested_area
+    console_url: str = ""  # the device's configuration_url
+    people: tuple[str, ...] = ()  # a "last seen" sensor each (mqtt.discovery_people)
+    commands: tuple[str, ...] = ()  # unsigned commands offered as a button / switch
+
+
 AVAILABLE = "{{ 'online' if value == 'online' else 'offline' }}"  # "stopped" is unavailable too
 
 
 def discovery_messages(
-    device_id: str, topics: Topics, *, prefix: str = "homeassistant", sw_version: str = "", model: str = ""
+    device_id: str,
+    topics: Topics,
+    *,
+    prefix: str = "homeassistant",
+    sw_version: str = "",
+    model: str = "",
+    ha: HaOptions | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """(topic, config payload) for every entity: access granted, presentation attack, last person, last
-    score, camera fps, enrolled."""
+    """(topic, config payload) for every entity: access granted, presentation attack, verdict (event),
+    last person, last score, last seen, camera fps, enrolled; and as `ha` says, a last seen sensor
+    per person, a reload button and a door switch."""
+    ha = ha or HaOptions()
     node = f"edge_{ha_id(device_id)}"
     device = {
         "identifiers": [node],
@@ -65,6 +118,10 @@ def discovery_messages(
         "model": model or "face verification appliance",
         "sw_version": sw_version,
     }
+    if ha.console_url:
+        device["configuration_url"] = ha.console_url
+    if ha.area:
+        device["suggested_area"] = ha.area
     common = {
         "availability": [
             {
@@ -110,12 +167,29 @@ def discovery_messages(
             },
         ),
         (
+            # Fires on every verdict, the same person twice included; the payload's other keys
+            # (name, score, seq, device_id) become the event's attributes.
+            "event",
+            "verdict",
+            {
+                "name": "Verdict",
+                "state_topic": topics.ha_event,
+                "event_types": list(EVENT_TYPES),
+                "icon": "mdi:face-recognition",
+            },
+        ),
+        (
+            # From the retained summary (`ha/last`): right after HA restarts. `person` is the name
+            # of whoever was granted, else the stranger word (never HA's reserved "unknown").
             "sensor",
             "last_person",
             {
                 "name": "Last person",
-                "state_topic": topics.verdict,
-                "value_template": "{{ value_json.name if value_json.name else value_json.decision }}",
+                "state_topic": topics.ha_last,
+                "value_template": "{{ value_json.person }}",
+                "json_attributes_topic": topics.ha_last,
+                "json_attributes_template": "{{ {'decision': value_json.decision, 'score': value_json.score, "
+                "'seq': value_json.seq, 'last_seen': value_json.last_seen} | tojson }}",
                 "icon": "mdi:account",
             },
         ),
@@ -124,10 +198,22 @@ def discovery_messages(
             "last_score",
             {
                 "name": "Last score",
-                "state_topic": topics.verdict,
+                "state_topic": topics.ha_last,
                 "value_template": "{{ value_json.score }}",
                 "state_class": "measurement",
                 "icon": "mdi:face-recognition",
+            },
+        ),
+        (
+            # Changes on every verdict: the same person twice is two different states.
+            "sensor",
+            "last_seen",
+            {
+                "name": "Last seen",
+                "state_topic": topics.ha_last,
+                "value_template": "{{ value_json.last_seen }}",
+                "device_class": "timestamp",
+                "icon": "mdi:clock-check",
             },
         ),
         (
@@ -156,8 +242,53 @@ def discovery_messages(
             },
         ),
     ]
+    entities += _optional_entities(topics, ha)
     out = []
     for component, object_id, config in entities:
         payload = {**config, "unique_id": f"{node}_{object_id}", **common}
         out.append((f"{prefix}/{component}/{node}/{object_id}/config", payload))
+    return out
+
+
+def _optional_entities(topics: Topics, ha: HaOptions) -> list[tuple[str, str, dict[str, Any]]]:
+    """Per-person "last seen" sensors and the controls for the unsigned commands, as `ha` asks."""
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    for name in sorted(set(ha.people)):
+        slug = person_slug(name)
+        config = {"name": f"{name} last seen", "state_topic": topics.ha_seen(slug), "device_class": "timestamp"}
+        out.append(("sensor", f"seen_{slug}", {**config, "icon": "mdi:account-clock"}))
+    if "reload" in ha.commands:
+        out.append(
+            (
+                "button",
+                "reload",
+                {
+                    "name": "Reload enrolments",
+                    "command_topic": topics.ha_command,
+                    "payload_press": "reload",
+                    "entity_category": "config",
+                    "icon": "mdi:reload",
+                },
+            )
+        )
+    if {"door_enable", "door_disable"} <= set(ha.commands):
+        out.append(
+            (
+                # ON: a grant opens the door; OFF: verdicts go on, the relay stays locked.
+                "switch",
+                "door",
+                {
+                    "name": "Door",
+                    "command_topic": topics.ha_command,
+                    "payload_on": "door_enable",
+                    "payload_off": "door_disable",
+                    "state_topic": topics.state,
+                    "value_template": "{{ 'ON' if value_json.door_enabled else 'OFF' }}",
+                    "state_on": "ON",
+                    "state_off": "OFF",
+                    "entity_category": "config",
+                    "icon": "mdi:door",
+                },
+            )
+        )
     return out
