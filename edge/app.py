@@ -226,18 +226,18 @@ def ha_options_from_config(config: Config) -> dict[str, Any]:
     }
 
 
-def attach_ha(appliance: Appliance, mqtt: Any) -> None:
-    """What HA's unsigned commands do, and who is enrolled (for the per-person entities)."""
+def attach_ha(appliance: Appliance, mqtt: Any, door: Any = None) -> None:
+    """What HA's unsigned commands do, and who is enrolled (for the per-person entities).
+    `door`: the door relay's controller (docs/door.md), when configured."""
     mqtt.people_source = lambda: list(appliance.gallery.people)
     mqtt.ha_actions["reload"] = appliance.reload
-    door = getattr(appliance, "door", None)  # the door relay (docs/door.md), when configured
-    if door is not None and hasattr(door, "set_enabled"):
+    if door is not None:
         mqtt.ha_actions["door_enable"] = lambda: door.set_enabled(True)
         mqtt.ha_actions["door_disable"] = lambda: door.set_enabled(False)
         mqtt.door_enabled = lambda: bool(door.enabled)
 
 
-def attach_mqtt(appliance: Appliance, mqtt: Any, *, vault_path: str | None) -> None:
+def attach_mqtt(appliance: Appliance, mqtt: Any, *, vault_path: str | None, door: Any = None) -> None:
     """Wire an MQTT sink to the appliance (commands, events, status) and start it."""
     from edge.admin.commands import CommandHandler
 
@@ -250,7 +250,7 @@ def attach_mqtt(appliance: Appliance, mqtt: Any, *, vault_path: str | None) -> N
     )
     mqtt.set_event_hook(lambda kind, fields: appliance.post_event(kind, **fields))
     appliance.want_face = appliance.want_face or mqtt.wants_face
-    attach_ha(appliance, mqtt)
+    attach_ha(appliance, mqtt, door)
     mqtt.start()
 
 
@@ -330,10 +330,11 @@ def appliance_from_config(
         notifier=notifier or Notifier(),
         seq_start=seq_start,
     )
-    if mqtt is not None:
-        attach_mqtt(appliance, mqtt, vault_path=config.vault.path or None)
     if door is not None:
         attach_door(appliance, door)
+    if mqtt is not None:
+        controller = door.controller if door is not None else None
+        attach_mqtt(appliance, mqtt, vault_path=config.vault.path or None, door=controller)
     return appliance
 
 

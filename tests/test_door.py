@@ -526,3 +526,21 @@ def test_the_door_drop_in_keeps_the_unit_verifiable(tmp_path):
     assert out.returncode == 0 and not out.stdout.strip() and not out.stderr.strip(), out.stdout + out.stderr
     text = (REPO / "systemd" / "edge.service.d" / "door.conf").read_text()
     assert "DeviceAllow=char-gpiochip rw" in text and "WatchdogSec=10" in text
+
+
+def test_home_assistants_door_switch_drives_the_controller():
+    """The composition root hands HA's unsigned door_enable/door_disable commands the door's
+    controller: disabling it locks the door and grants no longer open it."""
+    from types import SimpleNamespace
+
+    from edge.app import attach_ha
+
+    ctl, request, events = controller()
+    appliance = SimpleNamespace(gallery=SimpleNamespace(people=[]), reload=lambda: None)
+    mqtt = SimpleNamespace(ha_actions={})
+    attach_ha(appliance, mqtt, ctl)
+    assert mqtt.door_enabled() is True
+    mqtt.ha_actions["door_disable"]()
+    assert mqtt.door_enabled() is False and ctl.enabled is False
+    mqtt.ha_actions["door_enable"]()
+    assert mqtt.door_enabled() is True
