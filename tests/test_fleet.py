@@ -1,0 +1,168 @@
+"""Fleet enrolment (docs/fleet.md) on loopback: two real mosquitto brokers bridged both ways, 20
+`edge node` processes with real vaults and the real engine, one signed group command to enrol
+and one to revoke — and the attacks: a replayed group command, a command for another group, a
+command signed for a group published on another group's topic, a forged signature.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import paho.mqtt.client as paho
+import pytest
+from fleet_harness import GROUP, Fleet
+from mqtt_broker import available
+from vault_helpers import encode
+
+from edge.admin.fleet import group_target, import_chunks, read_device_keys, target_group
+from edge.admin.signing import CommandRefused, CommandVerifier, generate_admin_key, public_key_text, sign_command
+from edge.mqtt.fleet import fleet_rows, read_fleet
+
+pytestmark = pytest.mark.skipif(not available(), reason="mosquitto is not installed")
+
+SIZE = 20
+
+
+def _raw_publish(port: int, topic: str, payload: bytes) -> None:
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="fleet-attacker")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    client.publish(topic, payload, qos=1).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
+def _responses(fleet: Fleet, nonce: str) -> dict[str, dict]:
+    out = {}
+    for topic, payload, _r in list(fleet.recorder.messages):
+        if topic.endswith("/command/response"):
+            data = json.loads(payload)
+            if data.get("nonce") == nonce:
+                out[data["device_id"]] = data
+    return out
+
+
+def _wait_responses(fleet: Fleet, nonce: str, devices: list[str], timeout: float = 30.0) -> dict[str, dict]:
+    fleet.recorder.wait_for(lambda: set(devices) <= set(_responses(fleet, nonce)), timeout)
+    return _responses(fleet, nonce)
+
+
+@pytest.mark.slow
+def test_one_group_command_enrols_and_revokes_on_twenty_doors_across_a_bridge(tmp_path, astronaut_rgb, capsys):
+    photo = encode(astronaut_rgb, ".jpg")
+    with Fleet(tmp_path, size=SIZE, timeout=90.0) as fleet:
+        # half the doors are on the site broker: everything they get crossed the bridge
+        assert {fleet.broker_of(i).port for i in range(SIZE)} == {fleet.hub.port, fleet.site.port}
+        before = {d: fleet.latest_state(d) for d in fleet.doors}
+        assert all(s["people"] == 0 and s["groups"] == [GROUP] for s in before.values())
+        assert {d: s["public_key"] for d, s in before.items()} == {d: fleet.keys[d] for d in fleet.doors}
+
+        enrol = fleet.enrol("Ada Lovelace", [photo])
+        assert len(fleet.last_outcome["nonces"]) == 1  # 20 sealed copies fit in one command
+        assert enrol.missing == [] and enrol.failed == {}, enrol.summary(SIZE)
+        assert set(enrol.replies) == set(fleet.doors)
+        after = {d: fleet.latest_state(d) for d in fleet.doors}
+        assert all(s["people"] == 1 and s["generation"] != before[d]["generation"] for d, s in after.items())
+        assert len({s["people_sha256"] for s in after.values()}) == 1  # the same people on every door
+        assert "Ada" not in json.dumps(after)  # a digest, never the names
+        # the outsider (group "garage", on the site broker) was not enrolled
+        outsider = fleet.outsiders[0]
+        assert fleet.latest_state(outsider)["people"] == 0
+
+        # every door's fleet status says it has the latest enrolment
+        rows = fleet_rows(read_fleet(fleet.settings(fleet.site), wait=1.5), group=GROUP)
+        assert [r["device_id"] for r in rows] == fleet.doors
+        assert all(r["latest"][GROUP].startswith("yes (import") and r["people"] == 1 for r in rows), rows
+
+        # a replay of the very command (captured off the group topic) is refused by every door
+        captured = fleet.recorder.on(f"edge/group/{GROUP}/cmd")
+        assert len(captured) == 1
+        nonce = json.loads(captured[0])["nonce"]
+        replies_before = len(_responses(fleet, nonce))
+        _raw_publish(fleet.site.port, f"edge/group/{GROUP}/cmd", captured[0])
+        fleet.recorder.wait_for(lambda: len(fleet.recorder.on(f"edge/group/{GROUP}/cmd")) == 2, 10)
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            refusals = [p for t, p, _r in fleet.recorder.messages if t.endswith("/command/response")]
+            replayed = [json.loads(p) for p in refusals if json.loads(p).get("reason") == "replayed"]
+            if len(replayed) == SIZE:
+                break
+            time.sleep(0.2)
+        assert sorted(r["device_id"] for r in replayed) == fleet.doors
+        assert replies_before == SIZE
+
+        revoke = fleet.revoke("Ada Lovelace")
+        assert revoke.missing == [] and revoke.failed == {}, revoke.summary(SIZE)
+        assert all(fleet.latest_state(d)["people"] == 0 for d in fleet.doors)
+        rows = fleet_rows(read_fleet(fleet.settings(), wait=1.5), group=GROUP)
+        assert all(r["latest"][GROUP].startswith("yes (revoke") for r in rows), rows
+
+        with capsys.disabled():
+            print(f"\nfleet: {SIZE} doors on 2 bridged brokers, started in {fleet.started_s:.1f} s")
+            for op in (enrol, revoke):
+                print(f"  {json.dumps(op.summary(SIZE))}")
+
+
+@pytest.mark.slow
+def test_a_door_refuses_another_groups_command_and_a_forgery(tmp_path, astronaut_rgb):
+    with Fleet(tmp_path, size=2, others=1, timeout=60.0) as fleet:
+        outsider = fleet.outsiders[0]  # in group "garage", subscribed to edge/group/garage/cmd
+        # signed for lobby, sent on garage's topic: the signed target decides, not the topic
+        lobby = sign_command(fleet.admin_key, "revoke", {"name": "x"}, device_id=group_target(GROUP))
+        _raw_publish(fleet.hub.port, "edge/group/garage/cmd", json.dumps(lobby).encode())
+        got = _wait_responses(fleet, lobby["nonce"], [outsider])
+        assert got[outsider]["reason"] == "wrong_group"
+        # a group command with its target changed after signing (lobby → garage)
+        forged = {**lobby, "device_id": group_target("garage")}
+        _raw_publish(fleet.hub.port, "edge/group/garage/cmd", json.dumps(forged).encode())
+        fleet.recorder.wait_for(
+            lambda: any(
+                json.loads(p).get("reason") == "bad_signature"
+                for t, p, _r in fleet.recorder.messages
+                if t == f"edge/{outsider}/command/response"
+            ),
+            20,
+        )
+        # signed by a key the doors do not trust
+        stranger = generate_admin_key(tmp_path / "stranger.key")
+        rogue = sign_command(stranger, "revoke", {"name": "x"}, device_id=group_target("garage"))
+        _raw_publish(fleet.hub.port, "edge/group/garage/cmd", json.dumps(rogue).encode())
+        assert _wait_responses(fleet, rogue["nonce"], [outsider])[outsider]["reason"] == "unknown_key"
+        # a group may only be sent import, revoke, reload
+        status = sign_command(fleet.admin_key, "people", {}, device_id=group_target("garage"))
+        _raw_publish(fleet.hub.port, "edge/group/garage/cmd", json.dumps(status).encode())
+        assert _wait_responses(fleet, status["nonce"], [outsider])[outsider]["reason"] == "unknown_command"
+        # none of it touched a lobby door, nor the outsider's vault
+        assert all(fleet.latest_state(d)["applied"] == [] for d in [*fleet.doors, outsider])
+        assert not any(t.startswith("edge/door-") and t.endswith("/response") for t, _p, _r in fleet.recorder.messages)
+
+
+def test_the_verifier_takes_only_its_own_groups(tmp_path):
+    key = generate_admin_key(tmp_path / "admin.key")
+    verifier = CommandVerifier([public_key_text(key)], device_id="door-1", groups=["lobby"])
+    assert verifier.verify(sign_command(key, "revoke", {"name": "x"}, device_id="group:lobby"))
+    with pytest.raises(CommandRefused) as refused:
+        verifier.verify(sign_command(key, "revoke", {"name": "x"}, device_id="group:garage"))
+    assert refused.value.reason == "wrong_group"
+    loner = CommandVerifier([public_key_text(key)], device_id="door-1")
+    with pytest.raises(CommandRefused) as refused:
+        loner.verify(sign_command(key, "revoke", {"name": "x"}, device_id="group:lobby"))
+    assert refused.value.reason == "wrong_group"
+    command = sign_command(key, "revoke", {"name": "x"}, device_id="group:lobby")
+    verifier.verify(dict(command))
+    with pytest.raises(CommandRefused) as refused:
+        verifier.verify(dict(command))
+    assert refused.value.reason == "replayed"
+    assert target_group("group:lobby") == "lobby" and target_group("door-1") is None
+
+
+def test_large_groups_are_split_into_commands_under_the_limit(tmp_path):
+    bundles = {f"door-{i}": bytes(3000) for i in range(50)}
+    chunks = import_chunks(bundles, 40_000)
+    assert len(chunks) > 1
+    assert sorted(d for c in chunks for d in c["bundles"]) == sorted(bundles)  # each door exactly once
+    assert all(len(json.dumps(c)) < 40_000 for c in chunks)
+    keys = tmp_path / "keys"
+    keys.write_text("# doors\ndoor-1 AAAA\n\ndoor-2 BBBB  # lobby\n")
+    assert read_device_keys(keys) == {"door-1": "AAAA", "door-2": "BBBB"}
