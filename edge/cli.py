@@ -939,7 +939,9 @@ def _register_fleet(sub, admin_sub, broker_options) -> None:
                 r.add_argument("--json", action="store_true", help="JSON instead of a table")
         else:
             r.add_argument("--group", required=True, help="the group (a door takes it when in its mqtt.groups)")
-            r.add_argument("--admin-key", default=os.environ.get("EDGE_ADMIN_KEY", "admin.key"))
+            r.add_argument(
+                "--admin-key", default=os.environ.get("EDGE_ADMIN_KEY", "admin.key"), help="admin private key"
+            )
             r.add_argument("--group-prefix", default="edge/group", help="the doors' mqtt.group_prefix")
             r.add_argument("--responses", default="edge/+/command/response", help="the doors' reply topics")
             r.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the doors' replies")
@@ -951,10 +953,10 @@ def _register_fleet(sub, admin_sub, broker_options) -> None:
             )
         if action == "enroll":
             r.add_argument("--max-bytes", type=int, default=8 * 1024 * 1024, help="the doors' mqtt.command_max_bytes")
-            r.add_argument("name")
-            r.add_argument("photos", nargs="+", metavar="PHOTO")
+            r.add_argument("name", help="the person's name")
+            r.add_argument("photos", nargs="+", metavar="PHOTO", help="photos of the person (as for edge enroll)")
         elif action == "revoke":
-            r.add_argument("name")
+            r.add_argument("name", help="the person's name")
         r.set_defaults(func=cmd_admin_fleet)
 
 
