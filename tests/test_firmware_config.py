@@ -565,3 +565,21 @@ def test_every_listener_binds_client_ids_to_user_names():
     for start, end in zip(listeners, [*listeners[1:], len(d)]):
         block = dict(d[start:end])
         assert block.get("use_username_as_clientid") == "true", f"listener {d[start][1]}"
+
+
+# --- fleet enrolment (docs/fleet.md): group commands and the retained fleet state ---------------------------
+
+
+def test_fleet_topics_doors_read_group_commands_and_write_only_their_own_fleet_state(site_broker):
+    with Client(site_broker, "admin") as admin, Client(site_broker, "door-1") as door:
+        admin.subscribe("edge/#")
+        door.subscribe("edge/group/+/cmd")
+        assert not admin.publish("edge/group/lobby/cmd", b"group").is_failure
+        assert door.received_until(("edge/group/lobby/cmd", b"group")) == [("edge/group/lobby/cmd", b"group")]
+        for topic in ("edge/door-2/fleet", "edge/group/lobby/cmd"):  # another door's state; a group command
+            rc = door.publish(topic, b"forged")
+            assert rc.is_failure and rc.value == 135, (topic, rc)
+        assert not door.publish("edge/door-1/fleet", b"{}", retain=True).is_failure
+        got = admin.received_until(("edge/door-1/fleet", b"{}"))  # the forgeries would be before it
+        assert got == [("edge/group/lobby/cmd", b"group"), ("edge/door-1/fleet", b"{}")], got
+        assert not door.publish("edge/door-1/fleet", b"", retain=True).is_failure
