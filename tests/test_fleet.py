@@ -166,3 +166,42 @@ def test_large_groups_are_split_into_commands_under_the_limit(tmp_path):
     keys = tmp_path / "keys"
     keys.write_text("# doors\ndoor-1 AAAA\n\ndoor-2 BBBB  # lobby\n")
     assert read_device_keys(keys) == {"door-1": "AAAA", "door-2": "BBBB"}
+
+
+@pytest.mark.slow
+def test_the_administrators_commands_keys_enroll_status_revoke(tmp_path, astronaut_files, capsys):
+    from edge.cli import main
+
+    with Fleet(tmp_path, size=2, others=1, timeout=60.0) as fleet:
+        broker = ["--mqtt", fleet.site.url]  # the site broker: the doors on the hub answer across the bridge
+        signed = [*broker, "--group", GROUP, "--admin-key", str(tmp_path / "admin.key"), "--timeout", "30"]
+        capsys.readouterr()
+        assert main(["admin", "fleet", "keys", *broker, "--group", GROUP, "--wait", "1"]) == 0
+        keys_text = capsys.readouterr().out
+        assert keys_text.splitlines() == [f"{d} {fleet.keys[d]}" for d in fleet.doors]  # not the outsider
+        keys = tmp_path / "lobby.keys"
+        keys.write_text(keys_text)
+
+        photos = [str(p) for p in astronaut_files]
+        assert main(["admin", "fleet", "enroll", *signed, "--keys", str(keys), "Eileen Collins", *photos]) == 0
+        sent = json.loads(capsys.readouterr().out)
+        assert sent["ok"] == fleet.doors and sent["failed"] == {} and sent["missing"] == []
+
+        assert main(["admin", "fleet", "status", *broker, "--json", "--wait", "1.5"]) == 0
+        rows = {r["device_id"]: r for r in json.loads(capsys.readouterr().out)["devices"]}
+        assert sorted(rows) == sorted([*fleet.doors, *fleet.outsiders])
+        assert all(rows[d]["people"] == 1 and rows[d]["latest"][GROUP].startswith("yes") for d in fleet.doors)
+        assert rows[fleet.outsiders[0]]["people"] == 0 and rows[fleet.outsiders[0]]["latest"] == {"garage": "none sent"}
+
+        # a door that is down misses the revoke: the sender says so, and so does the status
+        fleet.procs[fleet.doors[1]].terminate()
+        fleet.procs[fleet.doors[1]].wait(15)
+        signed[-1] = "5"
+        assert main(["admin", "fleet", "revoke", *signed, "--keys", str(keys), "Eileen Collins"]) == 1
+        sent = json.loads(capsys.readouterr().out)
+        assert sent["ok"] == [fleet.doors[0]] and sent["missing"] == [fleet.doors[1]]
+        assert main(["admin", "fleet", "status", *broker, "--json", "--group", GROUP, "--wait", "1.5"]) == 0
+        rows = {r["device_id"]: r for r in json.loads(capsys.readouterr().out)["devices"]}
+        assert rows[fleet.doors[0]]["latest"][GROUP].startswith("yes (revoke")
+        assert rows[fleet.doors[1]]["latest"][GROUP].startswith("NO (missing revoke")
+        assert rows[fleet.doors[1]]["availability"] == "stopped" and rows[fleet.doors[1]]["people"] == 1

@@ -178,3 +178,25 @@ def vault_summary(vault_path: str | None, model_version: str | None = None) -> d
         "people_sha256": people_digest([p.name for p in people]),
         "public_key": vault.public_key_b64,
     }
+
+
+class VaultSummary:
+    """`vault_summary`, read again only when the vault's generation moved: the fleet state is
+    republished every `state_interval`, and a large vault's people list is not free."""
+
+    def __init__(self, vault_path: str | None) -> None:
+        self.vault_path = vault_path
+        self._cached: tuple[str, dict[str, Any]] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.vault_path:
+            return vault_summary(None)
+        from edge.vault import Vault
+        from edge.vault.store import cacheable
+
+        generation = Vault.open(self.vault_path).generation()
+        if self._cached is not None and self._cached[0] == generation and cacheable(generation):
+            return self._cached[1]
+        summary = vault_summary(self.vault_path)
+        self._cached = (summary["generation"], summary)
+        return summary

@@ -23,7 +23,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from edge.admin.fleet import AppliedLog, NotForThisDevice, device_args, group_target, target_group, vault_summary
+from edge.admin.fleet import AppliedLog, NotForThisDevice, VaultSummary, device_args, group_target, target_group
 from edge.admin.signing import CommandRefused, parse_json_object, sign_command
 from edge.mqtt.client import MqttLink, MqttSettings
 from edge.mqtt.topics import Topics
@@ -64,7 +64,7 @@ class FleetDoor:
         self.group_topics = {group_command_topic(group_prefix, g) for g in self.groups}
         self.applied = AppliedLog(applied_log)
         self.interval = float(interval)
-        self._summary = summary or (lambda: vault_summary(vault_path))
+        self._summary = summary or VaultSummary(vault_path)
         self._due = threading.Event()
         self._due.set()
         self._last = -1e18
