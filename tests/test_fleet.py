@@ -205,3 +205,51 @@ def test_the_administrators_commands_keys_enroll_status_revoke(tmp_path, astrona
         assert rows[fleet.doors[0]]["latest"][GROUP].startswith("yes (revoke")
         assert rows[fleet.doors[1]]["latest"][GROUP].startswith("NO (missing revoke")
         assert rows[fleet.doors[1]]["availability"] == "stopped" and rows[fleet.doors[1]]["people"] == 1
+
+
+@pytest.mark.slow
+def test_edge_run_takes_a_group_enrolment_on_its_loop_and_then_recognises_the_person(tmp_path, astronaut_rgb, capsys):
+    """The camera appliance (not `edge node`): the group import runs on the loop thread, the loop
+    reloads, and the next frames of the person are granted."""
+    import signal
+    import subprocess
+
+    from mqtt_broker import Broker
+    from mqtt_helpers import Recorder
+    from test_mqtt import DEVICE, _door, _edge_run
+
+    from edge.cli import main
+    from edge.vault import Vault
+
+    admin = generate_admin_key(tmp_path / "admin.key")
+    vault = Vault.init(tmp_path / "vault")  # empty: the person arrives by the group command
+    conf, frames = _door(tmp_path, astronaut_rgb, 900, admin_keys=[public_key_text(admin)], groups=["lobby"])
+    text = conf.read_text().replace('[vault]\npath = ""', f'[vault]\npath = "{tmp_path / "vault"}"')
+    conf.write_text(text.replace(f'[gallery]\npath = "{tmp_path / "gallery"}"', '[gallery]\npath = ""'))
+    keys = tmp_path / "lobby.keys"
+    keys.write_text(f"{DEVICE} {vault.public_key_b64}\n")
+    photo = tmp_path / "ada.jpg"
+    photo.write_bytes(encode(astronaut_rgb, ".jpg"))
+    with Broker(tmp_path / "broker") as broker:
+        rec = Recorder(broker.port, [f"edge/{DEVICE}/#"]).start()
+        proc = _edge_run(conf, frames, broker.url)
+        try:
+            assert rec.wait_for(lambda: rec.on(f"edge/{DEVICE}/fleet"), timeout=60)
+            assert rec.json_on(f"edge/{DEVICE}/fleet")[-1]["people"] == 0
+            assert not any(v["decision"] == "granted" for v in rec.json_on(f"edge/{DEVICE}/verdict"))
+            capsys.readouterr()
+            enrol = ["admin", "fleet", "enroll", "--mqtt", broker.url, "--group", "lobby", "--keys", str(keys)]
+            assert main([*enrol, "--admin-key", str(tmp_path / "admin.key"), "Ada", str(photo)]) == 0
+            assert json.loads(capsys.readouterr().out)["ok"] == [DEVICE]
+            assert rec.wait_for(lambda: rec.json_on(f"edge/{DEVICE}/fleet")[-1]["people"] == 1, timeout=30)
+            verdicts = f"edge/{DEVICE}/verdict"
+            granted = lambda: [v for v in rec.json_on(verdicts) if v["decision"] == "granted"]  # noqa: E731
+            assert rec.wait_for(lambda: any(v["name"] == "Ada" for v in granted()), timeout=60)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+            rec.stop()
