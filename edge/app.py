@@ -330,6 +330,7 @@ def appliance_from_config(
 
 
 __all__ = [
+    "FleetNode",
     "HttpThread",
     "appliance_from_config",
     "enrolments_from_config",
@@ -337,6 +338,7 @@ __all__ = [
     "serve_http",
     "attach_mqtt",
     "engine_from_config",
+    "fleet_door_from_config",
     "gallery_from_config",
     "gallery_from_photos",
     "mqtt_sink_from_config",
