@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -179,6 +180,7 @@ def mqtt_sink_from_config(config: Config):
                 device_id=device_id,
                 max_age=m.command_max_age,
                 nonce_log=f"{m.outbox_path}/command-nonces.json",
+                groups=m.groups,
             )
         except EdgeError as exc:
             raise ConfigError("mqtt.outbox_path", exc.message) from None
@@ -196,6 +198,7 @@ def mqtt_sink_from_config(config: Config):
         **ha_options_from_config(config),
     )
     holder["sink"] = sink
+    sink.fleet = fleet_door_from_config(config, topics=sink.topics)
     return sink
 
 
@@ -235,6 +238,67 @@ def attach_ha(appliance: Appliance, mqtt: Any, door: Any = None) -> None:
         mqtt.ha_actions["door_enable"] = lambda: door.set_enabled(True)
         mqtt.ha_actions["door_disable"] = lambda: door.set_enabled(False)
         mqtt.door_enabled = lambda: bool(door.enabled)
+
+
+# --- fleet enrolment (docs/fleet.md) ----------------------------------------------------------------
+
+
+def fleet_door_from_config(config: Config, *, topics: Any) -> Any:
+    """The door's part in the fleet (group commands, the retained fleet state) when `mqtt.groups`
+    names any group, else None."""
+    m = config.mqtt
+    if not m.groups:
+        return None
+    from edge.mqtt.fleet import FleetDoor
+
+    return FleetDoor(
+        device_id=config.device_id,
+        topics=topics,
+        groups=m.groups,
+        group_prefix=m.group_prefix,
+        vault_path=config.vault.path or None,
+        applied_log=f"{m.outbox_path}/fleet-applied.json",
+        interval=m.state_interval,
+    )
+
+
+class FleetNode:
+    """The appliance without a camera (`edge node`): the MQTT link, the vault, signed device and
+    group commands, imports through the real engine. For fleet tests and for a door whose camera
+    is elsewhere; `close()` stops it like `edge run` (availability "stopped")."""
+
+    def __init__(self, config: Config, *, engine: Engine | None = None) -> None:
+        import threading
+
+        from edge.admin.commands import CommandHandler
+
+        if not config.mqtt.enabled:
+            raise ConfigError("mqtt.enabled", "edge node needs MQTT (--mqtt URL or [mqtt] enabled = true)")
+        if not config.vault.path:
+            raise ConfigError("vault.path", "edge node needs a vault (--vault DIR or [vault] path)")
+        self.engine = engine or engine_from_config(config)
+        self.mqtt = mqtt_sink_from_config(config)
+        self._started = time.time()
+        lock = threading.Lock()  # the engine's interpreters are not shared between threads
+
+        def in_lock(fn: Callable[[], Any]) -> Any:
+            with lock:
+                return fn()
+
+        self.mqtt.commands = CommandHandler(
+            status=lambda: {"mode": "node", "uptime_s": round(time.time() - self._started, 1)},
+            vault_path=config.vault.path,
+            engine=self.engine.bytes_only(),  # commands come from the network: image content only
+            run_in_loop=in_lock,
+        )
+        self.mqtt.set_event_hook(lambda kind, fields: logger.info("node: %s %s", kind, fields))
+
+    def start(self) -> FleetNode:
+        self.mqtt.start()
+        return self
+
+    def close(self) -> None:
+        self.mqtt.close()
 
 
 def attach_mqtt(appliance: Appliance, mqtt: Any, *, vault_path: str | None, door: Any = None) -> None:
@@ -339,6 +403,7 @@ def appliance_from_config(
 
 
 __all__ = [
+    "FleetNode",
     "HttpThread",
     "appliance_from_config",
     "enrolments_from_config",
@@ -348,6 +413,7 @@ __all__ = [
     "attach_mqtt",
     "door_sink_from_config",
     "engine_from_config",
+    "fleet_door_from_config",
     "gallery_from_config",
     "gallery_from_photos",
     "mqtt_sink_from_config",

@@ -772,6 +772,203 @@ def cmd_admin_send(args: argparse.Namespace) -> int:
     return 0 if reply.get("ok") else 1
 
 
+# --- fleet enrolment: edge node, edge admin fleet … (docs/fleet.md) ------------------------------------
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    """A door without a camera: MQTT, vault, signed device and group commands, until SIGTERM/SIGINT."""
+    import signal
+    import threading
+
+    from edge.app import FleetNode
+    from edge.config import ConfigError, load_config
+
+    _warn_of_a_password_in(args.mqtt)
+    overrides = {
+        "device": {"id": args.device_id},
+        "mqtt": {"enabled": True, "url": args.mqtt} if args.mqtt else {},
+        **({"vault": {"path": args.vault}} if args.vault is not None else {}),
+    }
+    try:
+        config = load_config(args.config, overrides=overrides)
+        _log_level_from_config(args, config)
+        node = FleetNode(config).start()
+    except ConfigError as exc:
+        logger.error("node: %s", exc.message)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_a: stop.set())
+    logger.info("node %s: running (groups %s)", config.device_id, ", ".join(config.mqtt.groups) or "none")
+    while not stop.wait(1.0):
+        pass
+    node.close()
+    return 0
+
+
+def _fleet_settings(args: argparse.Namespace):
+    from edge.config import MqttConfig
+    from edge.mqtt.client import MqttSettings
+
+    mqtt = MqttConfig(
+        url=args.mqtt,
+        password_file=args.password_file,
+        ca_file=args.ca_file,
+        cert_file=args.cert_file,
+        key_file=args.key_file,
+        protocol=args.protocol,
+    )
+    return MqttSettings.from_config(mqtt, client_id="edge-admin", url=args.mqtt)
+
+
+def cmd_admin_fleet(args: argparse.Namespace) -> int:
+    from edge.errors import EdgeError
+    from edge.mqtt.client import MqttSetupError
+
+    _warn_of_a_password_in(args.mqtt)
+    action = args.fleet_command
+    try:
+        settings = _fleet_settings(args)
+        if action in ("status", "keys"):
+            return _fleet_read(args, settings)
+        return _fleet_send(args, settings)
+    except (EdgeError, MqttSetupError) as exc:
+        return _vault_error(f"admin fleet {action}", exc)
+    except (ConnectionError, TimeoutError) as exc:
+        logger.error("admin fleet %s: %s", action, exc)
+        return 3
+
+
+def _fleet_read(args: argparse.Namespace, settings) -> int:
+    from edge.mqtt.fleet import fleet_rows, read_fleet
+
+    devices = read_fleet(settings, states=args.states, availability=args.availability, wait=args.wait)
+    if args.fleet_command == "keys":
+        for device, entry in sorted(devices.items()):
+            state = entry["fleet"]
+            if (args.group is None or args.group in (state.get("groups") or [])) and state.get("public_key"):
+                print(f"{device} {state['public_key']}")
+        return 0 if devices else 3
+    rows = fleet_rows(devices, group=args.group)
+    if args.json:
+        _print_json({"devices": rows})
+    else:
+        print(f"{'device':<20} {'avail':<8} {'generation':<10} {'people':>6}  {'last seen':<25} latest per group")
+        for r in rows:
+            latest = "; ".join(f"{g}: {v}" for g, v in r["latest"].items()) or "-"
+            generation = (r["generation"] or "-")[:8]
+            seen = f"{r['last_seen']} ({r['seen_ago_s']:.0f} s)" if r["seen_ago_s"] is not None else "-"
+            people = str(r["people"])
+            print(f"{r['device_id']:<20} {r['availability']:<8} {generation:<10} {people:>6}  {seen:<25} {latest}")
+    return 0 if rows else 3
+
+
+def _fleet_send(args: argparse.Namespace, settings) -> int:
+    from edge.admin.fleet import import_chunks, read_device_keys
+    from edge.admin.signing import load_admin_key
+    from edge.mqtt.fleet import send_group_commands
+
+    key = load_admin_key(args.admin_key)
+    expect = list(read_device_keys(args.keys)) if args.keys else []
+    if args.fleet_command == "enroll":
+        from edge.vault import make_bundle, parse_public_key
+
+        if not args.keys:
+            logger.error("admin fleet enroll: --keys FILE is needed (from `edge admin fleet keys`, checked)")
+            return 2
+        keys = read_device_keys(args.keys)
+        bundles = {d: make_bundle(parse_public_key(k), args.name, args.photos) for d, k in keys.items()}
+        command, args_list = "import", import_chunks(bundles, args.max_bytes)
+    elif args.fleet_command == "revoke":
+        command, args_list = "revoke", [{"name": args.name}]
+    else:
+        command, args_list = "reload", [{}]
+    outcome = send_group_commands(
+        settings,
+        key,
+        args.group,
+        command,
+        args_list,
+        expect=expect,
+        group_prefix=args.group_prefix,
+        responses=args.responses,
+        timeout=args.timeout,
+    )
+    replies = outcome["replies"]
+    failed = sorted(d for d, r in replies.items() if not r.get("ok"))
+    _print_json(
+        {
+            "group": args.group,
+            "command": command,
+            "commands": len(args_list),
+            "batch": outcome["batch"],
+            "ok": sorted(d for d, r in replies.items() if r.get("ok")),
+            "failed": {d: replies[d].get("reason", "") + ": " + str(replies[d].get("error", "")) for d in failed},
+            "missing": outcome["missing"],
+            "seconds": outcome["seconds"],
+        }
+    )
+    return 0 if replies and not failed and not outcome["missing"] else 1
+
+
+def _register_fleet(sub, admin_sub, broker_options) -> None:
+    p = sub.add_parser("node", help="a door without a camera: MQTT, vault and signed (group) commands (docs/fleet.md)")
+    p.add_argument("--config", default=None, help="TOML config")
+    p.add_argument("--vault", default=None, help="override vault.path")
+    p.add_argument("--device-id", default=None, help="override device.id")
+    p.add_argument("--mqtt", default=None, metavar="URL", help="the broker (turns MQTT on)")
+    p.set_defaults(func=cmd_node)
+
+    q = admin_sub.add_parser("fleet", help="enrol or revoke on every door of a group; fleet status (docs/fleet.md)")
+    fleet_sub = q.add_subparsers(dest="fleet_command", metavar="ACTION", required=True)
+    for action, text in (
+        ("status", "doors, groups, vault generation, people, latest group command applied, last seen"),
+        ("keys", "print '<device id> <public key>' of every door (check it, then use it as --keys)"),
+        ("enroll", "seal NAME's photos to every door's key; one signed command on the group topic"),
+        ("revoke", "revoke NAME on every door of the group"),
+        ("reload", "every door of the group re-reads its vault"),
+    ):
+        r = fleet_sub.add_parser(action, help=text)
+        broker_options(r)
+        r.add_argument("--states", default="edge/+/fleet", help="the doors' fleet state topics (a filter)")
+        r.add_argument("--availability", default="edge/+/availability", help="the doors' availability topics")
+        if action in ("status", "keys"):
+            r.add_argument("--group", default=None, help="only the doors of this group")
+            r.add_argument("--wait", type=float, default=2.0, help="seconds to collect the retained states")
+            if action == "status":
+                r.add_argument("--json", action="store_true", help="JSON instead of a table")
+        else:
+            r.add_argument("--group", required=True, help="the group (a door takes it when in its mqtt.groups)")
+            r.add_argument(
+                "--admin-key", default=os.environ.get("EDGE_ADMIN_KEY", "admin.key"), help="admin private key"
+            )
+            r.add_argument("--group-prefix", default="edge/group", help="the doors' mqtt.group_prefix")
+            r.add_argument("--responses", default="edge/+/command/response", help="the doors' reply topics")
+            r.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the doors' replies")
+            r.add_argument(
+                "--keys",
+                default="",
+                metavar="FILE",
+                help="'<device id> <public key>' lines: the doors to seal to (enroll) and to wait for",
+            )
+        if action == "enroll":
+            r.add_argument("--max-bytes", type=int, default=8 * 1024 * 1024, help="the doors' mqtt.command_max_bytes")
+            r.add_argument("name", help="the person's name")
+            r.add_argument("photos", nargs="+", metavar="PHOTO", help="photos of the person (as for edge enroll)")
+        elif action == "revoke":
+            r.add_argument("name", help="the person's name")
+        r.set_defaults(func=cmd_admin_fleet)
+
+
+def _fleet_broker_options(r) -> None:
+    r.add_argument("--mqtt", required=True, metavar="URL", help="the broker: mqtt[s]://user@host[:port]")
+    r.add_argument("--password-file", default="", metavar="FILE", help="the broker password (one line)")
+    r.add_argument("--ca-file", default="", help="mqtts: CA of the broker's certificate")
+    r.add_argument("--cert-file", default="", help="mqtts: client certificate")
+    r.add_argument("--key-file", default="", help="mqtts: client certificate key")
+    r.add_argument("--protocol", choices=["auto", "5", "3.1.1"], default="auto", help="MQTT version")
+
+
 # --- logging options (every command) -----------------------------------------------------------
 
 
@@ -1068,6 +1265,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("arguments", nargs="*", metavar="ARG", help="revoke: the NAME; import: the BUNDLE file")
     q.set_defaults(func=cmd_admin_send)
+    _register_fleet(sub, admin_sub, _fleet_broker_options)
 
     # --- Home Assistant: uninstall (docs/mqtt.md, "Home Assistant") ---
     p = sub.add_parser("mqtt", help="MQTT housekeeping: remove-discovery")

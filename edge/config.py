@@ -219,6 +219,10 @@ class MqttConfig:
     # or signature check (docs/mqtt.md). The default holds an `import` of a bundle of ~6 MB of photos.
     command_max_bytes: int = _opt(8 * 1024 * 1024, lo=4096, hi=256 * 1024 * 1024)
     face_recipient: str = _opt("")  # X25519 public key (base64): verdicts carry the face sealed to it
+    # Fleet enrolment (docs/fleet.md): the groups this door belongs to; it takes signed commands
+    # for "group:<name>" on <group_prefix>/<name>/cmd as well as its own.
+    groups: tuple = _opt((), item=str)
+    group_prefix: str = _opt("edge/group")
 
 
 @dataclass(frozen=True)
@@ -411,6 +415,13 @@ def _validate(cfg: Config) -> None:
             "device.id",
             f"must be 1–64 characters of letters, digits, '.', '_' or '-' (starting with a letter or digit), "
             f"got {cfg.device.id!r}",
+        )
+    for group in cfg.mqtt.groups:  # fleet enrolment: a group name is one topic level
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", group):
+            raise ConfigError("mqtt.groups", f"a group name is 1-64 of letters, digits, '.', '_' or '-'; got {group!r}")
+    if not re.fullmatch(r"[^#+]+", cfg.mqtt.group_prefix) or cfg.mqtt.group_prefix.endswith("/"):
+        raise ConfigError(
+            "mqtt.group_prefix", f"must be a topic without wildcards or a trailing '/'; got {cfg.mqtt.group_prefix!r}"
         )
     if not cfg.camera.source.strip():
         raise ConfigError("camera.source", "must not be empty")

@@ -609,3 +609,21 @@ def test_device_publishes_its_home_assistant_view_and_only_its_own(site_broker):
             "edge/door-1/ha/seen/ada_12345678",
             "edge/door-1/verdict",
         ]
+
+
+# --- fleet enrolment (docs/fleet.md): group commands and the retained fleet state ---------------------------
+
+
+def test_fleet_topics_doors_read_group_commands_and_write_only_their_own_fleet_state(site_broker):
+    with Client(site_broker, "admin") as admin, Client(site_broker, "door-1") as door:
+        admin.subscribe("edge/#")
+        door.subscribe("edge/group/+/cmd")
+        assert not admin.publish("edge/group/lobby/cmd", b"group").is_failure
+        assert door.received_until(("edge/group/lobby/cmd", b"group")) == [("edge/group/lobby/cmd", b"group")]
+        for topic in ("edge/door-2/fleet", "edge/group/lobby/cmd"):  # another door's state; a group command
+            rc = door.publish(topic, b"forged")
+            assert rc.is_failure and rc.value == 135, (topic, rc)
+        assert not door.publish("edge/door-1/fleet", b"{}", retain=True).is_failure
+        got = admin.received_until(("edge/door-1/fleet", b"{}"))  # the forgeries would be before it
+        assert got == [("edge/group/lobby/cmd", b"group"), ("edge/door-1/fleet", b"{}")], got
+        assert not door.publish("edge/door-1/fleet", b"", retain=True).is_failure

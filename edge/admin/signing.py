@@ -230,9 +230,13 @@ class CommandVerifier:
         max_age: float = 120.0,
         nonce_log: str | os.PathLike[str] | None = None,
         clock: Callable[[], float] = time.time,
+        groups: Iterable[str] = (),
     ) -> None:
         self.keys = {bytes(k): k for k in (parse_verify_key(t) for t in admin_keys)}
         self.device_id = device_id
+        # Fleet enrolment (edge.admin.fleet): a command signed for "group:<g>" is for this device too
+        # when <g> is one of its groups; every other check is the same.
+        self.group_targets = {"group:" + g for g in groups}
         self.max_age = float(max_age)
         self.clock = clock
         self.nonces = NonceLog(nonce_log)
@@ -287,7 +291,13 @@ class CommandVerifier:
         if not isinstance(nonce, str) or not NONCE.fullmatch(nonce):
             raise CommandRefused("malformed", "'nonce' must be 32 lowercase hex digits")
         self._check_signature(data)
-        if data.get("device_id") != self.device_id:
+        target = data.get("device_id")
+        if isinstance(target, str) and target.startswith("group:"):
+            if target not in self.group_targets:
+                raise CommandRefused(
+                    "wrong_group", f"the command is for {target!r}; this device is in no such group (mqtt.groups)"
+                )
+        elif target != self.device_id:
             raise CommandRefused(
                 "wrong_device", f"the command is for device {data.get('device_id')!r}, this is {self.device_id!r}"
             )

@@ -24,11 +24,13 @@ from typing import Any
 
 from edge import __version__
 from edge.admin.commands import CommandHandler
+from edge.admin.fleet import target_group
 from edge.admin.signing import CommandRefused, CommandVerifier
 from edge.errors import INVALID_ARGUMENT, EdgeError
 from edge.mqtt.admin import HaCommandGate
 from edge.mqtt.announced import Announced
 from edge.mqtt.client import MqttLink, MqttSettings, reply_properties
+from edge.mqtt.fleet import FleetDoor
 from edge.mqtt.outbox import Outbox
 from edge.mqtt.topics import HaOptions, Topics, discovery_messages, person_slug
 from edge.sinks.base import Record, Sink, json_line
@@ -68,6 +70,7 @@ class MqttSink(Sink):
         stranger: str = "stranger",
         discovery_people: bool = False,
         announced_path: str | Path | None = None,
+        fleet: FleetDoor | None = None,
     ) -> None:
         self.ha = ha or HaOptions()
         self.stranger = stranger
@@ -86,6 +89,7 @@ class MqttSink(Sink):
         self._last: bytes | None = None  # the retained summary of the last verdict (ha/last)
         self._last_due = threading.Event()
         self.device_id = device_id
+        self.fleet = fleet  # fleet enrolment: group commands and the retained fleet state (edge.mqtt.fleet)
         self.topics = topics or Topics.for_device(device_id)
         self.outbox = outbox
         self.discovery = discovery
@@ -326,6 +330,8 @@ class MqttSink(Sink):
         link.subscribe(self.topics.command, qos=1)
         if self.ha.commands:
             link.subscribe(self.topics.ha_command, qos=1)
+        if self.fleet is not None:
+            self.fleet.connected(link)
         if self.discovery:
             link.subscribe(f"{self.discovery_prefix}/status", qos=1)
         self._discovery_due = True  # on the publisher thread: it may read the people (and a file)
@@ -378,7 +384,8 @@ class MqttSink(Sink):
             self._event_hook(kind, fields)
 
     def _on_message(self, message) -> None:
-        if message.topic == self.topics.command:
+        group_command = self.fleet is not None and self.fleet.is_group_topic(message.topic)
+        if message.topic == self.topics.command or group_command:
             if len(message.payload) > self.command_max_bytes:
                 self._refuse_too_large(message)
                 return
@@ -487,6 +494,8 @@ class MqttSink(Sink):
                 self._last_state = self.clock()
                 self._snapshot_sent = bool(self._snapshot)
                 self.link.publish(self.topics.state, json_line(self.state_payload()), qos=1, retain=True)
+            if self.fleet is not None:
+                self.fleet.tick(self.link)
             room = self.window - len(self._mids)
             if room <= 0:
                 continue
@@ -558,7 +567,16 @@ class MqttSink(Sink):
             self.verifier.verify(data)
             if self.commands is None:
                 raise CommandRefused("no_handler", "this device cannot carry out commands")
-            result = self.commands.handle(data["command"], data.get("args") or {})
+            if target_group(data.get("device_id")) is not None:  # verified for one of this door's groups
+                if self.fleet is None:
+                    raise CommandRefused("wrong_group", "this device takes no group commands (mqtt.groups)")
+                result = self.fleet.carry_out(data, self.commands.handle)
+                if result is None:
+                    return  # another door's copy: nothing done, nothing to answer
+            else:
+                result = self.commands.handle(data["command"], data.get("args") or {})
+                if self.fleet is not None and data["command"] in ("import", "revoke"):
+                    self.fleet.changed()
             reply.update(ok=True, code=1000, result=result)
         except CommandRefused as exc:
             reply.update(ok=False, code=exc.code, reason=exc.reason, error=exc.message)
