@@ -73,6 +73,7 @@ def test_mqtt_commands_get_a_bytes_only_engine(engine):
         state_payload=lambda: {"mqtt": {}},
         set_event_hook=lambda hook: None,
         start=lambda: None,
+        ha_actions={},  # Home Assistant's unsigned commands, filled by attach_mqtt
     )
     appliance = SimpleNamespace(
         engine=engine,
@@ -81,6 +82,7 @@ def test_mqtt_commands_get_a_bytes_only_engine(engine):
         reload=lambda: None,
         call_in_loop=lambda fn: fn(),
         post_event=lambda *a, **k: None,
+        gallery=SimpleNamespace(people=[]),
     )
     attach_mqtt(appliance, mqtt, vault_path=None)
     assert mqtt.commands.engine.allow_paths is False and mqtt.commands.engine.detector is engine.detector
