@@ -585,6 +585,20 @@ def _status_handler():
     return CommandHandler(status=lambda: {"fps": 12.0, "enrolled": 0})
 
 
+def wait_listening(sink, rec, timeout: float = 10.0) -> None:
+    """Until the sink's command subscription is live: connected is not subscribed, and under load
+    a command published at once can reach the broker before the sink's SUBSCRIBE does. A probe
+    that is not JSON is answered once it is; then the probe's traces are forgotten."""
+    deadline = time.monotonic() + timeout
+    while not rec.wait_for(lambda: rec.on(T.response), 0.5):
+        assert time.monotonic() < deadline, "the sink never answered on its command topic"
+        rec.client.publish(T.command, b"probe", qos=1)
+    time.sleep(0.3)  # the answers to earlier probes
+    with rec.cond:
+        rec.messages.clear()
+    sink.hooked.clear()
+
+
 def test_a_refused_command_is_recorded_as_its_size_and_hash_never_its_payload(broker, tmp_path, admin):
     """Anyone who may publish on the command topic must not be able to write into the audit log:
     a refused command becomes reason, a short command name, size and sha256 (issue 15)."""
@@ -595,6 +609,7 @@ def test_a_refused_command_is_recorded_as_its_size_and_hash_never_its_payload(br
     rec = Recorder(broker.port, [T.response + "/#"]).start()
     try:
         assert sink.link.wait_connected(10)
+        wait_listening(sink, rec)
         flood = "x" * 200_000
         unsigned = {k: v for k, v in sign_command(admin, "reload", device_id=DEVICE).items() if k != "sig"}
         payloads = [json.dumps({**unsigned, "command": flood}).encode(), json.dumps(unsigned).encode()]
