@@ -734,10 +734,9 @@ def _command_args(action: str, arguments: list[str]) -> dict | str:
 
 def cmd_admin_send(args: argparse.Namespace) -> int:
     from edge.admin.signing import load_admin_key
-    from edge.config import MqttConfig
     from edge.errors import EdgeError
     from edge.mqtt.admin import send_command
-    from edge.mqtt.client import MqttSettings, MqttSetupError
+    from edge.mqtt.client import MqttSetupError
 
     command_args = _command_args(args.action, args.arguments)
     if isinstance(command_args, str):
@@ -745,15 +744,7 @@ def cmd_admin_send(args: argparse.Namespace) -> int:
         return 2
     try:
         key = load_admin_key(args.admin_key)
-        mqtt = MqttConfig(
-            url=args.mqtt,
-            password_file=args.password_file,
-            ca_file=args.ca_file,
-            cert_file=args.cert_file,
-            key_file=args.key_file,
-            protocol=args.protocol,
-        )
-        settings = MqttSettings.from_config(mqtt, client_id="edge-admin", url=args.mqtt)
+        settings = _admin_mqtt_settings(args)
         reply = send_command(
             settings,
             key,
@@ -806,7 +797,8 @@ def cmd_node(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fleet_settings(args: argparse.Namespace):
+def _admin_mqtt_settings(args: argparse.Namespace):
+    """The administrator's broker connection from `edge admin send` / `edge admin fleet` flags."""
     from edge.config import MqttConfig
     from edge.mqtt.client import MqttSettings
 
@@ -828,7 +820,7 @@ def cmd_admin_fleet(args: argparse.Namespace) -> int:
     _warn_of_a_password_in(args.mqtt)
     action = args.fleet_command
     try:
-        settings = _fleet_settings(args)
+        settings = _admin_mqtt_settings(args)
         if action in ("status", "keys"):
             return _fleet_read(args, settings)
         return _fleet_send(args, settings)

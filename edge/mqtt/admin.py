@@ -7,6 +7,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from nacl.signing import SigningKey
@@ -14,6 +15,32 @@ from nacl.signing import SigningKey
 from edge.admin.signing import CommandRefused, parse_json_object, sign_command
 from edge.mqtt.client import MqttLink, MqttSettings, response_properties
 from edge.mqtt.topics import Topics
+
+
+def admin_link(
+    settings: MqttSettings,
+    on_message: Callable[[Any], None],
+    errors: list[str],
+    done: threading.Event,
+    *,
+    on_connect: Callable[[MqttLink, bool], None] | None = None,
+) -> MqttLink:
+    """The administrator's started connection (a client id of its own): a refusal or an
+    unreachable broker is put in `errors` and ends the wait on `done`."""
+
+    def on_status(kind: str, detail: str) -> None:
+        if kind in ("refused", "unreachable", "error"):
+            errors.append(detail)
+            done.set()
+
+    link = MqttLink(
+        dataclasses.replace(settings, client_id=f"edge-admin-{secrets.token_hex(4)}"),
+        on_connect=on_connect,
+        on_message=on_message,
+        on_status=on_status,
+    )
+    link.start()
+    return link
 
 
 def send_command(
@@ -55,21 +82,7 @@ def send_command(
             got.update(data)
             done.set()
 
-    def on_connect(_link: MqttLink, _first: bool) -> None:
-        connected.set()
-
-    def on_status(kind: str, detail: str) -> None:
-        if kind in ("refused", "unreachable", "error"):
-            errors.append(detail)
-            done.set()
-
-    link = MqttLink(
-        dataclasses.replace(settings, client_id=f"edge-admin-{secrets.token_hex(4)}"),
-        on_connect=on_connect,
-        on_message=on_message,
-        on_status=on_status,
-    )
-    link.start()
+    link = admin_link(settings, on_message, errors, done, on_connect=lambda _link, _first: connected.set())
     try:
         connected.wait(timeout)
         # the reply topic must be subscribed before the device can answer

@@ -11,7 +11,6 @@ Topics:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import secrets
@@ -25,6 +24,7 @@ from nacl.signing import SigningKey
 
 from edge.admin.fleet import AppliedLog, NotForThisDevice, VaultSummary, device_args, group_target, target_group
 from edge.admin.signing import CommandRefused, parse_json_object, sign_command
+from edge.mqtt.admin import admin_link
 from edge.mqtt.client import MqttLink, MqttSettings
 from edge.mqtt.topics import Topics
 
@@ -133,20 +133,6 @@ class FleetDoor:
 # --- the administrator's side ----------------------------------------------------------------------------
 
 
-def _admin_link(settings: MqttSettings, on_message, errors: list[str], done: threading.Event) -> MqttLink:
-    def on_status(kind: str, detail: str) -> None:
-        if kind in ("refused", "unreachable", "error"):
-            errors.append(detail)
-            done.set()
-
-    link = MqttLink(
-        dataclasses.replace(settings, client_id=f"edge-admin-{secrets.token_hex(4)}"),
-        on_message=on_message,
-        on_status=on_status,
-    )
-    return link.start()
-
-
 def _connect(link: MqttLink, topics: list[str], timeout: float, errors: list[str], settings: MqttSettings) -> None:
     end = time.monotonic() + timeout
     while not link.connected.is_set() and not errors and time.monotonic() < end:
@@ -195,7 +181,7 @@ def send_group_commands(
                 if waiting and waiting <= set(replies):
                     done.set()
 
-    link = _admin_link(settings, on_message, errors, done)
+    link = admin_link(settings, on_message, errors, done)
     try:
         _connect(link, [responses], timeout, errors, settings)
         started = time.monotonic()
@@ -248,7 +234,7 @@ def read_fleet(
                 device = topic[len(avail_root) : -len("/availability")]
                 devices.setdefault(device, {})["availability"] = message.payload.decode("utf-8", "replace")[:32]
 
-    link = _admin_link(settings, on_message, errors, done)
+    link = admin_link(settings, on_message, errors, done)
     try:
         _connect(link, [states, availability], max(wait, 5.0), errors, settings)
         time.sleep(wait)  # retained messages arrive right after the SUBACK
