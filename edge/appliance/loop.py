@@ -176,7 +176,7 @@ class Appliance:
                 face = engine.align_face(rgb, det)
                 spent.update(face.seconds)
                 quality = None if face.quality is None else face.quality.to_dict()
-                if self._frame_observers:
+                if self._frame_observers:  # the live view shows the last reading of each face
                     tr.data["quality"] = quality
                 if self.gate and quality is not None and quality.get("ok") is False:
                     self.counts["quality_rejected"] += 1
@@ -195,8 +195,6 @@ class Appliance:
                     continue
                 kept.append((det, tr, quality))
                 crops.append(face.crop)
-                if self._frame_observers:  # the live view shows the last reading of each face
-                    tr.data["quality"] = quality
                 if self.liveness.enabled:  # the motion cue's input
                     tr.data["landmarks"] = None if face.mesh is None else face.mesh.landmarks
             for stage in ("landmarks", "align", "quality"):
