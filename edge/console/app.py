@@ -190,6 +190,15 @@ class Console:
                 return None, _error(403, "CSRF token missing or wrong; reload the page")
         return session, None
 
+    async def _guarded_form(self, request: Request) -> dict | Response:
+        """A small JSON or form body (its CSRF token may be a field of it) from a logged-in
+        session, or the refusal to answer with."""
+        form = await _form(request, MAX_JSON_BYTES)
+        if isinstance(form, Response):
+            return form
+        _, refusal = await self._guard(request, form=form)
+        return refusal or form
+
     async def session_info(self, request: Request) -> Response:
         session, refusal = await self._guard(request, post=False)
         if refusal:
@@ -346,12 +355,9 @@ class Console:
 
     async def enrol_from_verdict(self, request: Request) -> Response:
         """An `unknown`/`denied` verdict's kept face crop → an enrolment (keep_unknown_crops only)."""
-        form = await _form(request, MAX_JSON_BYTES)
+        form = await self._guarded_form(request)
         if isinstance(form, Response):
             return form
-        _, refusal = await self._guard(request, form=form)
-        if refusal:
-            return refusal
         if not self.settings.keep_unknown_crops:
             return _error(403, "unknown faces are not kept ([console] keep_unknown_crops = false)")
         try:
@@ -394,12 +400,9 @@ class Console:
             return JSONResponse({"people": [], "problems": [f"the vault cannot be read: {exc}"]})
 
     async def revoke(self, request: Request) -> Response:
-        form = await _form(request, MAX_JSON_BYTES)
+        form = await self._guarded_form(request)
         if isinstance(form, Response):
             return form
-        _, refusal = await self._guard(request, form=form)
-        if refusal:
-            return refusal
         name = form.get("name")
         if not isinstance(name, str) or not name:
             return _error(400, "give the person's name")
